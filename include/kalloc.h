@@ -1,0 +1,222 @@
+/*
+ * kalloc.h - the libkalloc core API.
+ *
+ * One operation, realloc, after the Linux kernel's Rust `Allocator` trait:
+ *
+ *     kalloc_realloc(a, ptr, layout, old_layout, flags, &out)
+ *
+ *   - ptr == NULL allocates (old_layout is ignored);
+ *   - layout.size == 0 frees and yields the zero-size sentinel;
+ *   - otherwise the block is resized, moving it if needed, keeping
+ *     min(old, new) bytes of content.
+ *
+ * kalloc_alloc() and kalloc_free() are realloc with NULL and with size 0.
+ *
+ * An allocator handle (kalloc_t) is one backend plugin instance.  A program
+ * may hold several at once, as the kernel uses Kmalloc and Vmalloc side by
+ * side.  Backends: "slab", "page", "kv", "jemalloc", "tcmalloc", "mimalloc",
+ * "libc", or the path of a third-party plugin (a file name containing '/'
+ * or ending in ".so").
+ *
+ * The default backend is chosen by the environment variable KALLOC_BACKEND;
+ * when unset it is "libc" (documented in README.md, "Choosing a backend").
+ *
+ * Every function is thread safe.  Errors are returned as a kalloc_err value;
+ * kalloc_errmsg() gives this thread's last failure in one readable line
+ * naming what was wrong and what is valid.
+ */
+#ifndef KALLOC_H
+#define KALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KALLOC_API __attribute__((visibility("default")))
+#else
+#define KALLOC_API
+#endif
+
+#define KALLOC_VERSION_MAJOR 0
+#define KALLOC_VERSION_MINOR 1
+#define KALLOC_VERSION_PATCH 0
+#define KALLOC_VERSION_STRING "0.1.0"
+
+/* ---- layouts ---------------------------------------------------------- */
+
+/* A block's shape: size in bytes and alignment (a power of two). */
+typedef struct kalloc_layout {
+	size_t size;
+	size_t align;
+} kalloc_layout_t;
+
+/* Layout literal. */
+#define KALLOC_LAYOUT(sz, al) ((kalloc_layout_t){ (sz), (al) })
+
+/*
+ * Passed as old_layout when the caller does not know how the block was
+ * created (free(p) without a size, as malloc's free does): the backend finds
+ * the size itself.  An old_layout with size 0 and a non-zero alignment says
+ * "ptr is a zero-size sentinel" (the kernel's dangling pointer of an empty
+ * vector) and ptr is then never dereferenced nor freed.
+ */
+#define KALLOC_LAYOUT_UNKNOWN ((kalloc_layout_t){ 0, 0 })
+
+/*
+ * The layout of an array of n elements of `size` bytes: KALLOC_OK, or
+ * KALLOC_EOVERFLOW (with errmsg) when n * size does not fit in size_t (G10).
+ * `align` must be a power of two (KALLOC_EINVAL otherwise).
+ */
+KALLOC_API int kalloc_layout_array(size_t n, size_t size, size_t align,
+				   kalloc_layout_t *out);
+
+/* ---- flags (after the kernel's gfp flags) ------------------------------ */
+
+typedef uint32_t kalloc_flags_t;
+
+#define KALLOC_KERNEL  0u        /* may block; the default */
+#define KALLOC_ZERO    (1u << 0) /* bytes up to the usable length read 0 (G3) */
+#define KALLOC_NOWARN  (1u << 1) /* no failure warning on stderr (G12) */
+#define KALLOC_NOWAIT  (1u << 2) /* never block, never map memory (G11) */
+#define KALLOC_ATOMIC  (1u << 3) /* as NOWAIT, and may use a small reserve */
+#define KALLOC_ACCOUNT (1u << 4) /* charge to the thread's accounting domain */
+#define KALLOC_HIGHMEM (1u << 5) /* accepted, no effect */
+#define KALLOC_FLAGS_ALL 0x3fu
+
+/* ---- results and errors ----------------------------------------------- */
+
+/* A successful call's block: the pointer and its usable length (>= size). */
+typedef struct kalloc_buf {
+	void *ptr;
+	size_t len;
+} kalloc_buf_t;
+
+typedef enum kalloc_err {
+	KALLOC_OK = 0,
+	KALLOC_ENOMEM,    /* no memory (real or injected); old block intact */
+	KALLOC_EINVAL,    /* invalid argument: alignment not a power of two... */
+	KALLOC_EALIGN,    /* alignment above what the backend supports */
+	KALLOC_EOVERFLOW, /* size (or n * size) overflows once rounded */
+	KALLOC_ENOTSUP,   /* a flag the backend does not honor (G14) */
+	KALLOC_EAGAIN,    /* NOWAIT/ATOMIC could not be served without blocking */
+	KALLOC_ELIMIT,    /* ACCOUNT: the accounting domain's limit is reached */
+	KALLOC_ENOENT,    /* no such backend or plugin file */
+	KALLOC_EABI,      /* plugin with a wrong ABI or missing entry point */
+	KALLOC_ELOAD,     /* dlopen or the plugin's init failed */
+	KALLOC_ERR_COUNT
+} kalloc_err_t;
+
+/* Short constant text for an error code ("out of memory", ...). */
+KALLOC_API const char *kalloc_strerror(int err);
+
+/*
+ * This thread's last failure, as one line: what failed, why, and what is
+ * valid.  Valid until this thread's next failing kalloc call.  "" if none.
+ */
+KALLOC_API const char *kalloc_errmsg(void);
+
+/* ---- allocator handles ------------------------------------------------ */
+
+typedef struct kalloc kalloc_t;
+
+/*
+ * Open a backend by name ("slab", "libc", ...) or plugin path.  `options`
+ * is a backend-specific "key=value,key=value" string or NULL.  Each call
+ * returns a new handle; close it with kalloc_close() once every block it
+ * allocated has been freed.
+ */
+KALLOC_API int kalloc_open(const char *backend, const char *options,
+			   kalloc_t **out);
+KALLOC_API void kalloc_close(kalloc_t *a);
+
+/*
+ * The process-wide shared handle of a backend, opened on first use and never
+ * closed.  NULL on failure (kalloc_errmsg() says why).  kalloc_get(NULL) is
+ * the default backend.
+ */
+KALLOC_API kalloc_t *kalloc_get(const char *backend);
+
+/* The default backend: KALLOC_BACKEND, else "libc".  Never NULL: an invalid
+ * KALLOC_BACKEND is reported once on stderr and "libc" is used instead. */
+KALLOC_API kalloc_t *kalloc_default(void);
+
+/* What a backend declares (G14). Strings live as long as the handle. */
+typedef struct kalloc_info {
+	const char *name;        /* "slab" */
+	const char *version;     /* the backend's own version string */
+	const char *description; /* one line */
+	const char *path;        /* plugin file it was loaded from */
+	kalloc_flags_t flags;    /* flags honored (others are refused) */
+	size_t max_align;        /* largest supported alignment */
+	size_t max_size;         /* largest supported size */
+} kalloc_info_t;
+
+KALLOC_API void kalloc_info(const kalloc_t *a, kalloc_info_t *out);
+
+/*
+ * Call `fn` for every backend found in the plugin path, in name order.
+ * `info` is NULL when the plugin could not be loaded; `err` then says why.
+ * Returns the number of plugins found.
+ */
+typedef void (*kalloc_list_fn)(const char *name, const kalloc_info_t *info,
+			       const char *err, void *ctx);
+KALLOC_API int kalloc_list(kalloc_list_fn fn, void *ctx);
+
+/* The plugin directories searched, ':'-separated (KALLOC_PLUGIN_PATH, then
+ * the directory compiled in from the install prefix). */
+KALLOC_API const char *kalloc_plugin_path(void);
+
+/* ---- the core calls --------------------------------------------------- */
+
+/*
+ * The one operation (see the top of this file).  On success returns
+ * KALLOC_OK and fills *out ({sentinel, 0} when layout.size == 0).  On failure
+ * returns the error, leaves *out untouched, and `ptr` stays valid and owned by
+ * the caller (G5).  layout.align may be smaller than, equal to or larger than
+ * the block's original alignment; the result always satisfies it.
+ * old_layout is the layout the block was created with, or KALLOC_LAYOUT_UNKNOWN.
+ */
+KALLOC_API int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
+			      kalloc_layout_t old_layout, kalloc_flags_t flags,
+			      kalloc_buf_t *out);
+
+/* realloc(NULL, layout, -, flags) */
+KALLOC_API int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout,
+			    kalloc_flags_t flags, kalloc_buf_t *out);
+
+/* realloc(ptr, {0, 1}, layout, 0).  NULL and sentinels are no-ops (G6). */
+KALLOC_API void kalloc_free(kalloc_t *a, void *ptr, kalloc_layout_t layout);
+
+/* Usable length of a live block; 0 for NULL and sentinels. */
+KALLOC_API size_t kalloc_usable_size(kalloc_t *a, const void *ptr);
+
+/* Does this handle's backend own ptr?  1 yes, 0 no, -1 cannot tell. */
+KALLOC_API int kalloc_owns(kalloc_t *a, const void *ptr);
+
+/*
+ * The zero-size sentinel for an alignment: a non-NULL address equal to
+ * max(align, 16) that is never dereferenced (the kernel's ZERO_SIZE_PTR is
+ * 16, Rust's dangling pointer is `align`).  Recognised by every call.
+ */
+#define KALLOC_ZERO_SIZE_PTR ((void *)16)
+KALLOC_API void *kalloc_sentinel(size_t align);
+KALLOC_API int kalloc_is_sentinel(const void *ptr);
+
+/* ---- testing ---------------------------------------------------------- */
+
+/*
+ * Make the nth next allocating call (alloc or growing realloc) made by the
+ * calling thread fail with KALLOC_ENOMEM, as a real failure would: the old
+ * block stays intact and a warning is printed unless NOWARN.  n = 1 fails the
+ * very next call; 0 cancels.  For tests of failure paths (G5).
+ */
+KALLOC_API void kalloc_fail_nth(unsigned n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KALLOC_H */

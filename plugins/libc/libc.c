@@ -1,0 +1,102 @@
+/*
+ * libc: the system allocator as a backend, the reference every other backend
+ * is measured against (the kernel's user-space Cmalloc, but resizing in place
+ * through realloc(3) whenever the alignment allows).
+ *
+ * Honors ZERO.  Refuses NOWAIT/ATOMIC: malloc(3) may wait on an arena lock
+ * and may call brk/mmap.
+ */
+#include <kalloc/plugin.h>
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What malloc(3) guarantees on x86-64 and aarch64 glibc. */
+#define MALLOC_ALIGN (2 * sizeof(size_t))
+
+static int libc_init(const kalloc_host_t *host, const char *options,
+		     void **state)
+{
+	(void)host;
+	(void)options;
+	*state = NULL;
+	return KALLOC_OK;
+}
+
+static void libc_fini(void *state)
+{
+	(void)state;
+}
+
+static int aligned_to(const void *p, size_t align)
+{
+	return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+static void *fresh(size_t size, size_t align)
+{
+	if (align <= MALLOC_ALIGN)
+		return malloc(size);
+	void *p;
+	return posix_memalign(&p, align, size) ? NULL : p;
+}
+
+static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
+			kalloc_layout_t old, kalloc_flags_t flags,
+			kalloc_buf_t *out)
+{
+	(void)state;
+	if (l.size == 0) {
+		free(ptr);
+		return KALLOC_OK;
+	}
+	size_t kept = 0; /* bytes of content the result carries */
+	void *p;
+	if (!ptr) {
+		p = fresh(l.size, l.align);
+	} else {
+		size_t old_len = old.align ? old.size : malloc_usable_size(ptr);
+		kept = old_len < l.size ? old_len : l.size;
+		if (l.align <= MALLOC_ALIGN) {
+			p = realloc(ptr, l.size);
+		} else if (aligned_to(ptr, l.align) &&
+			   malloc_usable_size(ptr) >= l.size) {
+			p = ptr; /* keeps its alignment; realloc might not */
+		} else {
+			p = fresh(l.size, l.align);
+			if (p) {
+				memcpy(p, ptr, kept);
+				free(ptr);
+			}
+		}
+	}
+	if (!p)
+		return KALLOC_ENOMEM;
+	size_t len = malloc_usable_size(p);
+	if (flags & KALLOC_ZERO)
+		memset((char *)p + kept, 0, len - kept);
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
+static size_t libc_usable_size(void *state, const void *ptr)
+{
+	(void)state;
+	return malloc_usable_size((void *)ptr);
+}
+
+KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
+	KALLOC_PLUGIN_HEADER,
+	.name = "libc",
+	.version = "glibc",
+	.description = "the system allocator (malloc, posix_memalign, realloc)",
+	.flags = KALLOC_ZERO,
+	.max_align = (size_t)1 << 30,
+	.max_size = PTRDIFF_MAX,
+	.init = libc_init,
+	.fini = libc_fini,
+	.realloc = libc_realloc,
+	.usable_size = libc_usable_size,
+};

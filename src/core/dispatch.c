@@ -1,0 +1,186 @@
+/*
+ * The one operation, realloc, and what derives from it.  The core owns every
+ * check a backend should not have to repeat: zero sizes and sentinels (G6,
+ * G7), alignment and size limits (G2, G10), flags a backend refuses (G14),
+ * injected failures and the failure warning (G5, G12).  A plugin's realloc
+ * only ever sees the cases listed in <kalloc/plugin.h>.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static inline bool is_pow2(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+void *kalloc_sentinel(size_t align)
+{
+	if (!is_pow2(align) || align < 16)
+		align = 16;
+	if (align > CORE_MAX_ALIGN)
+		align = CORE_MAX_ALIGN;
+	return (void *)align;
+}
+
+/*
+ * Sentinels are the addresses max(align, 16) for align <= CORE_MAX_ALIGN, and
+ * anything up to 16 (the kernel's ZERO_OR_NULL_PTR).  No backend block starts
+ * at such an address: the core checks every result (see retire_sentinel).
+ */
+int kalloc_is_sentinel(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	return p && (p <= 16 || (is_pow2(p) && p <= CORE_MAX_ALIGN));
+}
+
+int kalloc_layout_array(size_t n, size_t size, size_t align,
+			kalloc_layout_t *out)
+{
+	if (!is_pow2(align))
+		return kalloc__error(KALLOC_EINVAL,
+				     "alignment %zu is not a power of two", align);
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes))
+		return kalloc__error(KALLOC_EOVERFLOW,
+				     "array of %zu elements of %zu bytes overflows "
+				     "size_t (max %zu bytes)", n, size, SIZE_MAX);
+	*out = KALLOC_LAYOUT(bytes, align);
+	return KALLOC_OK;
+}
+
+static int fail(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
+{
+	kalloc__warn_failure(a, l.size, l.align, f, err);
+	return err;
+}
+
+static int check(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f)
+{
+	if (unlikely(!is_pow2(l.align)))
+		return kalloc__error(KALLOC_EINVAL,
+				     "alignment %zu is not a power of two; valid: "
+				     "powers of two up to %zu", l.align, a->max_align);
+	if (unlikely(l.align > a->max_align))
+		return kalloc__error(KALLOC_EALIGN,
+				     "alignment %zu is above backend '%s''s limit; "
+				     "valid: powers of two up to %zu",
+				     l.align, a->p->name, a->max_align);
+	if (unlikely(f & ~KALLOC_FLAGS_ALL))
+		return kalloc__error(KALLOC_EINVAL,
+				     "unknown flag bits 0x%x; valid: KALLOC_* flags (0x%x)",
+				     (unsigned)(f & ~KALLOC_FLAGS_ALL),
+				     (unsigned)KALLOC_FLAGS_ALL);
+	if (unlikely(f & ~a->honored))
+		return kalloc__error(KALLOC_ENOTSUP,
+				     "backend '%s' does not honor flags 0x%x; it "
+				     "honors 0x%x", a->p->name,
+				     (unsigned)(f & ~a->honored),
+				     (unsigned)a->honored);
+	if (unlikely(l.size > SIZE_MAX - l.align))
+		return kalloc__error(KALLOC_EOVERFLOW,
+				     "size %zu overflows when rounded to alignment %zu",
+				     l.size, l.align);
+	if (unlikely(l.size > a->max_size))
+		return kalloc__error(KALLOC_ENOMEM,
+				     "size %zu is above backend '%s''s limit of %zu bytes",
+				     l.size, a->p->name, a->max_size);
+	return KALLOC_OK;
+}
+
+/* Frees a real block (not NULL, not a sentinel). */
+static void release(kalloc_t *a, void *ptr, kalloc_layout_t old)
+{
+	if (a->free_sized && old.align) {
+		a->free_sized(a->state, ptr, old);
+		return;
+	}
+	kalloc_buf_t ignored;
+	a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+}
+
+/*
+ * A backend returned a block at a sentinel address (only possible if it maps
+ * memory at a tiny power-of-two address).  Keep that block forever and
+ * allocate another, so sentinels stay unambiguous.
+ */
+static int retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
+			   kalloc_buf_t *out)
+{
+	kalloc_buf_t b;
+	int err = a->realloc(a->state, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, &b);
+	if (err)
+		return err;
+	if (kalloc_is_sentinel(b.ptr))
+		return KALLOC_ENOMEM;
+	*out = b;
+	return KALLOC_OK;
+}
+
+int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
+		   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	if (ptr && (kalloc_is_sentinel(ptr) || (old.size == 0 && old.align)))
+		ptr = NULL;
+	if (layout.size == 0) {
+		if (unlikely(!is_pow2(layout.align)))
+			return fail(a, kalloc__error(KALLOC_EINVAL,
+				   "alignment %zu is not a power of two",
+				   layout.align), layout, flags);
+		if (ptr)
+			release(a, ptr, old);
+		*out = (kalloc_buf_t){ kalloc_sentinel(layout.align), 0 };
+		return KALLOC_OK;
+	}
+	int err = check(a, layout, flags);
+	if (unlikely(err))
+		return fail(a, err, layout, flags);
+	if (unlikely(kalloc__fail_now()))
+		return fail(a, kalloc__error(KALLOC_ENOMEM,
+			    "injected failure (kalloc_fail_nth)"), layout, flags);
+
+	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
+	err = a->realloc(a->state, ptr, layout, ptr ? old : KALLOC_LAYOUT_UNKNOWN,
+			 pf, out);
+	if (unlikely(err))
+		return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
+			    layout, flags);
+	if (unlikely(kalloc_is_sentinel(out->ptr))) {
+		kalloc_buf_t fresh;
+		if (ptr) /* a moved block: the backend's copy is in out */
+			return KALLOC_OK;
+		err = retire_sentinel(a, layout, pf, &fresh);
+		if (err)
+			return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
+				    layout, flags);
+		*out = fresh;
+	}
+	return KALLOC_OK;
+}
+
+int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
+		 kalloc_buf_t *out)
+{
+	return kalloc_realloc(a, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out);
+}
+
+void kalloc_free(kalloc_t *a, void *ptr, kalloc_layout_t layout)
+{
+	if (!ptr || kalloc_is_sentinel(ptr) || (layout.size == 0 && layout.align))
+		return;
+	release(a, ptr, layout);
+}
+
+size_t kalloc_usable_size(kalloc_t *a, const void *ptr)
+{
+	if (!ptr || kalloc_is_sentinel(ptr))
+		return 0;
+	return a->usable_size(a->state, ptr);
+}
+
+int kalloc_owns(kalloc_t *a, const void *ptr)
+{
+	if (!ptr || kalloc_is_sentinel(ptr))
+		return 0;
+	return a->owns ? a->owns(a->state, ptr) : -1;
+}

@@ -1,0 +1,345 @@
+/*
+ * The plugin loader: finds a backend's file, dlopens it, checks its
+ * descriptor against the ABI and starts an instance.  Every refusal is one
+ * message naming the file, the reason and (for dlopen) dlerror().
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef KALLOC_PLUGINDIR
+#error "KALLOC_PLUGINDIR must be defined by the build"
+#endif
+
+#define PLUGIN_PREFIX "kalloc-"
+#define PLUGIN_SUFFIX ".so"
+
+static char plugin_path[4096];
+static pthread_once_t plugin_path_once = PTHREAD_ONCE_INIT;
+
+static void plugin_path_init(void)
+{
+	const char *env = kalloc__env("KALLOC_PLUGIN_PATH");
+	snprintf(plugin_path, sizeof(plugin_path), "%s%s%s", env ? env : "",
+		 env ? ":" : "", KALLOC_PLUGINDIR);
+}
+
+const char *kalloc_plugin_path(void)
+{
+	pthread_once(&plugin_path_once, plugin_path_init);
+	return plugin_path;
+}
+
+/* Calls fn(dir) for each directory of the plugin path; stops on non-zero. */
+static int each_dir(int (*fn)(const char *dir, void *ctx), void *ctx)
+{
+	const char *p = kalloc_plugin_path();
+	while (*p) {
+		size_t n = strcspn(p, ":");
+		char dir[1024];
+		if (n > 0 && n < sizeof(dir)) {
+			memcpy(dir, p, n);
+			dir[n] = 0;
+			int r = fn(dir, ctx);
+			if (r)
+				return r;
+		}
+		p += n + (p[n] == ':');
+	}
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_'))
+			return false;
+	return true;
+}
+
+/* Backend name of a plugin file name "kalloc-NAME.so", or false. */
+static bool file_backend_name(const char *file, char *name, size_t cap)
+{
+	size_t len = strlen(file), pl = strlen(PLUGIN_PREFIX),
+	       sl = strlen(PLUGIN_SUFFIX);
+	if (len <= pl + sl || strncmp(file, PLUGIN_PREFIX, pl) ||
+	    strcmp(file + len - sl, PLUGIN_SUFFIX) || len - pl - sl >= cap)
+		return false;
+	memcpy(name, file + pl, len - pl - sl);
+	name[len - pl - sl] = 0;
+	return valid_name(name);
+}
+
+/* ---- names found in the plugin path ---------------------------------- */
+
+#define MAX_PLUGINS 64
+
+struct found {
+	char name[MAX_PLUGINS][72];
+	char path[MAX_PLUGINS][1100];
+	int n;
+};
+
+static int scan_dir(const char *dir, void *ctx)
+{
+	struct found *f = ctx;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && f->n < MAX_PLUGINS) {
+		char name[72];
+		if (!file_backend_name(e->d_name, name, sizeof(name)))
+			continue;
+		bool dup = false; /* the first directory wins */
+		for (int i = 0; i < f->n; i++)
+			dup |= strcmp(f->name[i], name) == 0;
+		if (dup)
+			continue;
+		snprintf(f->name[f->n], sizeof(f->name[0]), "%s", name);
+		snprintf(f->path[f->n], sizeof(f->path[0]), "%s/%s", dir,
+			 e->d_name);
+		f->n++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Every backend in the plugin path, sorted by name.  Heap-allocated. */
+static struct found *scan_all(void)
+{
+	struct found *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	each_dir(scan_dir, f);
+	/* sort names and paths together: insertion sort, n is small */
+	for (int i = 1; i < f->n; i++)
+		for (int j = i; j > 0 && cmp_name(f->name[j - 1], f->name[j]) > 0;
+		     j--) {
+			char tn[72], tp[1100];
+			memcpy(tn, f->name[j], sizeof(tn));
+			memcpy(tp, f->path[j], sizeof(tp));
+			memcpy(f->name[j], f->name[j - 1], sizeof(tn));
+			memcpy(f->path[j], f->path[j - 1], sizeof(tp));
+			memcpy(f->name[j - 1], tn, sizeof(tn));
+			memcpy(f->path[j - 1], tp, sizeof(tp));
+		}
+	return f;
+}
+
+/* "kv, libc, page" into buf. */
+static void valid_names(char *buf, size_t cap)
+{
+	struct found *f = scan_all();
+	buf[0] = 0;
+	size_t used = 0;
+	for (int i = 0; f && i < f->n && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%s",
+					 i ? ", " : "", f->name[i]);
+	if (!f || f->n == 0)
+		snprintf(buf, cap, "none found");
+	free(f);
+}
+
+/* Resolves a backend argument to a plugin file path. */
+static int resolve(const char *backend, char *path, size_t cap)
+{
+	size_t len = strlen(backend);
+	if (strchr(backend, '/') ||
+	    (len > 3 && strcmp(backend + len - 3, PLUGIN_SUFFIX) == 0)) {
+		if (access(backend, R_OK) != 0)
+			return kalloc__error(KALLOC_ENOENT,
+					     "plugin file '%s' not found or not readable",
+					     backend);
+		snprintf(path, cap, "%s", backend);
+		return KALLOC_OK;
+	}
+	if (valid_name(backend)) {
+		struct found *f = scan_all();
+		for (int i = 0; f && i < f->n; i++)
+			if (strcmp(f->name[i], backend) == 0) {
+				snprintf(path, cap, "%s", f->path[i]);
+				free(f);
+				return KALLOC_OK;
+			}
+		free(f);
+	}
+	char names[512];
+	valid_names(names, sizeof(names));
+	return kalloc__error(KALLOC_ENOENT,
+			     "unknown backend '%s'; valid backends: %s "
+			     "(or the path of a plugin .so; searched %s)",
+			     backend, names, kalloc_plugin_path());
+}
+
+/* ---- descriptor checks ------------------------------------------------ */
+
+#define COVERS(p, field) \
+	((p)->struct_size >= offsetof(kalloc_plugin_t, field) + sizeof((p)->field))
+#define OPTIONAL(p, field) (COVERS(p, field) ? (p)->field : NULL)
+
+static int check_descriptor(const kalloc_plugin_t *p, const char *path)
+{
+	const char *why = NULL;
+	char buf[160];
+	if (p->abi_version != KALLOC_PLUGIN_ABI) {
+		snprintf(buf, sizeof(buf),
+			 "plugin ABI version %u, this libkalloc loads version %u; "
+			 "rebuild it against <kalloc/plugin.h> " KALLOC_VERSION_STRING,
+			 (unsigned)p->abi_version, KALLOC_PLUGIN_ABI);
+		why = buf;
+	} else if (!COVERS(p, usable_size)) {
+		snprintf(buf, sizeof(buf),
+			 "descriptor is %u bytes, smaller than the ABI's required part",
+			 (unsigned)p->struct_size);
+		why = buf;
+	} else if (!p->name || !valid_name(p->name))
+		why = "descriptor has no valid name ([a-z0-9_]+)";
+	else if (!p->init)
+		why = "missing required entry 'init'";
+	else if (!p->fini)
+		why = "missing required entry 'fini'";
+	else if (!p->realloc)
+		why = "missing required entry 'realloc'";
+	else if (!p->usable_size)
+		why = "missing required entry 'usable_size'";
+	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))
+		why = "max_align is not a power of two";
+	else if (p->flags & ~KALLOC_PLUGIN_FLAGS)
+		why = "declares flags outside KALLOC_PLUGIN_FLAGS";
+	if (!why)
+		return KALLOC_OK;
+	return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path, why);
+}
+
+int kalloc__load(const char *backend, const char *options, kalloc_t **out)
+{
+	char path[1100];
+	int err = resolve(backend, path, sizeof(path));
+	if (err)
+		return err;
+
+	/* RTLD_NODELETE: allocator libraries (tcmalloc) cannot be unloaded. */
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+	if (!dl) {
+		const char *e = dlerror();
+		const char *hint = e && strstr(e, "static TLS") ?
+			"; this library needs static TLS space: start the process "
+			"with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384 "
+			"('kalloc run' sets it)" : "";
+		return kalloc__error(KALLOC_ELOAD, "cannot load plugin %s: %s%s",
+				     path, e ? e : "dlopen failed", hint);
+	}
+	dlerror();
+	const kalloc_plugin_t *p = dlsym(dl, KALLOC_PLUGIN_SYMBOL);
+	if (!p) {
+		const char *e = dlerror();
+		err = kalloc__error(KALLOC_EABI,
+				    "refusing plugin %s: it does not export '"
+				    KALLOC_PLUGIN_SYMBOL "' (%s)", path,
+				    e ? e : "symbol is NULL");
+		dlclose(dl);
+		return err;
+	}
+	err = check_descriptor(p, path);
+	if (err) {
+		dlclose(dl);
+		return err;
+	}
+
+	kalloc_t *a = calloc(1, sizeof(*a));
+	char *dup = strdup(path);
+	if (!a || !dup) {
+		free(a);
+		free(dup);
+		dlclose(dl);
+		return kalloc__error(KALLOC_ENOMEM, "no memory to open %s", path);
+	}
+	*a = (kalloc_t){
+		.p = p,
+		.dl = dl,
+		.path = dup,
+		.honored = p->flags | CORE_FLAGS,
+		.max_align = p->max_align < CORE_MAX_ALIGN ? p->max_align :
+							     CORE_MAX_ALIGN,
+		.max_size = p->max_size,
+		.realloc = p->realloc,
+		.usable_size = p->usable_size,
+		.free_sized = OPTIONAL(p, free_sized),
+		.owns = OPTIONAL(p, owns),
+		.fork_prepare = OPTIONAL(p, atfork_prepare),
+		.fork_parent = OPTIONAL(p, atfork_parent),
+		.fork_child = OPTIONAL(p, atfork_child),
+	};
+	kalloc__error(0, "%s", "");
+	err = p->init(&kalloc__host, options, &a->state);
+	if (err) {
+		const char *why = kalloc_errmsg();
+		err = kalloc__error(KALLOC_ELOAD, "plugin %s: init failed: %s",
+				    path, why[0] ? why : kalloc_strerror(err));
+		free(a->path);
+		free(a);
+		dlclose(dl);
+		return err;
+	}
+	kalloc__register(a);
+	*out = a;
+	return KALLOC_OK;
+}
+
+void kalloc__unload(kalloc_t *a)
+{
+	kalloc__unregister(a);
+	a->p->fini(a->state);
+	dlclose(a->dl);
+	free(a->path);
+	free(a);
+}
+
+void kalloc_info(const kalloc_t *a, kalloc_info_t *out)
+{
+	*out = (kalloc_info_t){
+		.name = a->p->name,
+		.version = a->p->version ? a->p->version : "",
+		.description = a->p->description ? a->p->description : "",
+		.path = a->path,
+		.flags = a->honored,
+		.max_align = a->max_align,
+		.max_size = a->max_size,
+	};
+}
+
+int kalloc_list(kalloc_list_fn fn, void *ctx)
+{
+	struct found *f = scan_all();
+	if (!f)
+		return 0;
+	int n = f->n;
+	for (int i = 0; i < n; i++) {
+		kalloc_t *a;
+		if (kalloc__load(f->path[i], NULL, &a) == KALLOC_OK) {
+			kalloc_info_t info;
+			kalloc_info(a, &info);
+			fn(f->name[i], &info, NULL, ctx);
+			kalloc__unload(a);
+		} else {
+			fn(f->name[i], NULL, kalloc_errmsg(), ctx);
+		}
+	}
+	free(f);
+	return n;
+}

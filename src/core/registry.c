@@ -1,0 +1,165 @@
+/*
+ * Open handles: the process-wide shared handle per backend (kalloc_get), the
+ * default backend, and the fork hooks that run across every open handle.
+ *
+ * Lock order: registry_lock, then each handle's plugin locks in registration
+ * order (a plugin opened by another's init, as slab by kv, registers first).
+ * registry_lock is recursive because a plugin's init may call kalloc_get.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t registry_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static kalloc_t *handles;  /* every open handle, in registration order */
+
+struct shared {
+	char name[1100];
+	kalloc_t *a;
+	struct shared *next;
+};
+static struct shared *shared_list;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (kalloc_t *a = handles; a; a = a->next)
+		if (a->fork_prepare)
+			a->fork_prepare(a->state);
+}
+
+/* Runs the parent or child hooks in reverse registration order. */
+static void run_after(kalloc_t *a, bool child)
+{
+	if (!a)
+		return;
+	run_after(a->next, child);
+	void (*fn)(void *) = child ? a->fork_child : a->fork_parent;
+	if (fn)
+		fn(a->state);
+}
+
+static void atfork_parent(void)
+{
+	run_after(handles, false);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_child(void)
+{
+	run_after(handles, true);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_install(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void kalloc__register(kalloc_t *a)
+{
+	pthread_once(&atfork_once, atfork_install);
+	pthread_mutex_lock(&registry_lock);
+	kalloc_t **pp = &handles;
+	while (*pp)
+		pp = &(*pp)->next;
+	a->next = NULL;
+	*pp = a;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void kalloc__unregister(kalloc_t *a)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (kalloc_t **pp = &handles; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+int kalloc_open(const char *backend, const char *options, kalloc_t **out)
+{
+	if (!backend || !out)
+		return kalloc__error(KALLOC_EINVAL,
+				     "kalloc_open: backend and out must not be NULL");
+	return kalloc__load(backend, options, out);
+}
+
+void kalloc_close(kalloc_t *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	for (struct shared *s = shared_list; s; s = s->next)
+		if (s->a == a) { /* shared handles live for the whole process */
+			pthread_mutex_unlock(&registry_lock);
+			return;
+		}
+	pthread_mutex_unlock(&registry_lock);
+	kalloc__unload(a);
+}
+
+kalloc_t *kalloc_get(const char *backend)
+{
+	if (!backend)
+		return kalloc_default();
+	pthread_mutex_lock(&registry_lock);
+	kalloc_t *a = NULL;
+	for (struct shared *s = shared_list; s; s = s->next)
+		if (strcmp(s->name, backend) == 0) {
+			a = s->a;
+			break;
+		}
+	if (!a) {
+		struct shared *s = calloc(1, sizeof(*s));
+		if (!s) {
+			kalloc__error(KALLOC_ENOMEM, "no memory to open '%s'",
+				      backend);
+		} else if (kalloc__load(backend, NULL, &a) != KALLOC_OK) {
+			free(s);
+			a = NULL;
+		} else {
+			snprintf(s->name, sizeof(s->name), "%s", backend);
+			s->a = a;
+			s->next = shared_list;
+			shared_list = s;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return a;
+}
+
+#define DEFAULT_BACKEND "libc"
+
+static _Atomic(kalloc_t *) default_handle;
+
+kalloc_t *kalloc_default(void)
+{
+	kalloc_t *a = atomic_load_explicit(&default_handle, memory_order_acquire);
+	if (likely(a))
+		return a;
+	const char *want = kalloc__env("KALLOC_BACKEND");
+	a = kalloc_get(want ? want : DEFAULT_BACKEND);
+	if (!a && want) {
+		kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using " DEFAULT_BACKEND,
+			    want, kalloc_errmsg());
+		a = kalloc_get(DEFAULT_BACKEND);
+	}
+	if (!a) {
+		kalloc__log(NULL, "cannot open the default backend '"
+			    DEFAULT_BACKEND "': %s", kalloc_errmsg());
+		abort();
+	}
+	kalloc_t *expected = NULL;
+	if (!atomic_compare_exchange_strong(&default_handle, &expected, a))
+		a = expected; /* another thread won; both are the shared handle */
+	return a;
+}
