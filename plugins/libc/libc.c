@@ -5,13 +5,28 @@
  *
  * Honors ZERO.  Refuses NOWAIT/ATOMIC: malloc(3) may wait on an arena lock
  * and may call brk/mmap.
+ *
+ * Under the LD_PRELOAD shim, "malloc" names the shim, which would send the
+ * call straight back here.  So the entry points are looked up in libc.so.6
+ * itself (dlsym on its handle searches that object first).
  */
 #include <kalloc/plugin.h>
 
-#include <malloc.h>
+#include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <stdint.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+
+static struct {
+	void *(*malloc)(size_t);
+	void *(*realloc)(void *, size_t);
+	void (*free)(void *);
+	int (*posix_memalign)(void **, size_t, size_t);
+	size_t (*malloc_usable_size)(void *);
+} libc;
+
+static char version[32];
 
 /* What malloc(3) guarantees on x86-64 and aarch64 glibc. */
 #define MALLOC_ALIGN (2 * sizeof(size_t))
@@ -19,8 +34,22 @@
 static int libc_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
-	(void)host;
 	(void)options;
+	void *h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	if (h) {
+		*(void **)&libc.malloc = dlsym(h, "malloc");
+		*(void **)&libc.realloc = dlsym(h, "realloc");
+		*(void **)&libc.free = dlsym(h, "free");
+		*(void **)&libc.posix_memalign = dlsym(h, "posix_memalign");
+		*(void **)&libc.malloc_usable_size = dlsym(h, "malloc_usable_size");
+		dlclose(h);
+	}
+	if (!libc.malloc || !libc.realloc || !libc.free ||
+	    !libc.posix_memalign || !libc.malloc_usable_size) {
+		host->log("libc", "cannot find malloc in libc.so.6: %s", dlerror());
+		return KALLOC_ELOAD;
+	}
+	snprintf(version, sizeof(version), "glibc %s", gnu_get_libc_version());
 	*state = NULL;
 	return KALLOC_OK;
 }
@@ -38,9 +67,9 @@ static int aligned_to(const void *p, size_t align)
 static void *fresh(size_t size, size_t align)
 {
 	if (align <= MALLOC_ALIGN)
-		return malloc(size);
+		return libc.malloc(size);
 	void *p;
-	return posix_memalign(&p, align, size) ? NULL : p;
+	return libc.posix_memalign(&p, align, size) ? NULL : p;
 }
 
 static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
@@ -49,7 +78,7 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	(void)state;
 	if (l.size == 0) {
-		free(ptr);
+		libc.free(ptr);
 		return KALLOC_OK;
 	}
 	size_t kept = 0; /* bytes of content the result carries */
@@ -57,24 +86,24 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 	if (!ptr) {
 		p = fresh(l.size, l.align);
 	} else {
-		size_t old_len = old.align ? old.size : malloc_usable_size(ptr);
+		size_t old_len = old.align ? old.size : libc.malloc_usable_size(ptr);
 		kept = old_len < l.size ? old_len : l.size;
 		if (l.align <= MALLOC_ALIGN) {
-			p = realloc(ptr, l.size);
+			p = libc.realloc(ptr, l.size);
 		} else if (aligned_to(ptr, l.align) &&
-			   malloc_usable_size(ptr) >= l.size) {
+			   libc.malloc_usable_size(ptr) >= l.size) {
 			p = ptr; /* keeps its alignment; realloc might not */
 		} else {
 			p = fresh(l.size, l.align);
 			if (p) {
 				memcpy(p, ptr, kept);
-				free(ptr);
+				libc.free(ptr);
 			}
 		}
 	}
 	if (!p)
 		return KALLOC_ENOMEM;
-	size_t len = malloc_usable_size(p);
+	size_t len = libc.malloc_usable_size(p);
 	if (flags & KALLOC_ZERO)
 		memset((char *)p + kept, 0, len - kept);
 	*out = (kalloc_buf_t){ p, len };
@@ -84,13 +113,13 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 static size_t libc_usable_size(void *state, const void *ptr)
 {
 	(void)state;
-	return malloc_usable_size((void *)ptr);
+	return libc.malloc_usable_size((void *)ptr);
 }
 
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "libc",
-	.version = "glibc",
+	.version = version,
 	.description = "the system allocator (malloc, posix_memalign, realloc)",
 	.flags = KALLOC_ZERO,
 	.max_align = (size_t)1 << 30,

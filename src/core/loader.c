@@ -81,11 +81,12 @@ static bool file_backend_name(const char *file, char *name, size_t cap)
 
 /* ---- names found in the plugin path ---------------------------------- */
 
-#define MAX_PLUGINS 64
+#define MAX_PLUGINS 32
 
+/* Small on purpose: the shim serves these from its bootstrap arena. */
 struct found {
 	char name[MAX_PLUGINS][72];
-	char path[MAX_PLUGINS][1100];
+	char path[MAX_PLUGINS][512];
 	int n;
 };
 
@@ -130,7 +131,7 @@ static struct found *scan_all(void)
 	for (int i = 1; i < f->n; i++)
 		for (int j = i; j > 0 && cmp_name(f->name[j - 1], f->name[j]) > 0;
 		     j--) {
-			char tn[72], tp[1100];
+			char tn[72], tp[512];
 			memcpy(tn, f->name[j], sizeof(tn));
 			memcpy(tp, f->path[j], sizeof(tp));
 			memcpy(f->name[j], f->name[j - 1], sizeof(tn));
@@ -228,7 +229,7 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 
 int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 {
-	char path[1100];
+	char path[512];
 	int err = resolve(backend, path, sizeof(path));
 	if (err)
 		return err;

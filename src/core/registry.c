@@ -18,7 +18,7 @@ static pthread_mutex_t registry_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static kalloc_t *handles;  /* every open handle, in registration order */
 
 struct shared {
-	char name[1100];
+	char name[512];
 	kalloc_t *a;
 	struct shared *next;
 };
