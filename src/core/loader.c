@@ -42,7 +42,7 @@ static int each_dir(int (*fn)(const char *dir, void *ctx), void *ctx)
 	const char *p = kalloc_plugin_path();
 	while (*p) {
 		size_t n = strcspn(p, ":");
-		char dir[1024];
+		char dir[255];
 		if (n > 0 && n < sizeof(dir)) {
 			memcpy(dir, p, n);
 			dir[n] = 0;
