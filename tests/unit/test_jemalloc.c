@@ -354,7 +354,7 @@ int main(int argc, char **argv)
 	Suite *s = suite_create("jemalloc");
 	TCase *tc = tcase_create("backend");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 280); /* loaded machine, valgrind */
 	tcase_add_test(tc, declares_zero_only);
 	tcase_add_test(tc, sized_free_returns_block_to_its_class);
 	tcase_add_test(tc, sized_free_keeps_blocks_disjoint);
