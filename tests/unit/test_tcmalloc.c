@@ -228,11 +228,25 @@ START_TEST(realloc_keeps_large_alignment)
 }
 END_TEST
 
+/* Leaves freed, non-zero blocks of the layout for a moved block to land on. */
+static void dirty(kalloc_layout_t l)
+{
+	enum { N = 64 };
+	kalloc_buf_t b[N];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(kalloc_alloc(a, l, 0, &b[i]), KALLOC_OK);
+		fill(b[i].ptr, 0xcd, b[i].len);
+	}
+	for (int i = 0; i < N; i++)
+		kalloc_free(a, b[i].ptr, l);
+}
+
 static void check_zero_realloc(size_t from, size_t align, size_t to,
 			       int known)
 {
 	kalloc_layout_t l = KALLOC_LAYOUT(from, align);
 	kalloc_buf_t b, r;
+	dirty(KALLOC_LAYOUT(to, align));
 	ck_assert_int_eq(kalloc_alloc(a, l, 0, &b), KALLOC_OK);
 	fill(b.ptr, 0xab, b.len);
 	size_t old_len = known ? from : b.len;
