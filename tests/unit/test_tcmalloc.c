@@ -366,9 +366,19 @@ static void *dlopen_tcmalloc(const char *name, int mode)
 	return h;
 }
 
-/* Child mode: load full tcmalloc (`how`), then open the backend and use it. */
+/* Child mode: load full tcmalloc (`how`: global, local) or none (plain),
+ * then open the backend and use it. */
 static int child_adopt(const char *how)
 {
+	if (strcmp(how, "plain") == 0) {
+		kalloc_t *h;
+		kalloc_buf_t b;
+		int err = kalloc_open("tcmalloc", NULL, &h);
+		if (!err)
+			err = kalloc_alloc(h, KALLOC_LAYOUT(100, 64), 0, &b);
+		printf("%d %s\n", err, err ? kalloc_errmsg() : "");
+		return 0;
+	}
 	int mode = strcmp(how, "global") == 0 ? RTLD_GLOBAL : RTLD_LOCAL;
 	void *full = dlopen_tcmalloc("libtcmalloc.so.4", RTLD_NOW | mode);
 	if (!full) {
@@ -405,6 +415,8 @@ static int run_child(const char *mode, char *buf, size_t cap)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		dup2(fd[1], 1);
+		if (strcmp(mode, "plain") == 0)
+			unsetenv("GLIBC_TUNABLES");
 		setenv("KALLOC_TEST_CHILD", mode, 1);
 		char *argv[] = { (char *)self, NULL };
 		execv(self, argv);
@@ -441,6 +453,16 @@ START_TEST(adopts_loaded_tcmalloc)
 }
 END_TEST
 
+/* tcmalloc's 88 bytes of initial-exec TLS fit the default surplus. */
+START_TEST(loads_without_tunable)
+{
+	char out[1024];
+	int status = run_child("plain", out, sizeof(out));
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_msg(out[0] && atoi(out) == KALLOC_OK, "child said: %s", out);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -467,6 +489,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(load, 280);
 	tcase_add_test(load, process_malloc_unaffected);
 	tcase_add_test(load, adopts_loaded_tcmalloc);
+	tcase_add_test(load, loads_without_tunable);
 	suite_add_tcase(s, load);
 
 	SRunner *sr = srunner_create(s);
