@@ -652,10 +652,19 @@ START_TEST(several_handles_at_once)
 }
 END_TEST
 
+/* A test case with room for valgrind and a loaded machine (Check's
+ * default is 4 s). */
+static TCase *new_tcase(const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, 60);
+	return tc;
+}
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
-	TCase *tc = tcase_create("sentinels");
+	TCase *tc = new_tcase("sentinels");
 	tcase_add_test(tc, sentinel_addresses);
 	tcase_add_test(tc, size_zero_alloc_gives_sentinel);
 	tcase_add_test(tc, size_zero_frees_and_returns_sentinel);
@@ -664,7 +673,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, backend_block_at_sentinel_address_not_handed_out);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("checks");
+	tc = new_tcase("checks");
 	tcase_add_test(tc, einval_alignment_not_power_of_two);
 	tcase_add_test(tc, einval_unknown_flags);
 	tcase_add_test(tc, ealign_above_max_align);
@@ -674,21 +683,20 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, strerror_texts);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("fail_nth");
+	tc = new_tcase("fail_nth");
 	tcase_add_test(tc, fail_nth_next_call);
 	tcase_add_test(tc, fail_nth_counts_allocating_calls);
 	tcase_add_test(tc, fail_nth_zero_cancels);
 	tcase_add_test(tc, fail_nth_is_per_thread);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("messages");
+	tc = new_tcase("messages");
 	tcase_add_test(tc, errmsg_one_line_per_thread);
 	tcase_add_test(tc, failure_prints_one_line);
 	tcase_add_test(tc, warnings_rate_limited);
-	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("handles");
+	tc = new_tcase("handles");
 	tcase_add_test(tc, several_handles_at_once);
 	suite_add_tcase(s, tc);
 	return s;

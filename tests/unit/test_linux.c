@@ -433,23 +433,32 @@ START_TEST(kvmalloc_without_kv_backend)
 }
 END_TEST
 
+/* A test case with room for valgrind and a loaded machine (Check's
+ * default is 4 s). */
+static TCase *new_tcase(const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, 60);
+	return tc;
+}
+
 static Suite *linux_suite(void)
 {
 	Suite *s = suite_create("linux");
-	TCase *tc = tcase_create("zero_size");
+	TCase *tc = new_tcase("zero_size");
 	tcase_add_test(tc, zero_size_ptr);
 	tcase_add_test(tc, krealloc_zero_size);
 	tcase_add_test(tc, frees_really_free);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("krealloc");
+	tc = new_tcase("krealloc");
 	tcase_add_test(tc, krealloc_that_fits_keeps_pointer);
 	tcase_add_test(tc, krealloc_grow_keeps_content_and_zeroes);
 	tcase_add_test(tc, krealloc_failure_keeps_block);
 	tcase_add_test(tc, failed_kmalloc_warns_once_unless_nowarn);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("shapes");
+	tc = new_tcase("shapes");
 	tcase_add_test(tc, natural_alignment_of_powers_of_two);
 	tcase_add_test(tc, array_helpers_fail_on_overflow);
 	tcase_add_test(tc, zeroing_allocations);
@@ -457,7 +466,7 @@ static Suite *linux_suite(void)
 	tcase_add_test(tc, highmem_is_accepted);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("missing_backends");
+	tc = new_tcase("missing_backends");
 	tcase_add_test(tc, vmalloc_without_page_backend);
 	tcase_add_test(tc, kvmalloc_without_kv_backend);
 	suite_add_tcase(s, tc);

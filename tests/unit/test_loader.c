@@ -504,16 +504,25 @@ START_TEST(fork_runs_hooks_in_lock_order)
 }
 END_TEST
 
+/* A test case with room for valgrind and a loaded machine (Check's
+ * default is 4 s). */
+static TCase *new_tcase(const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, 60);
+	return tc;
+}
+
 static Suite *loader_suite(void)
 {
 	Suite *s = suite_create("loader");
-	TCase *tc = tcase_create("names");
+	TCase *tc = new_tcase("names");
 	tcase_add_test(tc, unknown_name_lists_valid_backends);
 	tcase_add_test(tc, missing_plugin_file_named);
 	tcase_add_test(tc, null_arguments_refused);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("refused");
+	tc = new_tcase("refused");
 	tcase_add_test(tc, wrong_abi_version_refused);
 	tcase_add_test(tc, short_descriptor_refused);
 	tcase_add_test(tc, missing_realloc_refused);
@@ -523,21 +532,21 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, working_fixture_loads_by_path);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("default");
+	tc = new_tcase("default");
 	tcase_add_test(tc, default_is_libc_when_unset);
 	tcase_add_test(tc, default_bogus_falls_back_with_one_line);
 	tcase_add_test(tc, default_broken_plugin_falls_back_naming_file);
 	tcase_add_test(tc, default_plugin_by_path);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("list");
+	tc = new_tcase("list");
 	tcase_add_test(tc, list_shows_libc_and_capabilities);
 	tcase_add_test(tc, unknown_name_lists_every_backend_found);
 	tcase_add_test(tc, plugin_path_order_and_broken_plugins_listed);
 	tcase_add_test(tc, plugin_path_ends_with_installed_dir);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("fork");
+	tc = new_tcase("fork");
 	tcase_add_test(tc, fork_runs_hooks_in_lock_order);
 	suite_add_tcase(s, tc);
 	return s;
