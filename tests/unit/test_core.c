@@ -364,6 +364,24 @@ START_TEST(enotsup_refused_flags)
 }
 END_TEST
 
+START_TEST(account_and_highmem_handled_by_core)
+{
+	/* plugin.h: the core handles NOWARN, ACCOUNT and HIGHMEM itself, so a
+	 * backend that declares none of them still accepts them */
+	kalloc_t *f = open_fixture(NULL);
+	kalloc_flags_t core[] = { KALLOC_ACCOUNT, KALLOC_HIGHMEM, KALLOC_NOWARN,
+				  KALLOC_ACCOUNT | KALLOC_HIGHMEM | KALLOC_NOWARN };
+	for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++) {
+		kalloc_buf_t b;
+		int r = kalloc_alloc(f, KALLOC_LAYOUT(64, 16), core[i], &b);
+		ck_assert_msg(r == KALLOC_OK, "flags 0x%x refused: %s", core[i],
+			      kalloc_errmsg());
+		kalloc_free(f, b.ptr, KALLOC_LAYOUT(64, 16));
+	}
+	kalloc_close(f);
+}
+END_TEST
+
 START_TEST(strerror_texts)
 {
 	for (int e = 0; e < KALLOC_ERR_COUNT; e++) {
@@ -423,6 +441,24 @@ START_TEST(fail_nth_counts_allocating_calls)
 	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(0, 8), 0, &z), KALLOC_OK);
 	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(8, 8), KALLOC_NOWARN, &z),
 			 KALLOC_ENOMEM);
+}
+END_TEST
+
+START_TEST(fail_nth_fails_a_shrinking_resize)
+{
+	/* kalloc.h: "alloc or resize": a shrink is a resize, and its failure
+	 * leaves the block as it was */
+	kalloc_t *a = libc();
+	void *p = filled(a, 1000, 16, 3);
+	kalloc_fail_nth(1);
+	kalloc_buf_t b = { NULL, 0 };
+	ck_assert_int_eq(kalloc_realloc(a, p, KALLOC_LAYOUT(100, 16),
+					KALLOC_LAYOUT(1000, 16), KALLOC_NOWARN, &b),
+			 KALLOC_ENOMEM);
+	ck_assert_ptr_null(b.ptr);
+	ck_assert_uint_eq(check_fill(p, 1000, 3), 1000);
+	ck_assert_uint_ge(kalloc_usable_size(a, p), 1000);
+	kalloc_free(a, p, KALLOC_LAYOUT(1000, 16));
 }
 END_TEST
 
@@ -680,12 +716,14 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, eoverflow_near_size_max);
 	tcase_add_test(tc, layout_array_overflow);
 	tcase_add_test(tc, enotsup_refused_flags);
+	tcase_add_test(tc, account_and_highmem_handled_by_core);
 	tcase_add_test(tc, strerror_texts);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("fail_nth");
 	tcase_add_test(tc, fail_nth_next_call);
 	tcase_add_test(tc, fail_nth_counts_allocating_calls);
+	tcase_add_test(tc, fail_nth_fails_a_shrinking_resize);
 	tcase_add_test(tc, fail_nth_zero_cancels);
 	tcase_add_test(tc, fail_nth_is_per_thread);
 	suite_add_tcase(s, tc);

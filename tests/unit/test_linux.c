@@ -357,11 +357,17 @@ START_TEST(kmemdup_and_kstrdup)
 }
 END_TEST
 
-START_TEST(highmem_is_accepted)
+START_TEST(common_gfp_masks_are_accepted)
 {
-	void *p = kmalloc(64, GFP_HIGHUSER);
-	ck_assert_ptr_nonnull(p);
-	kfree(p);
+	/* kernel code passes these all the time; the core handles them */
+	gfp_t masks[] = { GFP_KERNEL, GFP_HIGHUSER, GFP_KERNEL_ACCOUNT,
+			  GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN };
+	for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		void *p = kmalloc(64, masks[i]);
+		ck_assert_msg(p != NULL, "kmalloc(64, 0x%x): %s", masks[i],
+			      kalloc_errmsg());
+		kfree(p);
+	}
 }
 END_TEST
 
@@ -463,7 +469,7 @@ static Suite *linux_suite(void)
 	tcase_add_test(tc, array_helpers_fail_on_overflow);
 	tcase_add_test(tc, zeroing_allocations);
 	tcase_add_test(tc, kmemdup_and_kstrdup);
-	tcase_add_test(tc, highmem_is_accepted);
+	tcase_add_test(tc, common_gfp_masks_are_accepted);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("missing_backends");
