@@ -158,7 +158,7 @@ static size_t je_usable_size(void *state, const void *ptr)
 	return sallocx((void *)ptr, 0);
 }
 
-static int je_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int je_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	(void)state;
 	uint64_t epoch = 1;

@@ -158,7 +158,7 @@ static size_t plug_usable_size(void *state, const void *ptr)
 	return mi_usable_size(ptr);
 }
 
-static int plug_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int plug_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	(void)state;
 	size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;

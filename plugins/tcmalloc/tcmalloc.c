@@ -286,7 +286,7 @@ static size_t tc_usable_size(void *state, const void *ptr)
 	return tc.malloc_size((void *)ptr);
 }
 
-static int tc_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int tc_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	(void)state;
 	static const char *const props[] = {
