@@ -17,7 +17,8 @@
  * mimalloc has no sized free; mi_free_size_aligned is mi_free with checks
  * in debug builds, and is used when the layout is known.
  *
- * Refuses NOWAIT/ATOMIC: mimalloc maps memory on demand.
+ * Refuses NOWAIT/ATOMIC: mimalloc maps memory on demand.  Under valgrind
+ * it runs on valgrind's malloc (see "Under valgrind" below).
  *
  * libmimalloc.so.2 is built with initial-exec TLS too, but needs only 9
  * bytes of it, which the default static-TLS surplus holds: no tunable is
@@ -26,43 +27,72 @@
  */
 #include <kalloc/plugin.h>
 
+#include <dlfcn.h>
 #include <mimalloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-static char version[32];
+static char version[64];
 
 /*
- * Debian's libmimalloc also exports malloc and free, and mi_free *is* free
- * there (one address, two names); valgrind replaces free in any library
- * that exports it, so under valgrind mi_free is valgrind's free and every
- * block would go to the wrong allocator.  Seen by mi_usable_size (the same
- * as malloc_usable_size) not knowing a block mi_malloc_aligned just gave.  The probe
- * block is then left alone: no free can reach mimalloc.
+ * Under valgrind.  Debian's libmimalloc also exports malloc, free, realloc
+ * and malloc_usable_size, as aliases of mi_malloc, mi_free, mi_realloc and
+ * mi_usable_size (one address, two names), and valgrind replaces that
+ * family in it: those mi_* are then valgrind's malloc, while mi_*_aligned
+ * still give mimalloc blocks that valgrind's free rejects.  Seen at init by
+ * mi_usable_size not knowing a block mi_malloc_aligned just gave (the probe
+ * block is left alone: no free reaches mimalloc then).  The plugin then
+ * serves everything from the replaced family, like the libc backend, with
+ * libmimalloc's posix_memalign (replaced too) for large alignments.
  */
-static int entry_points_replaced(void)
+static struct {
+	int on;
+	int (*posix_memalign)(void **, size_t, size_t);
+} replaced;
+
+/* The host's memalign aborts above this (valgrind: 16 MiB). */
+#define REPLACED_MAX_ALIGN ((size_t)1 << 24)
+/* What mi_malloc (the host's malloc when replaced) aligns to. */
+#define MALLOC_ALIGN 16
+
+static int check_replaced(const kalloc_host_t *host)
 {
-	void *probe = mi_malloc_aligned(100, 64); /* mi_malloc = malloc too */
-	if (!probe || mi_usable_size(probe) < 100)
-		return 1;
-	mi_free(probe);
-	return 0;
+	void *probe = mi_malloc_aligned(100, 64);
+	if (probe && mi_usable_size(probe) >= 100) {
+		mi_free(probe);
+		return KALLOC_OK;
+	}
+	Dl_info info;
+	void *h = NULL;
+	if (dladdr((void *)mi_malloc, &info) && info.dli_fname)
+		h = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+	if (h)
+		*(void **)&replaced.posix_memalign = dlsym(h, "posix_memalign");
+	void *p = NULL;
+	if (!replaced.posix_memalign || replaced.posix_memalign(&p, 64, 100) ||
+	    mi_usable_size(p) < 100) {
+		host->log("mimalloc", "mi_free is replaced by the host's free "
+			  "(valgrind?) and no matching aligned allocation was "
+			  "found; refusing to load");
+		return KALLOC_ELOAD;
+	}
+	mi_free(p);
+	replaced.on = 1;
+	return KALLOC_OK;
 }
 
 static int plug_init(const kalloc_host_t *host, const char *options,
-		   void **state)
+		     void **state)
 {
 	(void)options;
-	if (entry_points_replaced()) {
-		host->log("mimalloc", "mimalloc's free is replaced by the host's "
-			  "(valgrind replaces libmimalloc's malloc/free, which "
-			  "mi_free shares); refusing to load");
-		return KALLOC_ELOAD;
-	}
+	int err = check_replaced(host);
+	if (err)
+		return err;
 	int v = mi_version();
-	snprintf(version, sizeof(version), "mimalloc %d.%d.%d", v / 100,
-		 v / 10 % 10, v % 10);
+	snprintf(version, sizeof(version), "mimalloc %d.%d.%d%s", v / 100,
+		 v / 10 % 10, v % 10,
+		 replaced.on ? " (replaced by the host's malloc)" : "");
 	*state = NULL;
 	return KALLOC_OK;
 }
@@ -75,7 +105,10 @@ static void plug_fini(void *state)
 static void plug_free_sized(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
-	mi_free_size_aligned(ptr, old.size, old.align);
+	if (replaced.on)
+		mi_free(ptr);
+	else
+		mi_free_size_aligned(ptr, old.size, old.align);
 }
 
 static int aligned_to(const void *p, size_t align)
@@ -104,18 +137,56 @@ static void zero_range(void *p, size_t from, size_t to)
 		memset((char *)p + from, 0, to - from);
 }
 
+/* realloc on the replaced family (see the top). */
+static int replaced_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
+			    kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	if (l.align > REPLACED_MAX_ALIGN)
+		return KALLOC_ENOMEM;
+	size_t kept = 0;
+	void *p = NULL;
+	if (ptr) {
+		size_t old_size = old.align ? old.size : mi_usable_size(ptr);
+		kept = old_size < l.size ? old_size : l.size;
+	}
+	if (ptr && l.align <= MALLOC_ALIGN) {
+		p = mi_realloc(ptr, l.size);
+	} else if (ptr && aligned_to(ptr, l.align) &&
+		   mi_usable_size(ptr) >= l.size) {
+		p = ptr;
+	} else {
+		if (l.align <= MALLOC_ALIGN)
+			p = mi_malloc(l.size);
+		else if (replaced.posix_memalign(&p, l.align, l.size))
+			p = NULL;
+		if (p && ptr) {
+			memcpy(p, ptr, kept);
+			mi_free(ptr);
+		}
+	}
+	if (!p)
+		return KALLOC_ENOMEM;
+	size_t len = mi_usable_size(p);
+	if (flags & KALLOC_ZERO)
+		memset((char *)p + kept, 0, len - kept);
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
 static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
-			    kalloc_layout_t old, kalloc_flags_t flags,
-			    kalloc_buf_t *out)
+			kalloc_layout_t old, kalloc_flags_t flags,
+			kalloc_buf_t *out)
 {
 	(void)state;
 	if (l.size == 0) {
 		if (old.align)
-			mi_free_size_aligned(ptr, old.size, old.align);
+			plug_free_sized(NULL, ptr, old);
 		else
 			mi_free(ptr);
 		return KALLOC_OK;
 	}
+	if (replaced.on)
+		return replaced_realloc(ptr, l, old, flags, out);
 	int zero = (flags & KALLOC_ZERO) != 0;
 	void *p;
 	if (!ptr || !aligned_to(ptr, l.align)) {

@@ -318,6 +318,41 @@ START_TEST(alignments_up_to_max)
 }
 END_TEST
 
+/* The backend's own counters reach kalloc_stats_foreach. */
+struct found {
+	const char *key;
+	uint64_t value;
+	int seen;
+};
+
+static void find_counter(void *ctx, const char *group, const char *key,
+			 uint64_t value)
+{
+	struct found *f = ctx;
+	if (strcmp(group, "tcmalloc") == 0 && strcmp(key, f->key) == 0) {
+		f->value = value;
+		f->seen++;
+	}
+}
+
+START_TEST(backend_counters)
+{
+	if (replaced()) {
+		puts("tcmalloc replaced (valgrind): its counters see nothing");
+		return;
+	}
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(4u << 20, 16), 0, &b),
+			 KALLOC_OK);
+	fill(b.ptr, 1, b.len);
+	struct found f = { "current_allocated_bytes", 0, 0 };
+	ck_assert_int_gt(kalloc_stats_foreach(a, find_counter, &f), 0);
+	ck_assert_int_eq(f.seen, 1);
+	ck_assert_uint_ge(f.value, 4u << 20);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(4u << 20, 16));
+}
+END_TEST
+
 /* ---- loading: the process's malloc, and one tcmalloc per process ------ */
 
 /*
@@ -476,6 +511,7 @@ int main(int argc, char **argv)
 	tcase_add_checked_fixture(tc_backend, setup, teardown);
 	tcase_set_timeout(tc_backend, 280); /* loaded machine, valgrind */
 	tcase_add_test(tc_backend, declares_zero_only);
+	tcase_add_test(tc_backend, backend_counters);
 	tcase_add_test(tc_backend, natural_alignment);
 	tcase_add_test(tc_backend, sized_free_returns_block_to_its_class);
 	tcase_add_test(tc_backend, sized_free_keeps_blocks_disjoint);
