@@ -29,6 +29,7 @@
 
 #include <dlfcn.h>
 #include <mimalloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static char version[64];
  */
 static struct {
 	int on;
+	int broken; /* replaced, but no aligned allocation of that family */
 	int (*posix_memalign)(void **, size_t, size_t);
 } replaced;
 
@@ -56,12 +58,13 @@ static struct {
 /* What mi_malloc (the host's malloc when replaced) aligns to. */
 #define MALLOC_ALIGN 16
 
-static int check_replaced(const kalloc_host_t *host)
+/* Sets replaced.on, or replaced.broken when neither family fits.  Once. */
+static void check_replaced(void)
 {
 	void *probe = mi_malloc_aligned(100, 64);
 	if (probe && mi_usable_size(probe) >= 100) {
 		mi_free(probe);
-		return KALLOC_OK;
+		return;
 	}
 	Dl_info info;
 	void *h = NULL;
@@ -72,23 +75,25 @@ static int check_replaced(const kalloc_host_t *host)
 	void *p = NULL;
 	if (!replaced.posix_memalign || replaced.posix_memalign(&p, 64, 100) ||
 	    mi_usable_size(p) < 100) {
-		host->log("mimalloc", "mi_free is replaced by the host's free "
-			  "(valgrind?) and no matching aligned allocation was "
-			  "found; refusing to load");
-		return KALLOC_ELOAD;
+		replaced.broken = 1;
+		return;
 	}
 	mi_free(p);
 	replaced.on = 1;
-	return KALLOC_OK;
 }
 
 static int plug_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
 	(void)options;
-	int err = check_replaced(host);
-	if (err)
-		return err;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, check_replaced);
+	if (replaced.broken) {
+		host->log("mimalloc", "mi_free is replaced by the host's free "
+			  "(valgrind?) and no matching aligned allocation was "
+			  "found; refusing to load");
+		return KALLOC_ELOAD;
+	}
 	int v = mi_version();
 	snprintf(version, sizeof(version), "mimalloc %d.%d.%d%s", v / 100,
 		 v / 10 % 10, v % 10,
