@@ -83,15 +83,15 @@ static void usage(FILE *f)
 		kalloc_plugin_path());
 }
 
-/* The capabilities line: flags by name, limits. */
+/* The header: backend, version, declared flags by name, limits. */
 static void print_header(void)
 {
 	char flags[96];
 	flag_names(conform_info.flags, flags, sizeof(flags));
-	printf("kalloc-conform: backend %s %s (%s)\n", conform_info.name,
-	       conform_info.version, conform_info.path);
-	printf("  declares flags %s, max_align %zu, max_size %zu\n", flags,
+	printf("kalloc-conform: backend %s (%s): flags %s, max_align %zu, "
+	       "max_size %zu\n", conform_info.name, conform_info.version, flags,
 	       conform_info.max_align, conform_info.max_size);
+	printf("  plugin %s\n", conform_info.path);
 }
 
 /* Why a guarantee is skipped, or NULL when it runs. */

@@ -50,6 +50,9 @@ struct outcome {
 };
 
 static struct outcome *shared_outcome;
+/* The child's blocks, kept reachable until its _exit (valgrind's leak
+ * check); freeing them under the filter might trim with brk. */
+static void *volatile nowait_blocks[NLAYOUTS];
 
 static void on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
@@ -107,9 +110,10 @@ static void nowait_child(kalloc_flags_t flag)
 		_exit(EXIT_NO_FILTER);
 	for (size_t i = 0; i < NLAYOUTS; i++) {
 		shared_outcome->step = (int)i;
-		kalloc_buf_t b;
+		kalloc_buf_t b = { NULL, 0 };
 		int err = kalloc_alloc(conform_a, layouts[i],
 				       flag | KALLOC_NOWARN, &b);
+		nowait_blocks[i] = b.ptr;
 		if (!err) {
 			if (!b.ptr || b.len < layouts[i].size ||
 			    !is_aligned(b.ptr, layouts[i].align))
@@ -119,7 +123,7 @@ static void nowait_child(kalloc_flags_t flag)
 		shared_outcome->err[i] = err;
 	}
 	shared_outcome->step = -1;
-	_exit(0); /* blocks stay: freeing might trim with brk */
+	_exit(0);
 }
 
 static const char *syscall_name(long nr)
