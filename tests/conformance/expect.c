@@ -1,5 +1,5 @@
 /*
- * expect CONFORM PLUGIN [Gn ...]
+ * conform-expect CONFORM PLUGIN [Gn ...]
  *
  * Runs kalloc-conform on PLUGIN and checks its report: exactly the listed
  * guarantees show FAIL and every other one PASS (SKIP only for G11), one
@@ -69,7 +69,7 @@ static const char *find_line(const char *report, const char *id, int *count)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: expect CONFORM PLUGIN [Gn ...]\n");
+		fprintf(stderr, "usage: conform-expect CONFORM PLUGIN [Gn ...]\n");
 		return 2;
 	}
 	static char report[1 << 16];
