@@ -2,10 +2,11 @@
  * One measurement, in a fresh process: open the allocator, run one
  * workload, time it, and report on stdout one line the driver parses:
  *
- *   ok ns=N hwm_kb=K base_kb=B origin=PATH version=V
+ *   ok ns=N cpu_ns=C hwm_kb=K base_kb=B origin=PATH version=V
  *   refused REASON            (exit 3: this subject cannot run here)
  *
- * hwm_kb is VmHWM after the run (the process's peak RSS: fresh per run since
+ * ns is wall-clock time, cpu_ns the user + system time of all the process's
+ * threads during the run (less sensitive to a busy machine), hwm_kb is VmHWM after the run (the process's peak RSS: fresh per run since
  * the process is), base_kb is VmRSS just before it.  A workload failure
  * exits 1 after the workload said why on stderr.
  *
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Everything printed goes through one stack buffer and write(2). */
@@ -106,6 +108,17 @@ static void close_allocator(kalloc_t *a)
 #endif
 }
 
+/* User + system time of every thread of the process, ended ones included. */
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+		       1000000000u +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
+}
+
 static int usage(void)
 {
 	say("refused usage: --child WORKLOAD SUBJECT [--quick] [--probe] "
@@ -148,7 +161,7 @@ int bench_child_main(int argc, char **argv)
 		return 3;
 	}
 	if (probe) {
-		say("ok ns=0 hwm_kb=0 base_kb=0 origin=%s version=%s", origin,
+		say("ok ns=0 cpu_ns=0 hwm_kb=0 base_kb=0 origin=%s version=%s", origin,
 		    version);
 		close_allocator(a);
 		return 0;
@@ -158,14 +171,17 @@ int bench_child_main(int argc, char **argv)
 	if (have_seed)
 		p.seed = seed ? seed : 1;
 	unsigned long base = bench_status_kb("VmRSS");
+	uint64_t c0 = cpu_ns();
 	uint64_t t0 = bench_now_ns();
 	int rc = w->run(a, &p);
 	uint64_t ns = bench_now_ns() - t0;
+	uint64_t cpu = cpu_ns() - c0;
 	unsigned long hwm = bench_status_kb("VmHWM");
 	if (rc)
 		return 1;
-	say("ok ns=%llu hwm_kb=%lu base_kb=%lu origin=%s version=%s",
-	    (unsigned long long)ns, hwm, base, origin, version);
+	say("ok ns=%llu cpu_ns=%llu hwm_kb=%lu base_kb=%lu origin=%s version=%s",
+	    (unsigned long long)ns, (unsigned long long)cpu, hwm, base, origin,
+	    version);
 	close_allocator(a);
 	return 0;
 }

@@ -47,7 +47,8 @@ struct subject {
 
 struct measure {
 	int n;                    /* rounds measured */
-	double ns[MAX_ROUNDS];
+	double ns[MAX_ROUNDS];     /* wall clock */
+	double cpu_ns[MAX_ROUNDS]; /* user + system, all threads */
 	double hwm_kb[MAX_ROUNDS];
 	double base_kb[MAX_ROUNDS];
 	int failed;               /* a run crashed or failed: no more runs */
@@ -56,6 +57,7 @@ struct measure {
 
 struct run_config {
 	int rounds, quick, direct, preload, timeout;
+	int cpu; /* ratios and spreads on CPU time instead of wall time */
 	unsigned long long seed;
 	int have_seed;
 	const char *only, *backends, *csv, *svg, *shim;
@@ -76,9 +78,11 @@ void subjects_build(struct bench *b);
 void subjects_probe(struct bench *b);
 /* Runs one measurement of subject si on workload wi; fills *out on
  * success and returns 0, else returns -1 with why filled. */
+struct sample {
+	double ns, cpu_ns, hwm_kb, base_kb;
+};
 int subject_run(struct bench *b, int si, const bench_workload_t *w,
-		int probe, double *ns, double *hwm, double *base,
-		char *why, size_t whycap);
+		int probe, struct sample *out, char *why, size_t whycap);
 
 /* stats.c */
 double median(const double *v, int n);
@@ -87,7 +91,11 @@ double spread(const double *v, int n); /* (max - min) / median */
  * index or -1; fallback[r] says a direct row stands in for a backend. */
 void refs_for(const struct bench *b, int wi, enum group g, int ref_row[NREFS],
 	      int fallback[NREFS]);
-double med_ns(const struct bench *b, int wi, int si);   /* NAN if none */
+/* The times ratios are made of: wall, or CPU with --cpu. */
+const double *metric(const struct bench *b, const struct measure *m);
+double med_ns(const struct bench *b, int wi, int si);   /* of metric(); NAN if none */
+double med_wall(const struct bench *b, int wi, int si);
+double med_cpu(const struct bench *b, int wi, int si);
 double med_hwm(const struct bench *b, int wi, int si);  /* NAN if none */
 double best_ref_ns(const struct bench *b, int wi, enum group g);
 double best_ref_hwm(const struct bench *b, int wi, enum group g);

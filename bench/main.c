@@ -46,6 +46,9 @@ static void help(FILE *f)
 "  --svg FILE        also write a bar chart of time / fastest reference\n"
 "  --seed N          the workloads' random seed (default: fixed) and the\n"
 "                    shuffle's (default: the clock)\n"
+"  --cpu             ratios on CPU time (user + system of all threads)\n"
+"                    instead of wall-clock time: steadier on a busy machine,\n"
+"                    but blind to time spent waiting (locks, yields)\n"
 "  --timeout SEC     kill a run after SEC seconds (default 300)\n"
 "  --list            list the workloads and exit\n"
 "  --help            this text\n"
@@ -153,13 +156,13 @@ static int measure_all(struct bench *b)
 				done++;
 				if (m->failed)
 					continue;
-				double ns, hwm, base;
+				struct sample x;
 				char why[768];
 				fprintf(stderr, "[%4d/%d] %-9s round %d/%d  %-18s ",
 					done, total, b->w[wi]->name, r + 1,
 					b->cfg.rounds, b->s[si].label);
-				if (subject_run(b, si, b->w[wi], 0, &ns, &hwm, &base,
-						why, sizeof(why))) {
+				if (subject_run(b, si, b->w[wi], 0, &x, why,
+						sizeof(why))) {
 					fprintf(stderr, "FAILED: %s\n", why);
 					m->failed = 1;
 					snprintf(m->why, sizeof(m->why), "%.250s", why);
@@ -170,12 +173,13 @@ static int measure_all(struct bench *b)
 						failures++;
 					continue;
 				}
-				m->ns[m->n] = ns;
-				m->hwm_kb[m->n] = hwm;
-				m->base_kb[m->n] = base;
+				m->ns[m->n] = x.ns;
+				m->cpu_ns[m->n] = x.cpu_ns;
+				m->hwm_kb[m->n] = x.hwm_kb;
+				m->base_kb[m->n] = x.base_kb;
 				m->n++;
-				fprintf(stderr, "%10.2f ms %8.1f MiB\n", ns / 1e6,
-					hwm / 1024);
+				fprintf(stderr, "%10.2f ms (cpu %.2f) %8.1f MiB\n",
+					x.ns / 1e6, x.cpu_ns / 1e6, x.hwm_kb / 1024);
 			}
 		}
 	}
@@ -191,7 +195,8 @@ int main(int argc, char **argv)
 	*c = (struct run_config){ .rounds = 5, .direct = 1, .preload = 1,
 				  .timeout = 300 };
 	c->shim = getenv("KALLOC_SHIM");
-	enum { O_NODIRECT = 256, O_NOPRELOAD, O_SHIM, O_SEED, O_TIMEOUT, O_LIST };
+	enum { O_NODIRECT = 256, O_NOPRELOAD, O_SHIM, O_SEED, O_TIMEOUT, O_LIST,
+	       O_CPU };
 	static const struct option opts[] = {
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "quick", no_argument, NULL, 'q' },
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "list", no_argument, NULL, O_LIST },
+		{ "cpu", no_argument, NULL, O_CPU },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -238,6 +244,7 @@ int main(int argc, char **argv)
 						   optarg);
 			break;
 		case O_LIST: list_workloads(); return 0;
+		case O_CPU: c->cpu = 1; break;
 		case 'h': help(stdout); return 0;
 		default: return usage_error("%s", "unknown option");
 		}

@@ -52,8 +52,9 @@ static void group_rows(const struct bench *b, FILE *f, int wi, enum group g)
 			continue;
 		}
 		double t = med_ns(b, wi, si), mem = med_hwm(b, wi, si);
-		cell(f, 10, t / 1e6, "%*.2f");
-		cell(f, 7, spread(m->ns, m->n) * 100, "%*.1f");
+		cell(f, 10, med_wall(b, wi, si) / 1e6, "%*.2f");
+		cell(f, 10, med_cpu(b, wi, si) / 1e6, "%*.2f");
+		cell(f, 7, spread(metric(b, m), m->n) * 100, "%*.1f");
 		fprintf(f, "%%");
 		cell(f, 9, mem / 1024, "%*.1f");
 		fprintf(f, " |");
@@ -160,10 +161,12 @@ void report_table(const struct bench *b, FILE *f)
 		"a fresh process, subjects interleaved%s\n", b->cfg.rounds,
 		b->cfg.rounds == 1 ? "" : "s",
 		b->cfg.quick ? " (--quick: small sizes, not for conclusions)" : "");
-	fprintf(f, "time ms and peak MiB (VmHWM) are medians; spread = (max-min)/"
-		"median of the times; xREF = time / REF's time; xbest = time / "
-		"fastest reference; rss/best = peak / smallest reference peak; "
-		"* = library called directly, its kalloc backend not measured\n");
+	fprintf(f, "wall ms, cpu ms (user+system, all threads) and peak MiB "
+		"(VmHWM) are medians; ratios use %s time: spread = (max-min)/"
+		"median; xREF = time / REF's time; xbest = time / fastest "
+		"reference; rss/best = peak / smallest reference peak; "
+		"* = library called directly, its kalloc backend not measured\n",
+		b->cfg.cpu ? "cpu" : "wall");
 	int skipped = 0;
 	for (int si = 0; si < b->ns; si++)
 		if (!b->s[si].available) {
@@ -173,8 +176,8 @@ void report_table(const struct bench *b, FILE *f)
 		}
 	for (int wi = 0; wi < b->nw; wi++) {
 		fprintf(f, "\n== %s: %s\n", b->w[wi]->name, b->w[wi]->what);
-		fprintf(f, "  %-18s%10s%8s%9s |", "subject", "time ms", "spread",
-			"peak MiB");
+		fprintf(f, "  %-18s%10s%10s%8s%9s |", "subject", "wall ms",
+			"cpu ms", "spread", "peak MiB");
 		for (int r = 0; r < NREFS; r++) {
 			char h[16];
 			snprintf(h, sizeof(h), "x%s", ref_names[r]);
@@ -217,9 +220,10 @@ int report_csv(const struct bench *b, const char *path)
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "workload,subject,kind,group,rounds,median_ms,spread,"
-		"peak_mib,base_mib,x_glibc,x_jemalloc,x_tcmalloc,x_mimalloc,"
-		"x_best,rss_x_best,status,times_ms,origin,version\n");
+	fprintf(f, "workload,subject,kind,group,rounds,median_wall_ms,"
+		"median_cpu_ms,ratio_metric,spread,peak_mib,base_mib,x_glibc,"
+		"x_jemalloc,x_tcmalloc,x_mimalloc,x_best,rss_x_best,status,"
+		"wall_ms,cpu_ms,origin,version\n");
 	for (int wi = 0; wi < b->nw; wi++) {
 		for (int si = 0; si < b->ns; si++) {
 			const struct subject *s = &b->s[si];
@@ -232,8 +236,10 @@ int report_csv(const struct bench *b, const char *path)
 			field(f, s->label);
 			fprintf(f, ",%s,%s,%d", kind_names[s->kind],
 				s->group == G_API ? "api" : "malloc", m->n);
-			num(f, t / 1e6, "%.3f");
-			num(f, spread(m->ns, m->n), "%.4f");
+			num(f, med_wall(b, wi, si) / 1e6, "%.3f");
+			num(f, med_cpu(b, wi, si) / 1e6, "%.3f");
+			fprintf(f, ",%s", b->cfg.cpu ? "cpu" : "wall");
+			num(f, spread(metric(b, m), m->n), "%.4f");
 			num(f, mem / 1024, "%.2f");
 			num(f, m->n ? median(m->base_kb, m->n) / 1024 : NAN, "%.2f");
 			for (int r = 0; r < NREFS; r++)
@@ -252,14 +258,17 @@ int report_csv(const struct bench *b, const char *path)
 				snprintf(status, sizeof(status), "ok");
 			field(f, status);
 			fputc(',', f);
-			char times[MAX_ROUNDS * 16] = "";
-			for (int i = 0; i < m->n; i++) {
-				size_t len = strlen(times);
-				snprintf(times + len, sizeof(times) - len, "%s%.3f",
-					 i ? ";" : "", m->ns[i] / 1e6);
+			for (int k = 0; k < 2; k++) {
+				const double *v = k ? m->cpu_ns : m->ns;
+				char times[MAX_ROUNDS * 16] = "";
+				for (int i = 0; i < m->n; i++) {
+					size_t len = strlen(times);
+					snprintf(times + len, sizeof(times) - len,
+						 "%s%.3f", i ? ";" : "", v[i] / 1e6);
+				}
+				field(f, times);
+				fputc(',', f);
 			}
-			field(f, times);
-			fputc(',', f);
 			field(f, s->origin);
 			fputc(',', f);
 			field(f, s->version);

@@ -41,9 +41,26 @@ static int measured(const struct bench *b, int wi, int si)
 	return b->m[wi][si].n > 0 && !b->m[wi][si].failed;
 }
 
+const double *metric(const struct bench *b, const struct measure *m)
+{
+	return b->cfg.cpu ? m->cpu_ns : m->ns;
+}
+
 double med_ns(const struct bench *b, int wi, int si)
 {
+	const struct measure *m = &b->m[wi][si];
+	return measured(b, wi, si) ? median(metric(b, m), m->n) : NAN;
+}
+
+double med_wall(const struct bench *b, int wi, int si)
+{
 	return measured(b, wi, si) ? median(b->m[wi][si].ns, b->m[wi][si].n) : NAN;
+}
+
+double med_cpu(const struct bench *b, int wi, int si)
+{
+	return measured(b, wi, si) ? median(b->m[wi][si].cpu_ns, b->m[wi][si].n)
+				   : NAN;
 }
 
 double med_hwm(const struct bench *b, int wi, int si)

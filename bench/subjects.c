@@ -161,9 +161,8 @@ static void probe_one(struct bench *b, int si)
 	struct subject *s = &b->s[si];
 	if (!s->available)
 		return;
-	double ns, hwm, base;
-	if (subject_run(b, si, NULL, 1, &ns, &hwm, &base, s->why,
-			sizeof(s->why)))
+	struct sample x;
+	if (subject_run(b, si, NULL, 1, &x, s->why, sizeof(s->why)))
 		s->available = 0;
 }
 
@@ -342,16 +341,15 @@ static int collect(int fd_out, int fd_err, char *out, size_t cap, char *last,
 	return 0;
 }
 
-static int parse_ok(const char *line, double *ns, double *hwm, double *base,
-		    char *origin, size_t ocap, char *version, size_t vcap)
+static int parse_ok(const char *line, struct sample *x, char *origin,
+		    size_t ocap, char *version, size_t vcap)
 {
-	unsigned long long n;
+	unsigned long long n, c;
 	unsigned long h, bs;
-	if (sscanf(line, "ok ns=%llu hwm_kb=%lu base_kb=%lu", &n, &h, &bs) != 3)
+	if (sscanf(line, "ok ns=%llu cpu_ns=%llu hwm_kb=%lu base_kb=%lu", &n, &c,
+		   &h, &bs) != 4)
 		return -1;
-	*ns = (double)n;
-	*hwm = (double)h;
-	*base = (double)bs;
+	*x = (struct sample){ (double)n, (double)c, (double)h, (double)bs };
 	const char *o = strstr(line, " origin="), *v = strstr(line, " version=");
 	if (!o || !v || v < o)
 		return -1;
@@ -363,8 +361,7 @@ static int parse_ok(const char *line, double *ns, double *hwm, double *base,
 }
 
 int subject_run(struct bench *b, int si, const bench_workload_t *w,
-		int probe, double *ns, double *hwm, double *base, char *why,
-		size_t whycap)
+		int probe, struct sample *x, char *why, size_t whycap)
 {
 	struct subject *s = &b->s[si];
 	char seed[32];
@@ -445,8 +442,8 @@ int subject_run(struct bench *b, int si, const bench_workload_t *w,
 			 last[0] ? last : "(no message)");
 		return -1;
 	}
-	if (parse_ok(out, ns, hwm, base, s->origin, sizeof(s->origin),
-		     s->version, sizeof(s->version))) {
+	if (parse_ok(out, x, s->origin, sizeof(s->origin), s->version,
+		     sizeof(s->version))) {
 		snprintf(why, whycap, "unreadable result: \"%.100s\"", out);
 		return -1;
 	}

@@ -96,8 +96,8 @@ int report_svg(const struct bench *b, const char *path)
 		"font-size=\"12\">\n", WIDTH, height, WIDTH, height);
 	fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
 	fprintf(f, "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">"
-		"kalloc-bench: median time / fastest reference (log scale; "
-		"left of 1 = faster)</text>\n");
+		"kalloc-bench: median %s time / fastest reference (log scale; "
+		"left of 1 = faster)</text>\n", b->cfg.cpu ? "CPU" : "wall-clock");
 	fprintf(f, "<text x=\"10\" y=\"40\" fill=\"#555\">%d round%s%s; "
 		"references: glibc, jemalloc, tcmalloc, mimalloc of the row's group"
 		"</text>\n", b->cfg.rounds, b->cfg.rounds == 1 ? "" : "s",
