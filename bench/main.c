@@ -56,7 +56,9 @@ static void help(FILE *f)
 "Children run without LD_PRELOAD, KALLOC_BACKEND, MALLOC_PERTURB_ and\n"
 "MALLOC_CHECK_ from this environment (only the subject's own), and with\n"
 "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384 so jemalloc can be\n"
-"dlopen'ed.  Plugins are found through KALLOC_PLUGIN_PATH as usual.\n"
+"dlopen'ed.  Plugins are found through KALLOC_PLUGIN_PATH as usual; run\n"
+"from its build directory with KALLOC_PLUGIN_PATH unset, kalloc-bench uses\n"
+"the plugins of that build.\n"
 "Exit status: 0 all measured; 1 a run of a kalloc backend (API or shim)\n"
 "failed, or nothing could be measured (the table is still printed; a\n"
 "reference library's failure shows as FAILED in its row only); 2 usage\n"
@@ -257,6 +259,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kalloc-bench: cannot find my own path in "
 			"/proc/self/exe\n");
 		return 1;
+	}
+	/* From the build tree, with no plugin path given, use this build's
+	 * plugins (the children inherit it), as the tests do. */
+	if (!getenv("KALLOC_PLUGIN_PATH") &&
+	    strcmp(B.self_dir, KALLOC_BENCH_BUILDDIR) == 0) {
+		setenv("KALLOC_PLUGIN_PATH", KALLOC_BENCH_BUILD_PLUGIN_PATH, 1);
+		fprintf(stderr, "kalloc-bench: run from the build tree: "
+			"KALLOC_PLUGIN_PATH=%s\n", KALLOC_BENCH_BUILD_PLUGIN_PATH);
 	}
 	shuffle_state = bench_seed(c->have_seed ? c->seed
 				   : (uint64_t)time(NULL) ^ (uint64_t)getpid(), 99);
