@@ -97,6 +97,9 @@ double med_ns(const struct bench *b, int wi, int si);   /* of metric(); NAN if n
 double med_wall(const struct bench *b, int wi, int si);
 double med_cpu(const struct bench *b, int wi, int si);
 double med_hwm(const struct bench *b, int wi, int si);  /* NAN if none */
+/* The smallest get() among the references of group g on workload wi. */
+double best_ref(const struct bench *b, int wi, enum group g,
+		double (*get)(const struct bench *, int, int));
 double best_ref_ns(const struct bench *b, int wi, enum group g);
 double best_ref_hwm(const struct bench *b, int wi, enum group g);
 

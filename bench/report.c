@@ -111,7 +111,7 @@ static void overhead_matrix(const struct bench *b, FILE *f)
 			"library's direct or preload row)\n");
 		return;
 	}
-	fprintf(f, "  %-34s", "pair");
+	fprintf(f, "  %-40s", "pair");
 	for (int wi = 0; wi < b->nw; wi++)
 		fprintf(f, "%*s", colw(b->w[wi]->name), b->w[wi]->name);
 	fprintf(f, "\n");
@@ -119,22 +119,28 @@ static void overhead_matrix(const struct bench *b, FILE *f)
 		int pi = b->s[si].available ? partner(b, si) : -1;
 		if (pi < 0)
 			continue;
-		char name[80];
-		snprintf(name, sizeof(name), "%s / %s", b->s[si].label,
-			 b->s[pi].label);
-		fprintf(f, "  %-34s", name);
-		for (int wi = 0; wi < b->nw; wi++)
-			cell(f, colw(b->w[wi]->name),
-			     ratio(med_ns(b, wi, si), med_ns(b, wi, pi)), "%*.2f");
-		fprintf(f, "\n");
+		for (int cpu = 0; cpu < 2; cpu++) {
+			double (*get)(const struct bench *, int, int) =
+				cpu ? med_cpu : med_wall;
+			char name[96];
+			snprintf(name, sizeof(name), "%s / %s %s", b->s[si].label,
+				 b->s[pi].label, cpu ? "(cpu)" : "(wall)");
+			fprintf(f, "  %-40s", name);
+			for (int wi = 0; wi < b->nw; wi++)
+				cell(f, colw(b->w[wi]->name),
+				     ratio(get(b, wi, si), get(b, wi, pi)), "%*.2f");
+			fprintf(f, "\n");
+		}
 	}
 }
 
-static void summary_matrix(const struct bench *b, FILE *f, int mem)
+/* One summary: rows x workloads of get() / the best reference's get(). */
+static void summary_matrix(const struct bench *b, FILE *f, const char *what,
+			   double (*get)(const struct bench *, int, int))
 {
 	fprintf(f, "\n== %s vs the best reference of the row's group "
 		"(1.00 = as good as the best of glibc/jemalloc/tcmalloc/mimalloc; "
-		"lower is better)\n", mem ? "peak RSS" : "time");
+		"lower is better)\n", what);
 	fprintf(f, "  %-18s", "subject");
 	for (int wi = 0; wi < b->nw; wi++)
 		fprintf(f, "%*s", colw(b->w[wi]->name), b->w[wi]->name);
@@ -145,10 +151,8 @@ static void summary_matrix(const struct bench *b, FILE *f, int mem)
 			continue;
 		fprintf(f, "  %-18s", s->label);
 		for (int wi = 0; wi < b->nw; wi++) {
-			double v = mem ? ratio(med_hwm(b, wi, si),
-					       best_ref_hwm(b, wi, s->group))
-				       : ratio(med_ns(b, wi, si),
-					       best_ref_ns(b, wi, s->group));
+			double v = ratio(get(b, wi, si),
+					 best_ref(b, wi, s->group, get));
 			cell(f, colw(b->w[wi]->name), v, "%*.2f");
 		}
 		fprintf(f, "\n");
@@ -188,8 +192,11 @@ void report_table(const struct bench *b, FILE *f)
 			group_rows(b, f, wi, (enum group)g);
 	}
 	overhead_matrix(b, f);
-	summary_matrix(b, f, 0);
-	summary_matrix(b, f, 1);
+	/* both clocks: on a busy machine they disagree, and how much says how
+	 * far to trust either */
+	summary_matrix(b, f, "wall time", med_wall);
+	summary_matrix(b, f, "CPU time", med_cpu);
+	summary_matrix(b, f, "peak RSS", med_hwm);
 }
 
 /* CSV field: quoted when it holds a comma, quote or newline. */

@@ -101,8 +101,8 @@ void refs_for(const struct bench *b, int wi, enum group g, int ref_row[NREFS],
 	}
 }
 
-static double best_ref(const struct bench *b, int wi, enum group g,
-		       double (*get)(const struct bench *, int, int))
+double best_ref(const struct bench *b, int wi, enum group g,
+		double (*get)(const struct bench *, int, int))
 {
 	int row[NREFS], fb[NREFS];
 	refs_for(b, wi, g, row, fb);
