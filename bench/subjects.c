@@ -108,8 +108,11 @@ void subjects_build(struct bench *b)
 	char *save = NULL;
 	for (char *name = strtok_r(list, ",", &save); name;
 	     name = strtok_r(NULL, ",", &save)) {
+		/* a plugin path is labelled by its file name */
+		const char *label = strrchr(name, '/') ? strrchr(name, '/') + 1
+						       : name;
 		struct subject *s = add(b, K_API, G_API, ref_of_backend(name),
-					name);
+					label);
 		if (!s)
 			break;
 		snprintf(s->exe, sizeof(s->exe), "%s", self);
