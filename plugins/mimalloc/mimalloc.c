@@ -195,8 +195,11 @@ static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
 	int zero = (flags & KALLOC_ZERO) != 0;
 	void *p;
 	if (!ptr || !aligned_to(ptr, l.align)) {
-		p = zero ? mi_zalloc_aligned(request(l), l.align)
-			 : mi_malloc_aligned(request(l), l.align);
+		if (l.align <= 8) /* mi_malloc aligns to 8 at least */
+			p = zero ? mi_zalloc(l.size) : mi_malloc(l.size);
+		else
+			p = zero ? mi_zalloc_aligned(request(l), l.align)
+				 : mi_malloc_aligned(request(l), l.align);
 		if (!p)
 			return KALLOC_ENOMEM;
 		if (ptr) { /* see the top: mimalloc would keep the offset */
