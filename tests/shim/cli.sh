@@ -6,7 +6,7 @@
 # shellcheck disable=SC2016 # '$X' in single quotes is for the inner sh
 set -u
 # shellcheck disable=SC2016  # $ in single quotes: expanded by the inner sh
-KALLOC=$1 LIBKALLOC=$2 SHIM=$3 CHURN=$4
+KALLOC=$(realpath "$1") LIBKALLOC=$(realpath "$2") SHIM=$3 CHURN=$(realpath "$4")
 shift 4
 BACKENDS=("$@")
 TMP=$(mktemp -d)
