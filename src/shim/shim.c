@@ -41,6 +41,7 @@ static atomic_int state;
 static kalloc_t *backend;
 static size_t backend_max_align;
 static bool backend_zero; /* the backend honors KALLOC_ZERO */
+static bool backend_tells; /* kalloc_owns can answer 0 (not -1 always) */
 static const char *backend_name;
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
@@ -74,6 +75,9 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	backend_max_align = info.max_align;
 	backend_zero = info.flags & KALLOC_ZERO;
 	backend_name = info.name;
+	/* Can it tell its blocks from others?  Asked once, of an address that
+	 * is certainly no block; -1 means never, so free skips the question. */
+	backend_tells = kalloc_owns(a, &state) != -1;
 	backend = a;
 	atomic_store_explicit(&state, READY, memory_order_release);
 	return a;
@@ -128,7 +132,7 @@ static void foreign(const char *fn, const void *p)
 /* Is p the backend's block (or cannot it tell)?  Reports it if not. */
 static inline bool backend_block(kalloc_t *a, const char *fn, const void *p)
 {
-	if (shim_likely(a) && shim_likely(kalloc_owns(a, p) != 0))
+	if (shim_likely(a) && (!backend_tells || kalloc_owns(a, p) != 0))
 		return true;
 	foreign(fn, p);
 	return false;
