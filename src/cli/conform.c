@@ -46,13 +46,17 @@ static void add_name(const char *name, const kalloc_info_t *info,
 	struct names *ns = ctx;
 	if (ns->n == ns->cap) {
 		ns->cap = ns->cap ? 2 * ns->cap : 16;
-		ns->v = realloc(ns->v, (size_t)ns->cap * sizeof(*ns->v));
-		if (!ns->v) {
+		char **v = realloc(ns->v, (size_t)ns->cap * sizeof(*v));
+		if (!v) {
 			perror("kalloc conform");
 			exit(1);
 		}
+		ns->v = v;
 	}
-	ns->v[ns->n++] = strdup(name);
+	if (!(ns->v[ns->n++] = strdup(name))) {
+		perror("kalloc conform");
+		exit(1);
+	}
 }
 
 /* Runs the helper on one backend, its output captured in *out. */
@@ -200,14 +204,17 @@ int cmd_conform(int argc, char **argv)
 		perror(helper);
 		return EXIT_NOEXEC;
 	}
+	if (given > 1)
+		return matrix(helper, &argv[optind], given, verbose) ? 1 : 0;
 	struct names ns = { 0 };
-	if (given > 1) {
-		ns.v = &argv[optind];
-		ns.n = given;
-	} else if (kalloc_list(add_name, &ns) == 0) {
+	if (kalloc_list(add_name, &ns) == 0) {
 		fprintf(stderr, "kalloc conform: no backends found; searched %s\n",
 			kalloc_plugin_path());
 		return 1;
 	}
-	return matrix(helper, ns.v, ns.n, verbose) ? 1 : 0;
+	int failed = matrix(helper, ns.v, ns.n, verbose);
+	for (int i = 0; i < ns.n; i++)
+		free(ns.v[i]);
+	free(ns.v);
+	return failed ? 1 : 0;
 }
