@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@ static const char help[] =
 	"\n"
 	"Compare the backends and the reference allocators (glibc, jemalloc,\n"
 	"tcmalloc, mimalloc) on the benchmark suite: runs " HELPER " with\n"
-	"ARGS; `kalloc bench --help` shows its options when it is built.\n";
+	"ARGS; `kalloc bench --help` shows its options when it is built.\n"
+	"Unless ARGS choose one with --shim, the shim is passed too, so the\n"
+	"table has a shim:BACKEND row for each backend.\n";
 
 int cmd_bench(int argc, char **argv)
 {
@@ -32,9 +35,26 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_NOTFOUND;
 	}
 	env_add_static_tls(); /* so that jemalloc loads in the benchmark */
-	argv[0] = helper;
+	/* The shim's rows (shim:BACKEND) join unless the caller chose one. */
+	bool chosen = false;
+	for (int i = 1; i < argc; i++)
+		chosen |= !strcmp(argv[i], "--shim") || !strncmp(argv[i], "--shim=", 7);
+	char shim[PATH_MAX];
+	char **args = calloc((size_t)argc + 3, sizeof(*args));
+	if (!args) {
+		perror("kalloc bench");
+		return 1;
+	}
+	int n = 0;
+	args[n++] = helper;
+	if (!chosen && locate_shim(shim, sizeof(shim), true)) {
+		args[n++] = "--shim";
+		args[n++] = shim;
+	}
+	for (int i = 1; i < argc; i++)
+		args[n++] = argv[i];
 	fflush(stdout);
-	execv(helper, argv);
+	execv(helper, args);
 	perror(helper);
 	return EXIT_NOEXEC;
 }

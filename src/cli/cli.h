@@ -27,9 +27,9 @@ int cmd_bench(int argc, char **argv);
 /* Prepares the environment every subcommand needs: when this `kalloc` is
  * the build tree's, KALLOC_PLUGIN_PATH defaults to the build's plugins. */
 void cli_init(void);
-/* Absolute path of libkalloc-shim.so into buf; false (with a message on
- * stderr naming where it looked) when it is nowhere. */
-bool locate_shim(char *buf, size_t cap);
+/* Absolute path of libkalloc-shim.so into buf; false when it is nowhere,
+ * with a message on stderr naming where it looked unless quiet. */
+bool locate_shim(char *buf, size_t cap, bool quiet);
 /* Absolute path of a helper program ("kalloc-conform", "kalloc-bench");
  * false if absent, with the places looked at in `looked`. */
 bool locate_helper(const char *name, char *buf, size_t cap, char *looked,

@@ -77,7 +77,7 @@ static bool try_file(const char *dir, const char *file, int mode, char *buf,
 	return (size_t)snprintf(buf, cap, "%s", real) < cap;
 }
 
-bool locate_shim(char *buf, size_t cap)
+bool locate_shim(char *buf, size_t cap, bool quiet)
 {
 	char looked[2048] = "";
 	Dl_info info;
@@ -100,7 +100,8 @@ bool locate_shim(char *buf, size_t cap)
 	if (try_file(KALLOC_LIBDIR, SHIM_FILE, R_OK, buf, cap, looked,
 		     sizeof(looked)))
 		return true;
-	fprintf(stderr, "kalloc: cannot find " SHIM_FILE " (looked in %s); "
+	if (!quiet)
+		fprintf(stderr, "kalloc: cannot find " SHIM_FILE " (looked in %s); "
 		"install libkalloc, or build it with meson (src/shim)\n", looked);
 	return false;
 }

@@ -121,7 +121,7 @@ int cmd_run(int argc, char **argv)
 	}
 
 	char shim[PATH_MAX];
-	if (!locate_shim(shim, sizeof(shim)))
+	if (!locate_shim(shim, sizeof(shim), false))
 		return EXIT_NOTFOUND;
 	env_prepend_preload(shim);
 	if (needs_tls)

@@ -184,7 +184,10 @@ check "conform --all: a row per listed backend" [ "$(grep -c ' PASS ' "$TMP/o")"
 "$IK" conform --all libc >/dev/null 2>"$TMP/e"
 check "conform: --all and names refused" [ $? -eq 2 ]
 "$IK" bench --quick -x 3 >"$TMP/o"
-check "bench: arguments pass through" [ "$(cat "$TMP/o")" = "bench args: --quick -x 3" ]
+check "bench: arguments pass through, after the shim" \
+	[ "$(cat "$TMP/o")" = "bench args: --shim $TMP/lib/libkalloc-shim.so --quick -x 3" ]
+"$IK" bench --shim /x.so --quick >"$TMP/o"
+check "bench: the caller's --shim wins" [ "$(cat "$TMP/o")" = "bench args: --shim /x.so --quick" ]
 
 echo "cli: $PASSED passed, $FAILED failed"
 [ $FAILED -eq 0 ]
