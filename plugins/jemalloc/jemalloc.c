@@ -64,7 +64,8 @@ static int je_init(const kalloc_host_t *host, const char *options,
 	size_t len = sizeof(v);
 	if (mallctl("version", &v, &len, NULL, 0) != 0 || !v)
 		v = JEMALLOC_VERSION;
-	snprintf(version, sizeof(version), "jemalloc %s", v);
+	/* "5.3.0-0-g<hash>": the release is enough */
+	snprintf(version, sizeof(version), "jemalloc %.*s", (int)strcspn(v, "-"), v);
 	*state = NULL;
 	return KALLOC_OK;
 }
