@@ -110,12 +110,28 @@ static size_t resident(const void *p, size_t len)
 	return count;
 }
 
-static int all_zero(const unsigned char *p, size_t len)
+/* Check records every assertion through a pipe: one per buffer, not byte. */
+static int all_eq(const unsigned char *p, size_t len, unsigned char v)
 {
 	for (size_t i = 0; i < len; i++)
-		if (p[i])
+		if (p[i] != v)
 			return 0;
 	return 1;
+}
+
+/* Index of the first byte differing from (i * mul) % mod, or len. */
+static size_t pattern_end(const unsigned char *p, size_t len, size_t mul,
+			  size_t mod)
+{
+	size_t i = 0;
+	while (i < len && p[i] == (unsigned char)(i * mul % mod))
+		i++;
+	return i;
+}
+
+static int all_zero(const unsigned char *p, size_t len)
+{
+	return all_eq(p, len, 0);
 }
 
 static double seconds(void)
@@ -174,8 +190,7 @@ START_TEST(zero_on_alloc_and_on_growth)
 	memset(p, 0x77, len);
 	p = realloc_ok(a, p, 100, 8, 3 * pagesz, 8, 0, NULL);
 	p = realloc_ok(a, p, 8 * pagesz, 8, 100, 8, KALLOC_ZERO, &len);
-	for (size_t i = 0; i < 100; i++)
-		ck_assert_uint_eq(p[i], 0x77);
+	ck_assert(all_eq(p, 100, 0x77));
 	ck_assert(all_zero(p + 100, len - 100));
 	/* unknown old size: the old usable length is content, beyond is zero */
 	memset(p, 0x11, len);
@@ -184,8 +199,7 @@ START_TEST(zero_on_alloc_and_on_growth)
 	ck_assert_uint_eq(len, half);
 	unsigned char *q = realloc_ok(a, p, half + 10, 8, 0, 0, KALLOC_ZERO,
 				      &len);
-	for (size_t i = 0; i < half; i++)
-		ck_assert_uint_eq(q[i], 0x11);
+	ck_assert(all_eq(q, half, 0x11));
 	ck_assert(all_zero(q + half, len - half));
 	/* in place within one page: stale bytes past the old size are zeroed */
 	memset(q, 0x22, len);
@@ -193,8 +207,7 @@ START_TEST(zero_on_alloc_and_on_growth)
 	ck_assert_uint_eq(len, pagesz);
 	unsigned char *r = realloc_ok(a, q, 200, 8, 100, 8, KALLOC_ZERO, &len);
 	ck_assert_ptr_eq(r, q);
-	for (size_t i = 0; i < 100; i++)
-		ck_assert_uint_eq(r[i], 0x22);
+	ck_assert(all_eq(r, 100, 0x22));
 	ck_assert(all_zero(r + 100, len - 100));
 	q = r;
 	kalloc_free(a, q, KALLOC_LAYOUT_UNKNOWN);
@@ -244,12 +257,15 @@ START_TEST(shrink_keeps_pointer_and_unmaps_the_tail)
 				      0, &len);
 	ck_assert_ptr_eq(q, p);
 	ck_assert_uint_eq(len, 3 * pagesz);
-	for (size_t i = 0; i < 2 * pagesz + 1; i++)
-		ck_assert_uint_eq(q[i], (unsigned char)(i * 7));
+	ck_assert_uint_eq(pattern_end(q, 2 * pagesz + 1, 7, 256),
+			  2 * pagesz + 1);
 	ck_assert_int_eq(mapped(q, 3 * pagesz), 1);
-	ck_assert_int_eq(mapped(q + 3 * pagesz, pagesz), 0);
+	/* (valgrind maps its own memory into freed address ranges) */
+	if (!RUNNING_ON_VALGRIND)
+		ck_assert_int_eq(mapped(q + 3 * pagesz, pagesz), 0);
 	kalloc_free(a, q, KALLOC_LAYOUT(2 * pagesz + 1, 16));
-	ck_assert_int_eq(mapped(q, pagesz), 0); /* cache=0: unmapped at once */
+	if (!RUNNING_ON_VALGRIND) /* cache=0: unmapped at once */
+		ck_assert_int_eq(mapped(q, pagesz), 0);
 	kalloc_close(a);
 }
 END_TEST
@@ -270,8 +286,7 @@ START_TEST(content_survives_every_kind_of_move)
 		p = realloc_ok(a, p, ns, al, size, 64, 0, NULL);
 		ck_assert_uint_eq((uintptr_t)p % al, 0);
 		size_t kept = size < ns ? size : ns;
-		for (size_t i = 0; i < kept; i++)
-			ck_assert_uint_eq(p[i], (unsigned char)(i % 251));
+		ck_assert_uint_eq(pattern_end(p, kept, 1, 251), kept);
 		for (size_t i = kept; i < ns; i++)
 			p[i] = (unsigned char)(i % 251);
 		size = ns;
@@ -311,7 +326,8 @@ START_TEST(cache_is_bounded_in_bytes)
 	int still = 0;
 	for (int i = 0; i < N; i++)
 		still += mapped(p[i], pagesz);
-	ck_assert_int_eq(still, 4);
+	if (!RUNNING_ON_VALGRIND) /* it maps its own memory in freed ranges */
+		ck_assert_int_eq(still, 4);
 	kalloc_close(a);
 
 	/* the same bound from the environment; 0 disables the cache */
@@ -320,7 +336,8 @@ START_TEST(cache_is_bounded_in_bytes)
 	unsetenv("KALLOC_PAGE_CACHE");
 	void *q = alloc_ok(a, 256 * KiB, 16, 0, NULL);
 	kalloc_free(a, q, KALLOC_LAYOUT(256 * KiB, 16));
-	ck_assert_int_eq(mapped(q, pagesz), 0);
+	if (!RUNNING_ON_VALGRIND)
+		ck_assert_int_eq(mapped(q, pagesz), 0);
 	kalloc_close(a);
 }
 END_TEST
@@ -356,9 +373,23 @@ struct overflow {
 	size_t at;
 };
 
+/* SIGSEGV's default action, past any handler a sanitizer installed (and
+ * whose sigaction() it intercepts): the kernel's struct, by system call. */
+static void default_segv(void)
+{
+	struct {
+		void (*handler)(int);
+		unsigned long flags;
+		void (*restorer)(void);
+		uint64_t mask;
+	} act = { SIG_DFL, 0, NULL, 0 };
+	syscall(SYS_rt_sigaction, SIGSEGV, &act, NULL, sizeof(act.mask));
+}
+
 static void write_at(void *ctx)
 {
 	struct overflow *o = ctx;
+	default_segv();
 	o->p[o->at - 1] = 1; /* the last usable byte is fine */
 	o->p[o->at] = 1;     /* one past it faults */
 }
@@ -663,7 +694,8 @@ START_TEST(fork_child_can_allocate)
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, churn, &c), 0);
-	for (int i = 0; i < 20; i++) {
+	int forks = RUNNING_ON_VALGRIND ? 3 : 20;
+	for (int i = 0; i < forks; i++) {
 		int status = in_child(child_allocates, a);
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			      "fork %d: status 0x%x", i, status);
