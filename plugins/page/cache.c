@@ -1,22 +1,19 @@
 /*
- * The cache of freed mappings: a small array scanned under one mutex.  It
- * saves the mmap/munmap pair and the page faults of alloc/free churn, and it
- * is what NOWAIT allocations are served from.  Bounded in bytes and entries;
- * the oldest entry is unmapped to make room.  An entry left unused for
- * CACHE_DECAY_NS gives its pages back (MADV_DONTNEED) at the next operation
- * that checks the clock, and then reads zero.
+ * The cache of freed page ranges: a small array scanned under one mutex.  A
+ * range is cut to the size asked and the rest stays cached, so reuse costs
+ * no system call: it saves the mmap/munmap pair and the page faults of
+ * alloc/free churn, and it is what NOWAIT allocations are served from.
+ * Bounded in bytes and entries; the oldest range is unmapped to make room.
+ * A range left unused for CACHE_DECAY_NS gives its pages back
+ * (MADV_DONTNEED) at the next operation that checks the clock, and then
+ * reads zero.
+ *
+ * A freed range merges with its cached neighbours of the same VMA, so a
+ * range cut into pieces comes back whole once they are freed.
  */
 #include "page.h"
 
 #include <sys/mman.h>
-
-/*
- * A request finding no entry of a fitting length (at most a quarter larger)
- * resizes another one with mremap (no page faults on the pages it keeps), but
- * only while the cache holds at least this many entries: a few different
- * lengths stay available for NOWAIT requests.
- */
-#define RESIZE_MIN_ENTRIES 4
 
 void cache_init(struct cache *c, size_t limit, bool exact)
 {
@@ -64,50 +61,64 @@ static struct cache_entry remove_at(struct cache *c, unsigned i)
 	return e;
 }
 
-static size_t distance(size_t a, size_t b)
+/* Needs a free slot. */
+static void add(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
+		uint64_t freed, bool clean)
 {
-	return a > b ? a - b : b - a;
+	c->e[c->n++] = (struct cache_entry){ addr, len, vma, freed, clean };
+	c->bytes += len;
 }
 
-/* Index of the entry to serve len from, or -1; sets *resize. */
-static int choose(const struct cache *c, size_t len, size_t align,
-		  bool resizable, bool nowait, bool *resize)
+static uintptr_t align_up(uintptr_t x, size_t align)
 {
-	int fit = -1, near = -1;
+	return (x + align - 1) & ~(uintptr_t)(align - 1);
+}
+
+/* The smallest range holding len bytes at a multiple of align, or -1. */
+static int best_fit(const struct cache *c, size_t len, size_t align)
+{
+	int best = -1;
 	for (unsigned i = 0; i < c->n; i++) {
 		const struct cache_entry *e = &c->e[i];
-		if (e->addr & (align - 1))
-			continue;
-		if (e->len == len || (!c->exact && e->len > len &&
-				      (fit < 0 || e->len < c->e[fit].len)))
-			fit = (int)i;
-		if (e->len == len)
-			break;
-		if (near < 0 || distance(e->len, len) <
-				    distance(c->e[near].len, len))
-			near = (int)i;
+		uintptr_t a = align_up(e->addr, align);
+		bool fits = c->exact ? e->len == len && a == e->addr
+				     : a >= e->addr && a - e->addr <= e->len &&
+					       e->len - (a - e->addr) >= len;
+		if (fits && (best < 0 || e->len < c->e[best].len))
+			best = (int)i;
 	}
-	*resize = false;
-	if (fit >= 0 && (nowait || c->e[fit].len - len <= len / 4))
-		return fit;
-	if (resizable && !c->exact && near >= 0 && c->n >= RESIZE_MIN_ENTRIES) {
-		*resize = true;
-		return near;
-	}
-	return -1;
+	return best;
 }
 
-bool cache_take(struct cache *c, size_t len, size_t align, bool resizable,
+static int largest(const struct cache *c)
+{
+	int best = -1;
+	for (unsigned i = 0; i < c->n; i++)
+		if (best < 0 || c->e[i].len > c->e[best].len)
+			best = (int)i;
+	return best;
+}
+
+bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
 		bool nowait, struct cache_hit *hit)
 {
 	if (c->limit == 0 || !lock(c, nowait))
 		return false;
-	bool resize;
-	int i = choose(c, len, align, resizable, nowait, &resize);
+	int i = best_fit(c, len, align);
 	if (i >= 0) {
 		struct cache_entry e = remove_at(c, (unsigned)i);
-		*hit = (struct cache_hit){ e.addr, e.len, e.clean,
-					   resize && e.len != len };
+		uintptr_t a = align_up(e.addr, align);
+		size_t head = a - e.addr, tail = e.len - head - len;
+		*hit = (struct cache_hit){ a, len, e.vma, e.clean, false };
+		if (head) /* the slot e left is free */
+			add(c, e.addr, head, e.vma, e.freed, e.clean);
+		if (tail && c->n < CACHE_SLOTS)
+			add(c, a + len, tail, e.vma, e.freed, e.clean);
+		else
+			hit->len += tail;
+	} else if (may_grow && !c->exact && (i = largest(c)) >= 0) {
+		struct cache_entry e = remove_at(c, (unsigned)i);
+		*hit = (struct cache_hit){ e.addr, e.len, e.vma, e.clean, true };
 	}
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add_explicit(i >= 0 ? &c->hits : &c->misses, 1,
@@ -115,30 +126,74 @@ bool cache_take(struct cache *c, size_t len, size_t align, bool resizable,
 	return i >= 0;
 }
 
-void cache_put(struct cache *c, uintptr_t addr, size_t len, bool nowait)
+/* Takes the neighbours of [*addr, *addr + *len) of the same VMA out of the
+ * cache and widens the range over them; the result is clean only if all of
+ * it is, and as old as its oldest dirty part (clean parts have no age: an
+ * old one would have the whole range given back at once, and again). */
+static void absorb(struct cache *c, uintptr_t *addr, size_t *len, uint64_t vma,
+		   uint64_t *freed, bool *clean)
 {
-	if (len > c->limit || !lock(c, nowait)) {
+	for (unsigned i = 0; i < c->n;) {
+		struct cache_entry *e = &c->e[i];
+		if (e->vma != vma ||
+		    (e->addr + e->len != *addr && *addr + *len != e->addr)) {
+			i++;
+			continue;
+		}
+		struct cache_entry n = remove_at(c, i);
+		if (n.addr < *addr)
+			*addr = n.addr;
+		*len += n.len;
+		*clean = *clean && n.clean;
+		if (!n.clean && n.freed < *freed)
+			*freed = n.freed;
+	}
+}
+
+void cache_put(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
+	       bool nowait)
+{
+	size_t limit = c->limit;
+	if (len > limit || !lock(c, nowait)) {
 		unmap(addr, len);
 		return;
 	}
-	struct cache_entry evicted[CACHE_SLOTS];
+	uint64_t now = now_ns(), freed = now;
+	bool clean = false;
+	if (!c->exact)
+		absorb(c, &addr, &len, vma, &freed, &clean);
+	struct cache_entry evicted[CACHE_SLOTS + 1];
 	unsigned ne = 0;
-	while (c->n == CACHE_SLOTS || c->bytes + len > c->limit) {
+	if (len > limit) { /* merged beyond the bound */
+		evicted[ne++] = (struct cache_entry){ addr, len, vma, freed, clean };
+		len = 0;
+	}
+	while (len && (c->n == CACHE_SLOTS || c->bytes + len > limit)) {
 		unsigned oldest = 0;
 		for (unsigned i = 1; i < c->n; i++)
 			if (c->e[i].freed < c->e[oldest].freed)
 				oldest = i;
 		evicted[ne++] = remove_at(c, oldest);
 	}
-	uint64_t now = now_ns();
-	c->e[c->n++] = (struct cache_entry){ addr, len, now, false };
-	c->bytes += len;
-	uint64_t due = now + CACHE_DECAY_NS;
-	if (due < atomic_load_explicit(&c->next_decay, memory_order_relaxed))
-		atomic_store_explicit(&c->next_decay, due, memory_order_relaxed);
+	if (len) {
+		add(c, addr, len, vma, freed, clean);
+		uint64_t due = freed + CACHE_DECAY_NS;
+		if (due < atomic_load_explicit(&c->next_decay,
+					       memory_order_relaxed))
+			atomic_store_explicit(&c->next_decay, due,
+					      memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&c->lock);
 	for (unsigned i = 0; i < ne; i++)
 		unmap(evicted[i].addr, evicted[i].len);
+}
+
+size_t cache_bytes(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	size_t n = c->bytes;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
 void cache_decay(struct cache *c, size_t guard)

@@ -5,10 +5,12 @@
  * trimming) and owns() answers for any address without touching it.
  *
  *   - realloc: mremap, so growth copies nothing and costs no time
- *     proportional to the size; a shrink keeps the pointer and unmaps the
- *     tail.
- *   - Freed mappings go to a bounded cache (cache.c) that later allocations
- *     reuse; it returns its memory to the OS a second after a free.
+ *     proportional to the size; a shrink keeps the pointer and hands the
+ *     tail to the cache.
+ *   - Freed pages go to a cache (cache.c, KALLOC_PAGE_CACHE bytes, 64 MiB
+ *     by default) that later allocations cut their blocks from, with no
+ *     system call and no page fault; pages cached for a second are given
+ *     back to the OS (MADV_DONTNEED) at the next call.
  *   - Guard mode (KALLOC_PAGE_GUARD=1, or option "guard=1"): each mapping ends
  *     with a PROT_NONE page and the block ends right against it, so writing
  *     one byte past the size (rounded up to the alignment) faults at once.
@@ -37,6 +39,7 @@ struct page {
 	bool guard;
 	atomic_ulong blocks; /* live blocks */
 	atomic_ulong mapped; /* bytes of their mappings */
+	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
 	struct table table;
 	struct cache cache;
 };
@@ -89,6 +92,11 @@ static struct shape shape_of(const struct page *pg, kalloc_layout_t l)
 	return (struct shape){ body + pz, body - u, base };
 }
 
+static uint64_t new_vma(struct page *pg)
+{
+	return atomic_fetch_add_explicit(&pg->vmas, 1, memory_order_relaxed) + 1;
+}
+
 static size_t shape_usable(const struct page *pg, const struct shape *sh)
 {
 	return sh->map_len - sh->offset - guard_bytes(pg);
@@ -111,26 +119,30 @@ static void zero(const struct page *pg, uintptr_t addr, size_t len, bool nowait)
  * somewhat more.  With want_zero its usable part reads zero.
  */
 static int obtain(struct page *pg, const struct shape *sh, bool nowait,
-		  bool want_zero, uintptr_t *map, size_t *len)
+		  bool want_zero, uintptr_t *map, size_t *len, uint64_t *vma)
 {
 	size_t pz = pg->pagesz;
 	struct cache_hit hit;
 	if (cache_take(&pg->cache, sh->map_len, sh->base_align,
 		       !nowait && sh->base_align == pz, nowait, &hit)) {
-		if (hit.resize) {
+		size_t dirty = hit.clean ? 0 : hit.len - guard_bytes(pg);
+		if (hit.grow) { /* only the pages added are fresh */
 			void *p = mremap((void *)hit.addr, hit.len, sh->map_len,
 					 MREMAP_MAYMOVE);
 			if (p == MAP_FAILED) {
 				unmap(hit.addr, hit.len);
 				goto fresh;
 			}
+			if ((uintptr_t)p != hit.addr) /* moved: a VMA of its own */
+				hit.vma = new_vma(pg);
 			hit.addr = (uintptr_t)p;
 			hit.len = sh->map_len;
 		}
-		if (want_zero && !hit.clean)
-			zero(pg, hit.addr, hit.len - guard_bytes(pg), nowait);
+		if (want_zero && dirty)
+			zero(pg, hit.addr, dirty, nowait);
 		*map = hit.addr;
 		*len = hit.len;
+		*vma = hit.vma;
 		return KALLOC_OK;
 	}
 	if (nowait)
@@ -146,13 +158,15 @@ fresh:;
 	}
 	*map = (uintptr_t)p;
 	*len = sh->map_len;
+	*vma = new_vma(pg);
 	return KALLOC_OK;
 }
 
-/* A mapping no block uses any more: cached or unmapped. */
-static void release(struct page *pg, uintptr_t map, size_t len, bool nowait)
+/* Pages no block uses any more: cached, or unmapped. */
+static void release(struct page *pg, uintptr_t map, size_t len, uint64_t vma,
+		    bool nowait)
 {
-	cache_put(&pg->cache, map, len, nowait);
+	cache_put(&pg->cache, map, len, vma, nowait);
 }
 
 /* ---- the table of live blocks ------------------------------------------ */
@@ -221,13 +235,14 @@ static int block_alloc(struct page *pg, kalloc_layout_t l, bool nowait,
 	struct shape sh = shape_of(pg, l);
 	uintptr_t map;
 	size_t len;
-	int err = obtain(pg, &sh, nowait, want_zero, &map, &len);
+	uint64_t vma;
+	int err = obtain(pg, &sh, nowait, want_zero, &map, &len, &vma);
 	if (err)
 		return err;
-	struct rec r = { map + sh.offset, map, len, l.size };
+	struct rec r = { map + sh.offset, map, len, l.size, vma };
 	err = track(pg, &r, nowait);
 	if (err) {
-		release(pg, map, len, nowait);
+		release(pg, map, len, vma, nowait);
 		return err;
 	}
 	*out = (kalloc_buf_t){ (void *)r.ptr, usable(pg, &r) };
@@ -247,7 +262,7 @@ static void block_free(struct page *pg, void *ptr)
 	shard_remove(s, slot);
 	shard_unlock(s);
 	count(pg, -1, -(long)r.map_len);
-	release(pg, r.map, r.map_len, false);
+	release(pg, r.map, r.map_len, r.vma, false);
 }
 
 /* Moves the block to a new mapping by copying `kept` bytes (guard mode, and
@@ -258,17 +273,18 @@ static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
 	struct shape sh = shape_of(pg, l);
 	uintptr_t map;
 	size_t len;
-	int err = obtain(pg, &sh, nowait, want_zero, &map, &len);
+	uint64_t vma;
+	int err = obtain(pg, &sh, nowait, want_zero, &map, &len, &vma);
 	if (err)
 		return err;
-	struct rec n = { map + sh.offset, map, len, l.size };
+	struct rec n = { map + sh.offset, map, len, l.size, vma };
 	memcpy((void *)n.ptr, (void *)r->ptr, kept);
 	err = swap_rec(pg, r->ptr, &n, nowait);
 	if (err) {
-		release(pg, map, len, nowait);
+		release(pg, map, len, vma, nowait);
 		return err;
 	}
-	release(pg, r->map, r->map_len, nowait);
+	release(pg, r->map, r->map_len, r->vma, nowait);
 	*out = (kalloc_buf_t){ (void *)n.ptr, usable(pg, &n) };
 	return KALLOC_OK;
 }
@@ -297,26 +313,38 @@ static void *resize_mapping(struct page *pg, uintptr_t p, size_t old_len,
 	return q;
 }
 
-/* Growth or realignment without guard pages: mremap, then the new record. */
+/*
+ * Growth or realignment without guard pages, by mremap.  The caller has
+ * already removed r from the table: once mremap returns, the old range is
+ * free address space that another thread may map and record under the same
+ * address.
+ */
 static int move_remap(struct page *pg, const struct rec *r, kalloc_layout_t l,
 		      size_t kept, bool want_zero, kalloc_buf_t *out)
 {
 	size_t len = round_up(l.size, pg->pagesz);
 	void *q = resize_mapping(pg, r->ptr, r->map_len, len, l.align);
+	/* A shard keeps a free slot, so the removed record always fits back;
+	 * a new key's shard may have to grow, and with every shard at most
+	 * half full that needs the table's mmap to fail many times in a row. */
+	struct rec n = { (uintptr_t)q, (uintptr_t)q, len, l.size,
+			 (uintptr_t)q == r->ptr ? r->vma : new_vma(pg) };
+	const struct rec *keep = q == MAP_FAILED ? r : &n;
+	struct shard *s = table_shard(&pg->table, keep->ptr);
+	shard_lock(s, false);
+	int err = shard_insert(s, keep, false);
+	shard_unlock(s);
+	if (err)
+		pg->host->corruption(NAME, (void *)keep->ptr, "out of memory "
+				     "for the block table while moving a block");
 	if (q == MAP_FAILED)
 		return KALLOC_ENOMEM;
+	count(pg, 0, (long)len - (long)r->map_len);
 	/* Pages past the old mapping are fresh; the old ones may hold bytes
 	 * past the old size. */
 	size_t old_end = min_size(r->map_len, len);
 	if (want_zero && kept < old_end)
 		memset((char *)q + kept, 0, old_end - kept);
-	struct rec n = { (uintptr_t)q, (uintptr_t)q, len, l.size };
-	if (swap_rec(pg, r->ptr, &n, false) != KALLOC_OK)
-		/* The block has moved and cannot be recorded: with at most
-		 * half of every shard used this needs the table's mmap to fail
-		 * that many times in a row. */
-		pg->host->corruption(NAME, q, "out of memory for the block "
-				     "table while moving a block");
 	*out = (kalloc_buf_t){ q, len };
 	return KALLOC_OK;
 }
@@ -343,8 +371,9 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 	bool in_place = aligned && (pg->guard ? shape_usable(pg, &sh) == have
 					      : len <= slot->map_len);
 	if (in_place) {
-		if (!pg->guard && !nowait && len < slot->map_len &&
-		    munmap((void *)(p + len), slot->map_len - len) == 0) {
+		if (!pg->guard && !nowait && len < slot->map_len) {
+			release(pg, p + len, slot->map_len - len, slot->vma,
+				false);
 			count(pg, 0, -(long)(slot->map_len - len));
 			slot->map_len = len;
 		}
@@ -357,9 +386,12 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		return KALLOC_OK;
 	}
 	struct rec r = *slot;
-	shard_unlock(s); /* the caller owns the block: r stays valid */
-	if (pg->guard || nowait)
+	if (pg->guard || nowait) {
+		shard_unlock(s); /* the caller owns the block: r stays valid */
 		return move_copy(pg, &r, l, kept, nowait, want_zero, out);
+	}
+	shard_remove(s, slot);
+	shard_unlock(s);
 	return move_remap(pg, &r, l, kept, want_zero, out);
 }
 
@@ -428,11 +460,7 @@ static int page_stats(void *state, kalloc_stat_fn fn, void *ctx)
 	struct page *pg = state;
 	fn(ctx, NAME, "blocks", atomic_load(&pg->blocks));
 	fn(ctx, NAME, "mapped_bytes", atomic_load(&pg->mapped));
-	cache_lock(&pg->cache);
-	uint64_t entries = pg->cache.n, bytes = pg->cache.bytes;
-	cache_unlock(&pg->cache);
-	fn(ctx, NAME, "cache_entries", entries);
-	fn(ctx, NAME, "cache_bytes", bytes);
+	fn(ctx, NAME, "cache_bytes", cache_bytes(&pg->cache));
 	fn(ctx, NAME, "cache_limit", pg->cache.limit);
 	fn(ctx, NAME, "cache_hits", atomic_load(&pg->cache.hits));
 	fn(ctx, NAME, "cache_misses", atomic_load(&pg->cache.misses));
@@ -485,6 +513,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->guard = guard != 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
+	atomic_init(&pg->vmas, 0);
 	if (table_init(&pg->table) != KALLOC_OK) {
 		munmap(pg, sizeof(*pg));
 		return KALLOC_ENOMEM;

@@ -36,6 +36,7 @@ struct rec {
 	uintptr_t map;  /* start of the block's mapping */
 	size_t map_len; /* whole mapping, guard page included */
 	size_t size;    /* requested size */
+	uint64_t vma;   /* name of the VMA holding the mapping (cache.c) */
 };
 
 /*
@@ -75,55 +76,73 @@ void shard_remove(struct shard *s, struct rec *slot);
 bool table_lock_pair(struct table *t, uintptr_t a, uintptr_t b, bool nowait);
 void table_unlock_pair(struct table *t, uintptr_t a, uintptr_t b);
 
-/* ---- cache.c: freed mappings kept for reuse ---------------------------- */
+/* ---- cache.c: freed page ranges kept for reuse -------------------------- */
 
 #define CACHE_SLOTS 64
 /* Dirty entries older than this are madvise(MADV_DONTNEED)'d. */
 #define CACHE_DECAY_NS 1000000000ull
 
+/*
+ * A freed range of pages, inside one mapping (VMA) of the process.  `vma`
+ * names that mapping: each mmap or moving mremap gets a new name, and every
+ * split of a mapping (munmap, mremap of part of it) leaves a hole.  So two
+ * adjacent ranges of the same name lie in one VMA, and merging them keeps
+ * every range mremap-able (mremap needs its range inside one VMA).
+ */
 struct cache_entry {
 	uintptr_t addr;
 	size_t len;
+	uint64_t vma;
 	uint64_t freed; /* now_ns() when cached */
 	bool clean;     /* reads zero (fresh or MADV_DONTNEED'd since) */
 };
 
 /*
- * Invariants: n <= CACHE_SLOTS, bytes = sum of the entries' len <= limit;
- * next_decay <= the earliest freed + CACHE_DECAY_NS of a dirty entry.
+ * Invariants: n <= CACHE_SLOTS; bytes = sum of the entries' len <= limit;
+ * next_decay <= the earliest freed + CACHE_DECAY_NS of a dirty entry.  With
+ * `exact` (guard mode: each entry ends with its guard page) entries are
+ * never split and serve only requests of their very length.
  */
 struct cache {
 	pthread_mutex_t lock;
 	size_t limit;
 	size_t bytes;
 	unsigned n;
-	bool exact; /* entries serve only requests of their very length */
+	bool exact;
 	_Atomic uint64_t next_decay;
 	atomic_ulong hits, misses;
 	struct cache_entry e[CACHE_SLOTS];
 };
 
-/* What cache_take found: a mapping of `len` bytes at addr.  When len differs
- * from the request and `resize` is set, the caller mremaps it to size. */
+/* What cache_take found: `len` bytes at addr.  len is the request's unless
+ * `grow` is set (then it is smaller and the caller mremaps it to size). */
 struct cache_hit {
 	uintptr_t addr;
 	size_t len;
+	uint64_t vma;
 	bool clean;
-	bool resize;
+	bool grow;
 };
 
 void cache_init(struct cache *c, size_t limit, bool exact);
 void cache_fini(struct cache *c);
-/* A cached mapping of at least len bytes starting at a multiple of align,
- * or (resizable) one of another length for the caller to mremap. */
-bool cache_take(struct cache *c, size_t len, size_t align, bool resizable,
+/*
+ * len bytes at a multiple of align, cut from a cached range without any
+ * system call; or, with may_grow and no range large enough, the largest
+ * smaller range for the caller to grow.  nowait: trylock only.
+ */
+bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
 		bool nowait, struct cache_hit *hit);
-/* Keeps a freed mapping, or unmaps it when it does not fit the bounds. */
-void cache_put(struct cache *c, uintptr_t addr, size_t len, bool nowait);
+/* Keeps a freed range, merged with its neighbours of the same VMA, and
+ * unmaps the oldest ones to stay within the limit; unmaps it instead when
+ * it does not fit. */
+void cache_put(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
+	       bool nowait);
 /* Returns the memory of entries older than CACHE_DECAY_NS to the OS.
  * `guard` bytes at each entry's end are PROT_NONE and left alone. */
 void cache_decay(struct cache *c, size_t guard);
 void cache_lock(struct cache *c);
 void cache_unlock(struct cache *c);
+size_t cache_bytes(struct cache *c);
 
 #endif

@@ -366,6 +366,37 @@ START_TEST(cache_gives_memory_back_after_a_second)
 }
 END_TEST
 
+START_TEST(cache_cuts_ranges_and_merges_them_back)
+{
+	kalloc_t *a = open_page(NULL);
+	size_t whole = 64 * pagesz;
+	uintptr_t base = (uintptr_t)alloc_ok(a, whole, 16, 0, NULL);
+	kalloc_free(a, (void *)base, KALLOC_LAYOUT(whole, 16));
+	/* smaller blocks are cut from the cached range, without a system call */
+	const size_t pages[] = { 1, 2, 5, 20 };
+	void *p[4];
+	for (int i = 0; i < 4; i++) {
+		p[i] = alloc_ok(a, pages[i] * pagesz, 16, KALLOC_NOWAIT, NULL);
+		ck_assert((uintptr_t)p[i] >= base &&
+			  (uintptr_t)p[i] + pages[i] * pagesz <= base + whole);
+	}
+	for (int i = 0; i < 4; i++)
+		kalloc_free(a, p[i], KALLOC_LAYOUT_UNKNOWN);
+	/* and come back whole once freed */
+	void *q = alloc_ok(a, whole, 16, KALLOC_NOWAIT, NULL);
+	ck_assert_ptr_eq(q, (void *)base);
+	/* a shrink's tail is cached too, and serves the next request */
+	size_t len;
+	q = realloc_ok(a, q, 10 * pagesz, 16, whole, 16, 0, &len);
+	ck_assert_uint_eq(len, 10 * pagesz);
+	void *t = alloc_ok(a, 54 * pagesz, 16, KALLOC_NOWAIT, NULL);
+	ck_assert_ptr_eq(t, (char *)base + 10 * pagesz);
+	kalloc_free(a, t, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_free(a, q, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_close(a);
+}
+END_TEST
+
 /* ---- guard pages -------------------------------------------------------- */
 
 struct overflow {
@@ -706,6 +737,50 @@ START_TEST(fork_child_can_allocate)
 }
 END_TEST
 
+/* Threads allocate, grow, shrink and free, each checking its own bytes. */
+static void *check_own(void *arg)
+{
+	kalloc_t *a = arg;
+	unsigned seed = (unsigned)(uintptr_t)&seed;
+	for (int i = 0; i < 2000; i++) {
+		seed = seed * 1103515245 + 12345;
+		size_t size = 1 + (seed >> 8) % (64 * KiB), big = size * 3 + 1;
+		unsigned char tag = (unsigned char)(seed >> 24);
+		kalloc_buf_t b;
+		if (kalloc_alloc(a, KALLOC_LAYOUT(size, 16), 0, &b))
+			return "alloc failed";
+		memset(b.ptr, tag, size);
+		if (kalloc_realloc(a, b.ptr, KALLOC_LAYOUT(big, 16),
+				   KALLOC_LAYOUT(size, 16), 0, &b))
+			return "grow failed";
+		unsigned char *p = b.ptr;
+		if (!all_eq(p, size, tag))
+			return "content lost on growth";
+		memset(p + size, tag, big - size);
+		if (kalloc_realloc(a, p, KALLOC_LAYOUT(size / 2 + 1, 16),
+				   KALLOC_LAYOUT(big, 16), 0, &b) ||
+		    !all_eq(b.ptr, size / 2 + 1, tag))
+			return "content lost on shrink";
+		kalloc_free(a, b.ptr, KALLOC_LAYOUT(size / 2 + 1, 16));
+	}
+	return NULL;
+}
+
+START_TEST(threads_keep_their_content)
+{
+	kalloc_t *a = open_page(NULL);
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, check_own, a), 0);
+	for (int i = 0; i < 3; i++) {
+		void *why;
+		pthread_join(t[i], &why);
+		ck_assert_msg(why == NULL, "thread %d: %s", i, (char *)why);
+	}
+	kalloc_close(a);
+}
+END_TEST
+
 struct handoff {
 	kalloc_t *a;
 	unsigned char *p;
@@ -765,6 +840,7 @@ int main(void)
 	tcase_add_test(tc, cache_reuses_freed_mappings);
 	tcase_add_test(tc, cache_is_bounded_in_bytes);
 	tcase_add_test(tc, cache_gives_memory_back_after_a_second);
+	tcase_add_test(tc, cache_cuts_ranges_and_merges_them_back);
 	tcase_add_test(tc, guard_page_faults_one_byte_past_the_end);
 	tcase_add_test(tc, guard_from_the_environment);
 	tcase_add_test(tc, alignments_2mib_to_64mib);
@@ -775,6 +851,7 @@ int main(void)
 	tcase_add_test(tc, nowait_never_maps_memory);
 	tcase_add_test(tc, fork_child_can_allocate);
 	tcase_add_test(tc, another_thread_reallocs_and_frees);
+	tcase_add_test(tc, threads_keep_their_content);
 	tcase_add_test(tc, bad_options_are_refused);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
