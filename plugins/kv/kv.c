@@ -145,7 +145,7 @@ static int kv_owns(void *state, const void *ptr)
 	return in_page(kv, ptr) ? 1 : kv->host->owns(kv->small, ptr);
 }
 
-static int kv_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int kv_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	const struct kv *kv = state;
 	fn(ctx, NAME, "threshold", kv->threshold);

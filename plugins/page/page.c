@@ -455,7 +455,7 @@ static void page_after_fork(void *state)
 		shard_unlock(&pg->table.shard[i]);
 }
 
-static int page_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	struct page *pg = state;
 	fn(ctx, NAME, "blocks", atomic_load(&pg->blocks));

@@ -30,6 +30,7 @@ static void atfork_prepare(void)
 	for (kalloc_t *a = handles; a; a = a->next)
 		if (a->fork_prepare)
 			a->fork_prepare(a->state);
+	kalloc__block_lock_all();
 }
 
 /* Runs the parent or child hooks in reverse registration order. */
@@ -45,26 +46,30 @@ static void run_after(kalloc_t *a, bool child)
 
 static void atfork_parent(void)
 {
+	kalloc__block_unlock_all(false);
 	run_after(handles, false);
 	pthread_mutex_unlock(&registry_lock);
 }
 
 static void atfork_child(void)
 {
+	kalloc__block_unlock_all(true);
 	run_after(handles, true);
 	pthread_mutex_unlock(&registry_lock);
 }
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
-static void atfork_install(void)
+/* Once per process, before the first handle is usable. */
+static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	kalloc__fail_init();
 }
 
 void kalloc__register(kalloc_t *a)
 {
-	pthread_once(&atfork_once, atfork_install);
+	pthread_once(&process_once, process_init);
 	pthread_mutex_lock(&registry_lock);
 	kalloc_t **pp = &handles;
 	while (*pp)
@@ -82,6 +87,14 @@ void kalloc__unregister(kalloc_t *a)
 			*pp = a->next;
 			break;
 		}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (kalloc_t *a = handles; a; a = a->next)
+		fn(a, ctx);
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -146,20 +159,25 @@ kalloc_t *kalloc_default(void)
 	kalloc_t *a = atomic_load_explicit(&default_handle, memory_order_acquire);
 	if (likely(a))
 		return a;
-	const char *want = kalloc__env("KALLOC_BACKEND");
-	a = kalloc_get(want ? want : DEFAULT_BACKEND);
-	if (!a && want) {
-		kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using " DEFAULT_BACKEND,
-			    want, kalloc_errmsg());
-		a = kalloc_get(DEFAULT_BACKEND);
-	}
+	/* Resolved once, under the lock: an invalid KALLOC_BACKEND is
+	 * reported once however many threads get here first. */
+	pthread_mutex_lock(&registry_lock);
+	a = atomic_load_explicit(&default_handle, memory_order_acquire);
 	if (!a) {
-		kalloc__log(NULL, "cannot open the default backend '"
-			    DEFAULT_BACKEND "': %s", kalloc_errmsg());
-		abort();
+		const char *want = kalloc__env("KALLOC_BACKEND");
+		a = kalloc_get(want ? want : DEFAULT_BACKEND);
+		if (!a && want) {
+			kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using "
+				    DEFAULT_BACKEND, want, kalloc_errmsg());
+			a = kalloc_get(DEFAULT_BACKEND);
+		}
+		if (!a) {
+			kalloc__log(NULL, "cannot open the default backend '"
+				    DEFAULT_BACKEND "': %s", kalloc_errmsg());
+			abort();
+		}
+		atomic_store_explicit(&default_handle, a, memory_order_release);
 	}
-	kalloc_t *expected = NULL;
-	if (!atomic_compare_exchange_strong(&default_handle, &expected, a))
-		a = expected; /* another thread won; both are the shared handle */
+	pthread_mutex_unlock(&registry_lock);
 	return a;
 }
