@@ -192,7 +192,7 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 		   void **state)
 {
 	long threshold = host->option("KALLOC_KV_THRESHOLD", DEFAULT_THRESHOLD);
-	char small_name[128] = "";
+	char small_name[512] = "";
 	if (!parse_options(host, options, small_name, sizeof(small_name),
 			   &threshold))
 		return KALLOC_EINVAL;

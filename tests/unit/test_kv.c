@@ -4,11 +4,12 @@
  * content; free and usable_size of both kinds; the vmalloc/kvmalloc names of
  * <kalloc/linux.h>.
  *
- * The small backend is pinned to libc ("small=libc") where the routing is
- * asserted.  Page is reached only when the small backend fails, as in
- * kvmalloc: kalloc_fail_nth(2) fails the second allocating call of the
- * thread, which is kv's call into the small backend (the first is the
- * caller's call into kv).
+ * The small backend is pinned where the routing is asserted: libc, or the
+ * test fixture backend (alignments up to one page only).  Page is reached
+ * only when the small backend fails, as in kvmalloc: for an alignment the
+ * fixture refuses, or when kalloc_fail_nth(2) fails the second allocating
+ * call of the thread, which is kv's call into the small backend (the first
+ * is the caller's call into kv).
  */
 #include <check.h>
 #include <kalloc.h>
@@ -136,6 +137,49 @@ START_TEST(large_sizes_fall_back_to_page)
 	kalloc_fail_nth(0);
 	ck_assert(in_page(b.ptr));
 	kalloc_free(a, b.ptr, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_close(a);
+}
+END_TEST
+
+#define FIXTURE FIXTURE_DIR "/fixture-ok.so"
+
+START_TEST(alignments_the_small_backend_refuses_go_to_page)
+{
+	kalloc_t *a = open_kv("small=" FIXTURE);
+	kalloc_t *small = kalloc_get(FIXTURE);
+	ck_assert_msg(small != NULL, "%s", kalloc_errmsg());
+	kalloc_buf_t s = alloc_ok(a, 100, pagesz, 0);
+	ck_assert(!in_page(s.ptr));
+	ck_assert_uint_eq(kalloc_usable_size(a, s.ptr),
+			  kalloc_usable_size(small, s.ptr));
+	kalloc_buf_t p = alloc_ok(a, 100, 2 * pagesz, KALLOC_ZERO);
+	ck_assert(in_page(p.ptr));
+	ck_assert_uint_eq((uintptr_t)p.ptr % (2 * pagesz), 0);
+	ck_assert(all_zero(p.ptr, p.len));
+	/* realloc to such an alignment moves a small block to page */
+	fill(s.ptr, 100, 7);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_realloc(a, s.ptr, KALLOC_LAYOUT(300, 4 * pagesz),
+					KALLOC_LAYOUT(100, pagesz), KALLOC_ZERO,
+					&b), KALLOC_OK);
+	ck_assert(in_page(b.ptr));
+	ck_assert_uint_eq((uintptr_t)b.ptr % (4 * pagesz), 0);
+	check_fill(b.ptr, 100, 7);
+	ck_assert(all_zero((unsigned char *)b.ptr + 100, b.len - 100));
+	/* and back when the alignment allows and the size is small */
+	ck_assert_int_eq(kalloc_realloc(a, b.ptr, KALLOC_LAYOUT(50, 16),
+					KALLOC_LAYOUT(300, 4 * pagesz), 0, &b),
+			 KALLOC_OK);
+	ck_assert(!in_page(b.ptr));
+	check_fill(b.ptr, 50, 7);
+	/* a page block at an alignment the small backend refuses stays */
+	ck_assert_int_eq(kalloc_realloc(a, p.ptr, KALLOC_LAYOUT(60, 2 * pagesz),
+					KALLOC_LAYOUT(100, 2 * pagesz), 0, &p),
+			 KALLOC_OK);
+	ck_assert(in_page(p.ptr));
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(50, 16));
+	kalloc_free(a, p.ptr, KALLOC_LAYOUT_UNKNOWN);
+	ck_assert(!in_page(p.ptr));
 	kalloc_close(a);
 }
 END_TEST
@@ -335,6 +379,7 @@ int main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, small_sizes_stay_on_the_small_backend);
 	tcase_add_test(tc, large_sizes_fall_back_to_page);
+	tcase_add_test(tc, alignments_the_small_backend_refuses_go_to_page);
 	tcase_add_test(tc, realloc_crosses_the_threshold_both_ways);
 	tcase_add_test(tc, failed_realloc_keeps_the_block);
 	tcase_add_test(tc, free_and_usable_size_of_both_kinds);
