@@ -126,6 +126,28 @@ bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
 	return i >= 0;
 }
 
+bool cache_take_at(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
+		   bool nowait, bool *clean)
+{
+	if (c->exact || !lock(c, nowait))
+		return false;
+	bool found = false;
+	for (unsigned i = 0; i < c->n && !found; i++) {
+		struct cache_entry *e = &c->e[i];
+		if (e->addr != addr || e->vma != vma || e->len < len)
+			continue;
+		found = true;
+		*clean = e->clean;
+		e->addr += len;
+		e->len -= len;
+		c->bytes -= len;
+		if (e->len == 0)
+			remove_at(c, i);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
 /* Takes the neighbours of [*addr, *addr + *len) of the same VMA out of the
  * cache and widens the range over them; the result is clean only if all of
  * it is, and as old as its oldest dirty part (clean parts have no age: an

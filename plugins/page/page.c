@@ -362,14 +362,23 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		shard_unlock(s);
 		not_ours(pg, ptr, "realloc");
 	}
-	size_t have = usable(pg, slot);
-	size_t kept = min_size(old.align ? old.size : have, l.size);
+	size_t had = usable(pg, slot);
+	size_t kept = min_size(old.align ? old.size : had, l.size);
 	bool aligned = !(p & (l.align - 1));
 	size_t len = round_up(l.size, pg->pagesz);
 	/* In place: the block keeps its pointer and mapping (or its head). */
 	struct shape sh = shape_of(pg, l);
-	bool in_place = aligned && (pg->guard ? shape_usable(pg, &sh) == have
+	bool in_place = aligned && (pg->guard ? shape_usable(pg, &sh) == had
 					      : len <= slot->map_len);
+	/* Or grows over the cached pages right after it: no system call. */
+	bool clean = true;
+	if (!in_place && !pg->guard && aligned &&
+	    cache_take_at(&pg->cache, p + slot->map_len, len - slot->map_len,
+			  slot->vma, nowait, &clean)) {
+		count(pg, 0, (long)(len - slot->map_len));
+		slot->map_len = len;
+		in_place = true;
+	}
 	if (in_place) {
 		if (!pg->guard && !nowait && len < slot->map_len) {
 			release(pg, p + len, slot->map_len - len, slot->vma,
@@ -377,9 +386,12 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 			count(pg, 0, -(long)(slot->map_len - len));
 			slot->map_len = len;
 		}
-		have = usable(pg, slot);
-		if (want_zero)
-			memset((char *)p + kept, 0, have - kept);
+		size_t have = usable(pg, slot);
+		size_t stale = min_size(had, have); /* may hold old bytes */
+		if (want_zero && kept < stale)
+			memset((char *)p + kept, 0, stale - kept);
+		if (want_zero && !clean)
+			memset((char *)p + had, 0, have - had);
 		slot->size = l.size;
 		shard_unlock(s);
 		*out = (kalloc_buf_t){ ptr, have };

@@ -133,6 +133,10 @@ void cache_fini(struct cache *c);
  */
 bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
 		bool nowait, struct cache_hit *hit);
+/* The first len bytes of the cached range starting at addr in VMA vma, if
+ * there is one that long (a block growing in place over it). */
+bool cache_take_at(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
+		   bool nowait, bool *clean);
 /* Keeps a freed range, merged with its neighbours of the same VMA, and
  * unmaps the oldest ones to stay within the limit; unmaps it instead when
  * it does not fit. */

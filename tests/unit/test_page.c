@@ -385,8 +385,21 @@ START_TEST(cache_cuts_ranges_and_merges_them_back)
 	/* and come back whole once freed */
 	void *q = alloc_ok(a, whole, 16, KALLOC_NOWAIT, NULL);
 	ck_assert_ptr_eq(q, (void *)base);
-	/* a shrink's tail is cached too, and serves the next request */
+	/* a block grows in place over the cached pages after it */
+	memset(q, 0x6b, whole);
+	kalloc_free(a, q, KALLOC_LAYOUT(whole, 16));
+	q = alloc_ok(a, 10 * pagesz, 16, 0, NULL);
+	ck_assert_ptr_eq(q, (void *)base);
 	size_t len;
+	q = realloc_ok(a, q, 30 * pagesz, 16, 10 * pagesz, 16,
+		       KALLOC_NOWAIT | KALLOC_ZERO, &len);
+	ck_assert_ptr_eq(q, (void *)base);
+	ck_assert_uint_eq(len, 30 * pagesz);
+	ck_assert(all_eq(q, 10 * pagesz, 0x6b));
+	ck_assert(all_zero((unsigned char *)q + 10 * pagesz, 20 * pagesz));
+	q = realloc_ok(a, q, whole, 16, 30 * pagesz, 16, KALLOC_NOWAIT, &len);
+	ck_assert_ptr_eq(q, (void *)base);
+	/* a shrink's tail is cached too, and serves the next request */
 	q = realloc_ok(a, q, 10 * pagesz, 16, whole, 16, 0, &len);
 	ck_assert_uint_eq(len, 10 * pagesz);
 	void *t = alloc_ok(a, 54 * pagesz, 16, KALLOC_NOWAIT, NULL);
