@@ -459,12 +459,22 @@ static void page_prepare(void *state)
 	cache_lock(&pg->cache);
 }
 
-static void page_after_fork(void *state)
+static void page_parent(void *state)
 {
 	struct page *pg = state;
 	cache_unlock(&pg->cache);
 	for (int i = TABLE_SHARDS - 1; i >= 0; i--)
 		shard_unlock(&pg->table.shard[i]);
+}
+
+/* The child's only thread did not take the locks (it has another thread
+ * id): start them afresh, as glibc does with its own. */
+static void page_child(void *state)
+{
+	struct page *pg = state;
+	pthread_mutex_init(&pg->cache.lock, NULL);
+	for (int i = 0; i < TABLE_SHARDS; i++)
+		pthread_mutex_init(&pg->table.shard[i].lock, NULL);
 }
 
 static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)
@@ -559,7 +569,7 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.usable_size = page_usable_size,
 	.owns = page_owns,
 	.atfork_prepare = page_prepare,
-	.atfork_parent = page_after_fork,
-	.atfork_child = page_after_fork,
+	.atfork_parent = page_parent,
+	.atfork_child = page_child,
 	.stats = page_stats,
 };
