@@ -4,25 +4,55 @@
  * content; free and usable_size of both kinds; the vmalloc/kvmalloc names of
  * <kalloc/linux.h>.
  *
- * The small backend is pinned where the routing is asserted: libc, or the
- * test fixture backend (alignments up to one page only).  Page is reached
- * only when the small backend fails, as in kvmalloc: for an alignment the
- * fixture refuses, or when kalloc_fail_nth(2) fails the second allocating
- * call of the thread, which is kv's call into the small backend (the first
- * is the caller's call into kv).
+ * The small backend is pinned where the routing is asserted: libc, or
+ * kv-limited (plugins/kv/kv_limited.c: libc's blocks up to 64 KiB, at most
+ * page-aligned), whose real refusals show kv's fallback to page.
  */
 #include <check.h>
 #include <kalloc.h>
 #include <kalloc/linux.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
+#define LIMIT (64 * KiB) /* kv-limited's largest block */
 
 static size_t pagesz;
+static char limited_opt[600]; /* "small=<path of kv-limited.so>" */
+
+/* kv-limited.so sits next to kalloc-kv.so, in a KALLOC_PLUGIN_PATH dir. */
+static void find_limited(void)
+{
+	const char *path = getenv("KALLOC_PLUGIN_PATH");
+	for (const char *d = path; d && *d;) {
+		size_t n = strcspn(d, ":");
+		char file[512];
+		snprintf(file, sizeof(file), "%.*s/kv-limited.so", (int)n, d);
+		if (access(file, R_OK) == 0) {
+			snprintf(limited_opt, sizeof(limited_opt), "small=%s", file);
+			return;
+		}
+		d += n + (d[n] == ':');
+	}
+}
+
+/* kv over kv-limited, with more options after a comma if given. */
+static kalloc_t *open_limited(const char *more)
+{
+	char opts[700];
+	ck_assert_msg(limited_opt[0], "kv-limited.so not in KALLOC_PLUGIN_PATH");
+	snprintf(opts, sizeof(opts), "%s%s%s", limited_opt, more ? "," : "",
+		 more ? more : "");
+	kalloc_t *a = NULL;
+	int err = kalloc_open("kv", opts, &a);
+	ck_assert_msg(err == KALLOC_OK, "open kv (%s): %s", opts, kalloc_errmsg());
+	return a;
+}
 
 static kalloc_t *page(void)
 {
@@ -94,64 +124,55 @@ static kalloc_buf_t realloc_ok(kalloc_t *a, void *p, size_t size,
 START_TEST(small_sizes_stay_on_the_small_backend)
 {
 	kalloc_t *a = open_kv("small=libc");
-	kalloc_buf_t b = alloc_ok(a, 100, 16, 0);
-	ck_assert(!in_page(b.ptr));
-	ck_assert_uint_eq(kalloc_usable_size(a, b.ptr),
-			  kalloc_usable_size(kalloc_get("libc"), b.ptr));
-	kalloc_free(a, b.ptr, KALLOC_LAYOUT(100, 16));
+	/* the small backend serves even large sizes when it can (kvmalloc) */
+	const size_t sizes[] = { 1, 100, 4096, 4097, MiB };
+	for (size_t i = 0; i < 5; i++) {
+		kalloc_buf_t b = alloc_ok(a, sizes[i], 16, 0);
+		ck_assert(!in_page(b.ptr));
+		ck_assert_uint_eq(kalloc_usable_size(a, b.ptr),
+				  kalloc_usable_size(kalloc_get("libc"), b.ptr));
+		kalloc_free(a, b.ptr, KALLOC_LAYOUT(sizes[i], 16));
+	}
+	kalloc_close(a);
 	/* at or below the threshold a failing small backend is final */
-	kalloc_fail_nth(2);
-	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(4096, 16), KALLOC_NOWARN,
-				      &b), KALLOC_ENOMEM);
-	kalloc_fail_nth(0);
+	a = open_limited("threshold=131072");
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(LIMIT + 1, 16),
+				      KALLOC_NOWARN, &b), KALLOC_ENOMEM);
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(131072, 16),
+				      KALLOC_NOWARN, &b), KALLOC_ENOMEM);
+	/* above it, page takes over */
+	b = alloc_ok(a, 131073, 16, 0);
+	ck_assert(in_page(b.ptr));
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(131073, 16));
 	kalloc_close(a);
 }
 END_TEST
 
 START_TEST(large_sizes_fall_back_to_page)
 {
-	kalloc_t *a = open_kv("small=libc");
-	/* the small backend serves a large size when it can (kvmalloc) */
-	kalloc_buf_t b = alloc_ok(a, MiB, 16, 0);
-	ck_assert(!in_page(b.ptr));
-	kalloc_free(a, b.ptr, KALLOC_LAYOUT(MiB, 16));
-	/* and page takes over when it fails */
-	kalloc_fail_nth(2);
-	b = alloc_ok(a, 4097, 16, KALLOC_ZERO);
-	kalloc_fail_nth(0);
+	kalloc_t *a = open_limited(NULL);
+	kalloc_buf_t s = alloc_ok(a, LIMIT, 16, 0);
+	ck_assert(!in_page(s.ptr));
+	kalloc_buf_t b = alloc_ok(a, LIMIT + 1, 16, KALLOC_ZERO);
 	ck_assert(in_page(b.ptr));
 	ck_assert_int_eq(kalloc_owns(a, b.ptr), 1);
 	ck_assert_uint_eq((uintptr_t)b.ptr % pagesz, 0);
 	ck_assert(all_zero(b.ptr, b.len));
-	ck_assert_uint_eq(kalloc_usable_size(a, b.ptr), 2 * pagesz);
-	kalloc_free(a, b.ptr, KALLOC_LAYOUT(4097, 16));
+	ck_assert_uint_eq(kalloc_usable_size(a, b.ptr),
+			  (LIMIT + pagesz) / pagesz * pagesz);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(LIMIT + 1, 16));
 	ck_assert(!in_page(b.ptr));
-	/* a threshold from the options moves the line */
-	kalloc_close(a);
-	a = open_kv("small=libc,threshold=65536");
-	kalloc_fail_nth(2);
-	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(65536, 16), KALLOC_NOWARN,
-				      &b), KALLOC_ENOMEM);
-	kalloc_fail_nth(2);
-	b = alloc_ok(a, 65537, 16, 0);
-	kalloc_fail_nth(0);
-	ck_assert(in_page(b.ptr));
-	kalloc_free(a, b.ptr, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_free(a, s.ptr, KALLOC_LAYOUT(LIMIT, 16));
 	kalloc_close(a);
 }
 END_TEST
 
-#define FIXTURE FIXTURE_DIR "/fixture-ok.so"
-
 START_TEST(alignments_the_small_backend_refuses_go_to_page)
 {
-	kalloc_t *a = open_kv("small=" FIXTURE);
-	kalloc_t *small = kalloc_get(FIXTURE);
-	ck_assert_msg(small != NULL, "%s", kalloc_errmsg());
+	kalloc_t *a = open_limited(NULL);
 	kalloc_buf_t s = alloc_ok(a, 100, pagesz, 0);
 	ck_assert(!in_page(s.ptr));
-	ck_assert_uint_eq(kalloc_usable_size(a, s.ptr),
-			  kalloc_usable_size(small, s.ptr));
 	kalloc_buf_t p = alloc_ok(a, 100, 2 * pagesz, KALLOC_ZERO);
 	ck_assert(in_page(p.ptr));
 	ck_assert_uint_eq((uintptr_t)p.ptr % (2 * pagesz), 0);
@@ -186,13 +207,12 @@ END_TEST
 
 START_TEST(realloc_crosses_the_threshold_both_ways)
 {
-	kalloc_t *a = open_kv("small=libc");
+	kalloc_t *a = open_limited(NULL);
 	kalloc_buf_t b = alloc_ok(a, 1000, 16, 0);
+	ck_assert(!in_page(b.ptr));
 	fill(b.ptr, 1000, 1);
 	/* small -> page when the small backend cannot grow it */
-	kalloc_fail_nth(2);
 	b = realloc_ok(a, b.ptr, 3 * MiB, 1000, KALLOC_ZERO);
-	kalloc_fail_nth(0);
 	ck_assert(in_page(b.ptr));
 	check_fill(b.ptr, 1000, 1);
 	ck_assert(all_zero((unsigned char *)b.ptr + 1000, b.len - 1000));
@@ -201,15 +221,17 @@ START_TEST(realloc_crosses_the_threshold_both_ways)
 	b = realloc_ok(a, b.ptr, 5 * MiB, 3 * MiB, 0);
 	ck_assert(in_page(b.ptr));
 	check_fill(b.ptr, 3 * MiB, 2);
+	/* and stays there while above the threshold */
+	b = realloc_ok(a, b.ptr, 5000, 5 * MiB, 0);
+	ck_assert(in_page(b.ptr));
+	check_fill(b.ptr, 5000, 2);
 	/* page -> small when it shrinks to the threshold or below */
-	b = realloc_ok(a, b.ptr, 3000, 5 * MiB, KALLOC_ZERO);
+	b = realloc_ok(a, b.ptr, 3000, 5000, KALLOC_ZERO);
 	ck_assert(!in_page(b.ptr));
 	check_fill(b.ptr, 3000, 2);
 	ck_assert(all_zero((unsigned char *)b.ptr + 3000, b.len - 3000));
 	/* the same with the old layout unknown */
-	kalloc_fail_nth(2);
-	b = realloc_ok(a, b.ptr, 9000, 0, 0);
-	kalloc_fail_nth(0);
+	b = realloc_ok(a, b.ptr, 90000, 0, 0);
 	ck_assert(in_page(b.ptr));
 	check_fill(b.ptr, 3000, 2);
 	b = realloc_ok(a, b.ptr, 20, 0, 0);
@@ -225,14 +247,13 @@ END_TEST
 
 START_TEST(failed_realloc_keeps_the_block)
 {
-	kalloc_t *a = open_kv("small=libc");
+	kalloc_t *a = open_limited(NULL);
 	kalloc_buf_t small = alloc_ok(a, 200, 16, 0), out = { 0, 0 };
-	kalloc_fail_nth(2);
-	kalloc_buf_t large = alloc_ok(a, 3 * pagesz, 16, 0);
-	kalloc_fail_nth(0);
+	kalloc_buf_t large = alloc_ok(a, 100 * KiB, 16, 0);
+	ck_assert(!in_page(small.ptr));
 	ck_assert(in_page(large.ptr));
 	fill(small.ptr, 200, 3);
-	fill(large.ptr, 3 * pagesz, 4);
+	fill(large.ptr, 100 * KiB, 4);
 	/* both backends fail: the old blocks are intact and still owned */
 	ck_assert_int_eq(kalloc_realloc(a, small.ptr, KALLOC_LAYOUT(HUGE, 16),
 					KALLOC_LAYOUT(200, 16), KALLOC_NOWARN,
@@ -242,36 +263,33 @@ START_TEST(failed_realloc_keeps_the_block)
 					&out), KALLOC_ENOMEM);
 	ck_assert_ptr_null(out.ptr);
 	check_fill(small.ptr, 200, 3);
-	check_fill(large.ptr, 3 * pagesz, 4);
+	check_fill(large.ptr, 100 * KiB, 4);
 	ck_assert(!in_page(small.ptr));
 	ck_assert(in_page(large.ptr));
 	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(HUGE, 16), KALLOC_NOWARN,
 				      &out), KALLOC_ENOMEM);
 	kalloc_free(a, small.ptr, KALLOC_LAYOUT(200, 16));
-	kalloc_free(a, large.ptr, KALLOC_LAYOUT(3 * pagesz, 16));
+	kalloc_free(a, large.ptr, KALLOC_LAYOUT(100 * KiB, 16));
 	kalloc_close(a);
 }
 END_TEST
 
 START_TEST(free_and_usable_size_of_both_kinds)
 {
-	kalloc_t *a = open_kv("small=libc");
+	kalloc_t *a = open_limited(NULL);
 	enum { N = 40 };
 	kalloc_buf_t b[N];
 	for (int i = 0; i < N; i++) {
-		size_t size = (size_t)(i + 1) * 1500;
-		if (i % 2 && size > 4096)
-			kalloc_fail_nth(2);
+		size_t size = (size_t)(i + 1) * 3000;
 		b[i] = alloc_ok(a, size, 16, 0);
-		kalloc_fail_nth(0);
-		ck_assert_int_eq(in_page(b[i].ptr), i % 2 && size > 4096);
+		ck_assert_int_eq(in_page(b[i].ptr), size > LIMIT);
 		ck_assert_uint_eq(kalloc_usable_size(a, b[i].ptr), b[i].len);
 		fill(b[i].ptr, size, (unsigned)i);
 	}
 	for (int i = 0; i < N; i++) {
-		check_fill(b[i].ptr, (size_t)(i + 1) * 1500, (unsigned)i);
+		check_fill(b[i].ptr, (size_t)(i + 1) * 3000, (unsigned)i);
 		kalloc_free(a, b[i].ptr, i % 3 ? KALLOC_LAYOUT_UNKNOWN
-			    : KALLOC_LAYOUT((size_t)(i + 1) * 1500, 16));
+			    : KALLOC_LAYOUT((size_t)(i + 1) * 3000, 16));
 		ck_assert(!in_page(b[i].ptr));
 	}
 	kalloc_close(a);
@@ -339,19 +357,6 @@ START_TEST(linux_kvmalloc_names)
 	check_fill(p, 50, 5);
 	kvfree(p);
 
-	/* a kvmalloc that lands in page, freed and resized by kv* */
-	kalloc_fail_nth(2);
-	p = kvmalloc(5 * pagesz, GFP_KERNEL);
-	kalloc_fail_nth(0);
-	ck_assert_ptr_nonnull(p);
-	ck_assert(in_page(p));
-	fill(p, 5 * pagesz, 6);
-	p = kvrealloc(p, 9 * pagesz, GFP_KERNEL);
-	ck_assert(in_page(p));
-	check_fill(p, 5 * pagesz, 6);
-	kvfree(p);
-	ck_assert(!in_page(p));
-
 	unsigned *z = kvzalloc(10000, GFP_KERNEL);
 	ck_assert(all_zero((unsigned char *)z, 10000));
 	kvfree(z);
@@ -363,17 +368,22 @@ START_TEST(linux_kvmalloc_names)
 	kvfree(ZERO_SIZE_PTR);
 	kvfree(NULL);
 
-	/* kvfree takes vmalloc'd blocks too (is_vmalloc_addr) */
-	void *v = vmalloc(MiB);
-	ck_assert_ptr_nonnull(v);
-	kvfree(v);
-	ck_assert(!in_page(v));
+	/* kvrealloc and kvfree take vmalloc'd blocks (is_vmalloc_addr) */
+	p = vmalloc(5 * pagesz);
+	ck_assert_ptr_nonnull(p);
+	fill(p, 5 * pagesz, 6);
+	p = kvrealloc(p, 9 * pagesz, GFP_KERNEL);
+	ck_assert(in_page(p));
+	check_fill(p, 5 * pagesz, 6);
+	kvfree(p);
+	ck_assert(!in_page(p));
 }
 END_TEST
 
 int main(void)
 {
 	pagesz = (size_t)sysconf(_SC_PAGESIZE);
+	find_limited();
 	Suite *s = suite_create("kv");
 	TCase *tc = tcase_create("kv");
 	tcase_set_timeout(tc, 20);
