@@ -74,12 +74,16 @@ static uintptr_t align_up(uintptr_t x, size_t align)
 	return (x + align - 1) & ~(uintptr_t)(align - 1);
 }
 
-/* The smallest range holding len bytes at a multiple of align, or -1. */
-static int best_fit(const struct cache *c, size_t len, size_t align)
+/* The smallest range holding len bytes at a multiple of align (and warm
+ * if asked), or -1. */
+static int best_fit(const struct cache *c, size_t len, size_t align,
+		    bool warm)
 {
 	int best = -1;
 	for (unsigned i = 0; i < c->n; i++) {
 		const struct cache_entry *e = &c->e[i];
+		if (warm && e->clean)
+			continue;
 		uintptr_t a = align_up(e->addr, align);
 		bool fits = c->exact ? e->len == len && a == e->addr
 				     : a >= e->addr && a - e->addr <= e->len &&
@@ -99,12 +103,12 @@ static int largest(const struct cache *c)
 	return best;
 }
 
-bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
-		bool nowait, struct cache_hit *hit)
+bool cache_take(struct cache *c, size_t len, size_t align, unsigned how,
+		struct cache_hit *hit)
 {
-	if (c->limit == 0 || !lock(c, nowait))
+	if (c->limit == 0 || !lock(c, how & TAKE_NOWAIT))
 		return false;
-	int i = best_fit(c, len, align);
+	int i = best_fit(c, len, align, how & TAKE_WARM);
 	if (i >= 0) {
 		struct cache_entry e = remove_at(c, (unsigned)i);
 		uintptr_t a = align_up(e.addr, align);
@@ -116,7 +120,7 @@ bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
 			add(c, a + len, tail, e.vma, e.freed, e.clean);
 		else
 			hit->len += tail;
-	} else if (may_grow && !c->exact && (i = largest(c)) >= 0) {
+	} else if ((how & TAKE_GROW) && !c->exact && (i = largest(c)) >= 0) {
 		struct cache_entry e = remove_at(c, (unsigned)i);
 		*hit = (struct cache_hit){ e.addr, e.len, e.vma, e.clean, true };
 	}

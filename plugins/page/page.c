@@ -4,10 +4,12 @@
  * is page-aligned (or aligned to any larger power of two, by over-mapping and
  * trimming) and owns() answers for any address without touching it.
  *
- *   - realloc: mremap, so growth copies nothing and costs no time
- *     proportional to the size; a shrink keeps the pointer and hands the
- *     tail to the cache.
- *   - Freed pages go to a cache (cache.c, KALLOC_PAGE_CACHE bytes, 64 MiB
+ *   - realloc: a block grows in place over cached pages right after it;
+ *     else, up to 4 MiB, it is copied into resident cached pages (cheaper
+ *     than the page faults of fresh ones); else it moves by mremap, which
+ *     copies nothing and costs no time proportional to the size.  A shrink
+ *     keeps the pointer and hands the tail to the cache.
+ *   - Freed pages go to a cache (cache.c, KALLOC_PAGE_CACHE bytes, 128 MiB
  *     by default) that later allocations cut their blocks from, with no
  *     system call and no page fault; pages cached for a second are given
  *     back to the OS (MADV_DONTNEED) at the next call.
@@ -29,9 +31,14 @@
 #include <unistd.h>
 
 #define NAME "page"
-#define DEFAULT_CACHE_BYTES ((long)64 << 20)
+/* Enough for churn of 64 blocks of up to 4 MiB to run without system calls;
+ * the cache keeps address space, and only the pages a program touched are
+ * resident, each for at most a second once freed. */
+#define DEFAULT_CACHE_BYTES ((long)128 << 20)
 /* Dirty memory at least this large is zeroed by MADV_DONTNEED, not memset. */
 #define ZERO_BY_MADVISE ((size_t)256 << 10)
+/* Largest block copied into warm cached pages rather than mremapped. */
+#define COPY_MAX ((size_t)4 << 20)
 
 struct page {
 	const kalloc_host_t *host;
@@ -113,18 +120,28 @@ static void zero(const struct page *pg, uintptr_t addr, size_t len, bool nowait)
 	memset((void *)addr, 0, len);
 }
 
+/* Where obtain may take its mapping from. */
+enum source {
+	ANYWHERE,  /* the cache, else a fresh mapping */
+	NOWAIT,    /* the cache only, with trylocks only */
+	WARM_ONLY, /* resident cached pages only */
+};
+
 /*
- * A mapping for shape sh, from the cache or (unless nowait) a fresh one.
- * Its length *len is sh->map_len or, from the cache without guard pages,
- * somewhat more.  With want_zero its usable part reads zero.
+ * A mapping for shape sh.  Its length *len is sh->map_len or, from the cache
+ * without guard pages, somewhat more.  With want_zero its usable part reads
+ * zero.
  */
-static int obtain(struct page *pg, const struct shape *sh, bool nowait,
+static int obtain(struct page *pg, const struct shape *sh, enum source from,
 		  bool want_zero, uintptr_t *map, size_t *len, uint64_t *vma)
 {
 	size_t pz = pg->pagesz;
+	bool nowait = from == NOWAIT;
+	unsigned how = nowait ? TAKE_NOWAIT
+		     : from == WARM_ONLY ? TAKE_WARM
+		     : sh->base_align == pz ? TAKE_GROW : 0;
 	struct cache_hit hit;
-	if (cache_take(&pg->cache, sh->map_len, sh->base_align,
-		       !nowait && sh->base_align == pz, nowait, &hit)) {
+	if (cache_take(&pg->cache, sh->map_len, sh->base_align, how, &hit)) {
 		size_t dirty = hit.clean ? 0 : hit.len - guard_bytes(pg);
 		if (hit.grow) { /* only the pages added are fresh */
 			void *p = mremap((void *)hit.addr, hit.len, sh->map_len,
@@ -145,7 +162,7 @@ static int obtain(struct page *pg, const struct shape *sh, bool nowait,
 		*vma = hit.vma;
 		return KALLOC_OK;
 	}
-	if (nowait)
+	if (from != ANYWHERE)
 		return KALLOC_EAGAIN;
 fresh:;
 	void *p = map_aligned(sh->map_len, sh->base_align, pz);
@@ -236,7 +253,8 @@ static int block_alloc(struct page *pg, kalloc_layout_t l, bool nowait,
 	uintptr_t map;
 	size_t len;
 	uint64_t vma;
-	int err = obtain(pg, &sh, nowait, want_zero, &map, &len, &vma);
+	int err = obtain(pg, &sh, nowait ? NOWAIT : ANYWHERE, want_zero, &map,
+			 &len, &vma);
 	if (err)
 		return err;
 	struct rec r = { map + sh.offset, map, len, l.size, vma };
@@ -265,16 +283,18 @@ static void block_free(struct page *pg, void *ptr)
 	release(pg, r.map, r.map_len, r.vma, false);
 }
 
-/* Moves the block to a new mapping by copying `kept` bytes (guard mode, and
- * NOWAIT, which may only use cached mappings). */
+/* Moves the block to a new mapping by copying `kept` bytes: in guard mode,
+ * under NOWAIT (from the cache only), and into warm cached pages. */
 static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
-		     size_t kept, bool nowait, bool want_zero, kalloc_buf_t *out)
+		     size_t kept, enum source from, bool want_zero,
+		     kalloc_buf_t *out)
 {
+	bool nowait = from == NOWAIT;
 	struct shape sh = shape_of(pg, l);
 	uintptr_t map;
 	size_t len;
 	uint64_t vma;
-	int err = obtain(pg, &sh, nowait, want_zero, &map, &len, &vma);
+	int err = obtain(pg, &sh, from, want_zero, &map, &len, &vma);
 	if (err)
 		return err;
 	struct rec n = { map + sh.offset, map, len, l.size, vma };
@@ -400,7 +420,22 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 	struct rec r = *slot;
 	if (pg->guard || nowait) {
 		shard_unlock(s); /* the caller owns the block: r stays valid */
-		return move_copy(pg, &r, l, kept, nowait, want_zero, out);
+		return move_copy(pg, &r, l, kept, nowait ? NOWAIT : ANYWHERE,
+				 want_zero, out);
+	}
+	/*
+	 * A growing block up to COPY_MAX is copied into resident cached pages
+	 * when there are some: a copy costs less than the page faults of the
+	 * fresh pages an mremap would add (a vector grown 1.5x at a time
+	 * writes them all).  Larger blocks, or no warm pages: mremap.
+	 */
+	if (r.map_len <= COPY_MAX) {
+		shard_unlock(s);
+		if (move_copy(pg, &r, l, kept, WARM_ONLY, want_zero, out) ==
+		    KALLOC_OK)
+			return KALLOC_OK;
+		shard_lock(s, false);
+		slot = shard_find(s, p);
 	}
 	shard_remove(s, slot);
 	shard_unlock(s);

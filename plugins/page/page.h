@@ -78,7 +78,7 @@ void table_unlock_pair(struct table *t, uintptr_t a, uintptr_t b);
 
 /* ---- cache.c: freed page ranges kept for reuse -------------------------- */
 
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS 256 /* ranges; a lookup scans them all */
 /* Dirty entries older than this are madvise(MADV_DONTNEED)'d. */
 #define CACHE_DECAY_NS 1000000000ull
 
@@ -126,13 +126,18 @@ struct cache_hit {
 
 void cache_init(struct cache *c, size_t limit, bool exact);
 void cache_fini(struct cache *c);
+/* How cache_take may serve a request. */
+#define TAKE_NOWAIT 1u /* trylock only */
+#define TAKE_GROW 2u   /* may return a smaller range for the caller to grow */
+#define TAKE_WARM 4u   /* only ranges whose pages are still resident */
+
 /*
  * len bytes at a multiple of align, cut from a cached range without any
- * system call; or, with may_grow and no range large enough, the largest
- * smaller range for the caller to grow.  nowait: trylock only.
+ * system call; or, with TAKE_GROW and no range large enough, the largest
+ * smaller range for the caller to grow.
  */
-bool cache_take(struct cache *c, size_t len, size_t align, bool may_grow,
-		bool nowait, struct cache_hit *hit);
+bool cache_take(struct cache *c, size_t len, size_t align, unsigned how,
+		struct cache_hit *hit);
 /* The first len bytes of the cached range starting at addr in VMA vma, if
  * there is one that long (a block growing in place over it). */
 bool cache_take_at(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,

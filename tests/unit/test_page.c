@@ -410,6 +410,32 @@ START_TEST(cache_cuts_ranges_and_merges_them_back)
 }
 END_TEST
 
+START_TEST(growth_reuses_resident_cached_pages)
+{
+	kalloc_t *a = open_page(NULL);
+	size_t whole = 64 * pagesz;
+	unsigned char *w = alloc_ok(a, whole, 16, 0, NULL);
+	memset(w, 0x44, whole); /* every page resident */
+	kalloc_free(a, w, KALLOC_LAYOUT(whole, 16));
+	unsigned char *x = alloc_ok(a, 2 * pagesz, 16, 0, NULL);
+	unsigned char *y = alloc_ok(a, 2 * pagesz, 16, 0, NULL);
+	ck_assert_ptr_eq(x, w);
+	ck_assert_ptr_eq(y, w + 2 * pagesz);
+	memset(x, 0x55, 2 * pagesz);
+	/* x cannot grow in place (y is next): it lands in the warm pages */
+	size_t len;
+	unsigned char *g = realloc_ok(a, x, 20 * pagesz, 16, 2 * pagesz, 16,
+				      KALLOC_ZERO, &len);
+	ck_assert_ptr_eq(g, w + 4 * pagesz);
+	ck_assert_uint_eq(resident(g, 20 * pagesz), 20);
+	ck_assert(all_eq(g, 2 * pagesz, 0x55));
+	ck_assert(all_zero(g + 2 * pagesz, len - 2 * pagesz));
+	kalloc_free(a, g, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_free(a, y, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_close(a);
+}
+END_TEST
+
 /* ---- guard pages -------------------------------------------------------- */
 
 struct overflow {
@@ -854,6 +880,7 @@ int main(void)
 	tcase_add_test(tc, cache_is_bounded_in_bytes);
 	tcase_add_test(tc, cache_gives_memory_back_after_a_second);
 	tcase_add_test(tc, cache_cuts_ranges_and_merges_them_back);
+	tcase_add_test(tc, growth_reuses_resident_cached_pages);
 	tcase_add_test(tc, guard_page_faults_one_byte_past_the_end);
 	tcase_add_test(tc, guard_from_the_environment);
 	tcase_add_test(tc, alignments_2mib_to_64mib);
