@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -183,8 +184,9 @@ static bool parse_options(const kalloc_host_t *host, const char *opts,
 	}
 	return true;
 bad:
-	host->log(NAME, "invalid options '%s'; valid: small=NAME (a backend "
-		  "other than kv), threshold=BYTES (comma-separated)", opts);
+	host->error(KALLOC_EINVAL, "invalid options '%s'; valid: small=NAME (a "
+		    "backend other than kv), threshold=BYTES (comma-separated)",
+		    opts);
 	return false;
 }
 
@@ -193,16 +195,17 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 {
 	long threshold = host->option("KALLOC_KV_THRESHOLD", DEFAULT_THRESHOLD);
 	char small_name[512] = "";
+	const char *env_small = host->option_str("KALLOC_KV_SMALL");
+	if (env_small)
+		snprintf(small_name, sizeof(small_name), "%s", env_small);
 	if (!parse_options(host, options, small_name, sizeof(small_name),
 			   &threshold))
 		return KALLOC_EINVAL;
 	if (threshold < 0)
 		threshold = DEFAULT_THRESHOLD;
 	kalloc_t *page = host->get("page");
-	if (!page) {
-		host->log(NAME, "cannot open the page backend");
+	if (!page) /* host->get has said why in kalloc_errmsg() */
 		return KALLOC_ELOAD;
-	}
 	kalloc_t *small;
 	if (small_name[0]) {
 		small = host->get(small_name);
@@ -211,11 +214,8 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 		if (!small)
 			small = host->get("libc");
 	}
-	if (!small) {
-		host->log(NAME, "cannot open the small backend '%s'",
-			  small_name[0] ? small_name : "slab, nor libc");
+	if (!small) /* host->get has said why */
 		return KALLOC_ELOAD;
-	}
 	struct kv *kv = mmap(NULL, sizeof(*kv), PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (kv == MAP_FAILED)
