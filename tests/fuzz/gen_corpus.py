@@ -11,13 +11,13 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # fuzz_api.c: op % 8 -> 0,1 alloc; 2,3 realloc; 4 free; 5 injected failure
-# (bit 7: on realloc); 6 invalid request; 7 full check.  Then a slot byte.
+# (bit 7: on realloc); 6 invalid request; 7 check a block.  Then a slot byte.
 ALLOC, REALLOC, FREE, INJECT, INVALID, CHECK = 0, 2, 4, 5, 6, 7
 ZERO, NOWARN, NOWAIT, ATOMIC = 1, 2, 4, 8
 
 
 def size(n):
-    """Bytes pick_size() decodes to n (n < 2**22)."""
+    """Bytes pick_size() decodes to n (n < 2**20)."""
     if n == 0:
         return bytes([0])
     if n < 256:
@@ -26,7 +26,7 @@ def size(n):
         return bytes([7]) + struct.pack('<H', n)
     if n < 4 * 65536 and n % 4 == 0:
         return bytes([12]) + struct.pack('<H', n // 4)
-    return bytes([15]) + struct.pack('<H', n >> 6) + bytes([n & 63])
+    return bytes([15]) + struct.pack('<H', n >> 4) + bytes([n & 15])
 
 
 def align(shift):
@@ -70,8 +70,8 @@ api = {
                   b''.join(realloc(i, 3 * i + 2, unknown=i % 2 == 1)
                            for i in range(32)) + check() +
                   b''.join(free(i, how=i % 4) for i in range(0, 32, 2)),
-    'large': alloc(1, 1 << 20, shift=12, flags=ZERO | NOWARN) +
-             realloc(1, 2 << 20, shift=12, flags=ZERO | NOWARN) +
+    'large': alloc(1, 300000, shift=12, flags=ZERO | NOWARN) +
+             realloc(1, (1 << 20) - 1, shift=12, flags=ZERO | NOWARN) +
              realloc(1, 100, shift=3) + check() + free(1, how=1),
     'aligned': b''.join(alloc(i, 100 + i, shift=5 + i) for i in range(8)) +
                b''.join(realloc(i, 5000, shift=12 - i) for i in range(8)) +
