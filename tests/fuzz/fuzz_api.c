@@ -1,6 +1,7 @@
 /*
- * Fuzz the core API on one backend (KALLOC_FUZZ_BACKEND, default libc)
- * against a shadow model of every live block.
+ * Fuzz the core API on one backend (KALLOC_FUZZ_BACKEND, default libc, opened
+ * with the options in KALLOC_FUZZ_OPTIONS) against a shadow model of every
+ * live block.
  *
  * The input is a list of operations (alloc, realloc, free, injected failure,
  * invalid request, check a block) on NSLOTS slots.  Each live block is recorded
@@ -8,9 +9,10 @@
  * pattern written over its whole usable length.  After every call the model
  * checks what SPEC.md and <kalloc/plugin.h> promise:
  *   - the pointer is aligned, the usable length >= the request (G1, G2);
- *   - ZERO: bytes read 0 from "kept content" up to the usable length (G3);
- *   - realloc keeps min(old size, new size) bytes (G4), where the old size
- *     is the usable length when the old layout is passed as unknown;
+ *   - ZERO: bytes read 0 after the kept content up to the usable length
+ *     (G3), where with the old layout passed as unknown the old usable
+ *     length counts as content (plugin.h's "kept content, then zeros");
+ *   - realloc keeps min(old size, new size) bytes (G4);
  *   - a failed call returns an expected code, leaves *out untouched, sets
  *     kalloc_errmsg() and leaves the old block intact and owned (G5);
  *   - size 0 yields the sentinel of the alignment (G6, G7);
@@ -18,7 +20,7 @@
  *     (G2, G10, G14);
  *   - no two live blocks overlap (sorted interval check after each call).
  * A broken promise prints what and where, then aborts (libFuzzer keeps the
- * input as a crash file).
+ * input as a crash file).  KALLOC_FUZZ_TRACE=1 prints every call made.
  */
 #include <kalloc.h>
 
@@ -49,6 +51,10 @@ static struct block slots[NSLOTS];
 static size_t live_bytes;
 static uint32_t next_seed = 1;
 static unsigned long op_index; /* within the current input, for messages */
+static bool trace;             /* KALLOC_FUZZ_TRACE: one line per call */
+
+#define TRACE(...) (trace ? fprintf(stderr, "  op %lu: ", op_index), \
+		    fprintf(stderr, __VA_ARGS__), fputc('\n', stderr) : 0)
 
 __attribute__((noreturn, format(printf, 1, 2)))
 static void broken(const char *fmt, ...)
@@ -322,6 +328,10 @@ static void do_free(struct block *b, uint8_t how)
 	check_block(b, "before free");
 	kalloc_layout_t known = KALLOC_LAYOUT(b->size, b->align);
 	kalloc_layout_t old = how & 1 ? KALLOC_LAYOUT_UNKNOWN : known;
+	TRACE("free slot %td: %p size %zu align %zu, %s, layout %s", b - slots,
+	      (void *)b->ptr, b->size, b->align,
+	      how & 2 ? "realloc to 0" : "kalloc_free",
+	      how & 1 ? "unknown" : "known");
 	if (how & 2) {
 		size_t align = (size_t)1 << (how >> 4 & 7);
 		kalloc_buf_t out = canary;
@@ -346,6 +356,9 @@ static void do_alloc(struct block *b, struct fuzz_input *in, bool inject)
 		kalloc_fail_nth(1);
 	int err = kalloc_alloc(heap, KALLOC_LAYOUT(size, align), f, &out);
 	kalloc_fail_nth(0);
+	TRACE("alloc slot %td: size %zu align %zu flags 0x%x%s -> %d %p+%zu",
+	      b - slots, size, align, (unsigned)f, inject ? " (injected)" : "",
+	      err, err ? NULL : out.ptr, err ? 0 : out.len);
 	if (err) {
 		expect_valid_failure(err, size, f, inject, "alloc");
 		check_failure(&out, NULL, "alloc");
@@ -372,9 +385,16 @@ static void do_realloc(struct block *b, struct fuzz_input *in, bool inject)
 	bool unknown = how & 1;
 	kalloc_layout_t old = unknown ? KALLOC_LAYOUT_UNKNOWN :
 					KALLOC_LAYOUT(b->size, b->align);
-	/* What the old block "had": its size, or its usable length if unknown. */
-	size_t had = is_real(b) ? (unknown ? b->len : b->size) : 0;
-	size_t kept = had < size ? had : size;
+	/*
+	 * Kept: min(old size, new size) bytes (G4).  Zeros under ZERO start
+	 * after what the block "had": its size, or with the layout unknown its
+	 * usable length (plugin.h).  In between (unknown layout only), bytes
+	 * may be kept or zeroed: a core that tracks the block knows its size.
+	 */
+	size_t old_size = is_real(b) ? b->size : 0;
+	size_t had = is_real(b) && unknown ? b->len : old_size;
+	size_t kept = old_size < size ? old_size : size;
+	size_t zeros_from = had < size ? had : size;
 
 	check_block(b, "before realloc");
 	kalloc_buf_t out = canary;
@@ -383,6 +403,12 @@ static void do_realloc(struct block *b, struct fuzz_input *in, bool inject)
 	int err = kalloc_realloc(heap, b->ptr, KALLOC_LAYOUT(size, align), old, f,
 				 &out);
 	kalloc_fail_nth(0);
+	TRACE("realloc slot %td: %p size %zu len %zu align %zu -> size %zu "
+	      "align %zu flags 0x%x, old layout %s%s -> %d %p+%zu", b - slots,
+	      (void *)b->ptr, b->size, b->len, b->align, size, align,
+	      (unsigned)f, unknown ? "unknown" : "known",
+	      inject ? " (injected)" : "", err, err ? NULL : out.ptr,
+	      err ? 0 : out.len);
 	if (err) {
 		if (size == 0)
 			broken("realloc to size 0 failed: %s", kalloc_errmsg());
@@ -399,7 +425,8 @@ static void do_realloc(struct block *b, struct fuzz_input *in, bool inject)
 	if (size) {
 		expect_pattern(out.ptr, 0, kept, seed, "realloc kept content");
 		if (f & KALLOC_ZERO)
-			expect_zero(out.ptr, kept, out.len, "realloc grown part");
+			expect_zero(out.ptr, zeros_from, out.len,
+				    "realloc grown part");
 	}
 	set_block(b, &out, size, align, kept, seed);
 }
@@ -451,6 +478,8 @@ static void do_invalid(struct block *b, struct fuzz_input *in)
 				     KALLOC_LAYOUT(b->size, b->align), f, &out);
 	else
 		err = kalloc_alloc(heap, KALLOC_LAYOUT(size, align), f, &out);
+	TRACE("invalid slot %td: size %zu align %zu flags 0x%x -> %d (want %d)",
+	      b - slots, size, align, (unsigned)f, err, want);
 	if (err != want)
 		broken("invalid request (size %zu, align %zu, flags 0x%x): got %d "
 		       "(%s), expected %d (%s)", size, align, (unsigned)f, err,
@@ -462,18 +491,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	trace = getenv("KALLOC_FUZZ_TRACE") != NULL;
 	const char *env = getenv("KALLOC_FUZZ_BACKEND");
 	if (env && *env)
 		backend = env;
-	if (kalloc_open(backend, NULL, &heap) != KALLOC_OK) {
+	const char *options = getenv("KALLOC_FUZZ_OPTIONS");
+	if (kalloc_open(backend, options, &heap) != KALLOC_OK) {
 		fprintf(stderr, "fuzz_api: cannot open backend '%s': %s\n", backend,
 			kalloc_errmsg());
 		exit(1);
 	}
 	kalloc_info(heap, &info);
 	make_patterns();
-	fprintf(stderr, "fuzz_api: backend '%s' (%s), flags 0x%x, max_align %zu\n",
-		info.name, info.path, (unsigned)info.flags, info.max_align);
+	fprintf(stderr, "fuzz_api: backend '%s' (%s), options '%s', flags 0x%x, "
+		"max_align %zu\n", info.name, info.path, options ? options : "",
+		(unsigned)info.flags, info.max_align);
 	return 0;
 }
 

