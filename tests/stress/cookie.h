@@ -13,6 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Under TSan, block contents are not instrumented: memory that an
+ * uninstrumented allocator hands from one thread to another would look like
+ * a race between its two owners.  The cookies themselves check those bytes.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define COOKIE_NO_TSAN __attribute__((no_sanitize_thread, noinline, unused))
+#else
+#define COOKIE_NO_TSAN __attribute__((unused))
+#endif
+
 #define COOKIE_FULL 1024 /* blocks up to this size are covered fully */
 #define COOKIE_EDGE 256  /* bytes covered at each end of a bigger block */
 
@@ -31,7 +42,7 @@ static inline size_t cookie_next(size_t size, size_t i)
 	return up + COOKIE_EDGE < size ? up : size - COOKIE_EDGE;
 }
 
-static inline void cookie_write(void *p, size_t size, uint64_t tag)
+COOKIE_NO_TSAN static void cookie_write(void *p, size_t size, uint64_t tag)
 {
 	unsigned char *b = p;
 	for (size_t i = cookie_next(size, 0); i < size; i = cookie_next(size, i + 1))
@@ -42,7 +53,7 @@ static inline void cookie_write(void *p, size_t size, uint64_t tag)
  * The first offset below `limit` where a block written as `size` bytes has a
  * wrong cookie, or SIZE_MAX.  (limit < size: the part a realloc kept.)
  */
-static inline size_t cookie_bad(const void *p, size_t size, size_t limit,
+COOKIE_NO_TSAN static size_t cookie_bad(const void *p, size_t size, size_t limit,
 				uint64_t tag)
 {
 	const unsigned char *b = p;

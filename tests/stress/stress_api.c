@@ -15,6 +15,10 @@
  *
  * Every block carries a cookie (cookie.h) checked before each free and
  * realloc; realloc must keep min(old, new) bytes, ZERO must zero the rest.
+ * Under TSan the reads and writes of block contents are not instrumented
+ * (COOKIE_NO_TSAN): TSan cannot see an uninstrumented allocator (glibc's,
+ * jemalloc's...) hand memory from one thread to the next, so they would
+ * look racy; the cookies check those bytes, TSan checks the allocators.
  * More threads than cores (2 here) on purpose: threads get preempted in the
  * middle of allocator calls.
  *
@@ -98,30 +102,6 @@ static uint64_t rnd(uint64_t *s)
 	return *s * 0x2545f4914f6cdd1dull;
 }
 
-/*
- * TSan does not see the synchronisation inside an uninstrumented allocator
- * (glibc's, jemalloc's...): memory freed by one thread and reused by another
- * looks like a race between the two threads' accesses.  So each allocator
- * call is bracketed by a release and an acquire of one sync object on entry
- * and on return (the handoff happens somewhere inside): "what a thread did
- * before freeing happens before what the next owner does", which is what
- * an allocator guarantees.  Accesses the plugin itself makes inside the call
- * (its memcpy/memset) cannot be bracketed from here; tsan.supp covers those
- * for the backends built on an uninstrumented allocator.  Races in
- * instrumented code (the core, slab, page, kv) are still reported.
- */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-static char tsan_heap_order;
-#define HEAP_SYNC() (__tsan_release(&tsan_heap_order), \
-		     __tsan_acquire(&tsan_heap_order))
-#else
-#define HEAP_SYNC() ((void)0)
-#endif
-#define HEAP_BEGIN() HEAP_SYNC()
-#define HEAP_END() HEAP_SYNC()
-
 struct blk {
 	unsigned char *p;
 	size_t size, align;
@@ -151,6 +131,7 @@ static size_t pick_align(uint64_t *r)
 	return a < cap ? a : cap;
 }
 
+COOKIE_NO_TSAN
 static void expect_zero(const unsigned char *p, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++)
@@ -164,9 +145,7 @@ static void new_blk(struct blk *b, uint64_t *r)
 	size_t size = pick_size(r), align = pick_align(r);
 	kalloc_flags_t f = rnd(r) % 4 == 0 ? KALLOC_ZERO : 0;
 	kalloc_buf_t out;
-	HEAP_BEGIN();
 	int err = kalloc_alloc(heap, KALLOC_LAYOUT(size, align), f, &out);
-	HEAP_END();
 	if (err)
 		fail("alloc of %zu bytes (align %zu) failed: %s", size, align,
 		     kalloc_errmsg());
@@ -192,10 +171,8 @@ static void check_blk(const struct blk *b, const char *when)
 static void free_blk(struct blk *b, uint64_t *r)
 {
 	check_blk(b, "before free");
-	HEAP_BEGIN();
 	kalloc_free(heap, b->p, rnd(r) % 2 ? KALLOC_LAYOUT(b->size, b->align) :
 					     KALLOC_LAYOUT_UNKNOWN);
-	HEAP_END();
 	b->p = NULL;
 	atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
 }
@@ -209,10 +186,8 @@ static void realloc_blk(struct blk *b, size_t size, size_t align, uint64_t *r)
 	kalloc_layout_t old = known ? KALLOC_LAYOUT(b->size, b->align) :
 				      KALLOC_LAYOUT_UNKNOWN;
 	kalloc_buf_t out;
-	HEAP_BEGIN();
 	int err = kalloc_realloc(heap, b->p, KALLOC_LAYOUT(size, align), old, f,
 				 &out);
-	HEAP_END();
 	if (err)
 		fail("realloc %zu -> %zu bytes (align %zu) failed: %s", b->size, size,
 		     align, kalloc_errmsg());
@@ -280,7 +255,7 @@ static void *handoff_thread(void *arg)
 	uint64_t r = 0x1234567ull + self * 0x9e3779b97f4a7c15ull;
 	struct blk local[LOCAL] = { 0 };
 	unsigned long ops = scaled(30000);
-	for (unsigned long i = 0; i < ops && !(i % 256 == 0 && time_up()); i++) {
+	for (unsigned long i = 0; i < ops && !(i % 16 == 0 && time_up()); i++) {
 		uint64_t x = rnd(&r) % 100;
 		struct blk b;
 		if (x < 45) {
@@ -336,30 +311,24 @@ static void handoff(void)
 
 static _Atomic(struct blk *) table[TABLE];
 
+/* A record lives in the table while its block outlives the thread that
+ * made it.  Records come from malloc: they are bookkeeping, not stressed. */
 static void *churn_thread(void *arg)
 {
 	uint64_t r = 0xabcdefull ^ (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull;
 	unsigned long ops = scaled(2000);
-	for (unsigned long i = 0; i < ops && !(i % 256 == 0 && time_up()); i++) {
+	for (unsigned long i = 0; i < ops && !(i % 16 == 0 && time_up()); i++) {
 		struct blk *nb = NULL;
 		if (rnd(&r) % 2) {
-			/* the record itself comes from the backend too */
-			kalloc_buf_t rec;
-			HEAP_BEGIN();
-			int err = kalloc_alloc(heap, KALLOC_LAYOUT(sizeof(*nb), 16), 0,
-					       &rec);
-			HEAP_END();
-			if (err)
-				fail("alloc of a record failed: %s", kalloc_errmsg());
-			nb = rec.ptr;
+			nb = malloc(sizeof(*nb));
+			if (!nb)
+				fail("no memory for a record");
 			new_blk(nb, &r);
 		}
 		struct blk *old = atomic_exchange(&table[rnd(&r) % TABLE], nb);
 		if (old) {
 			free_blk(old, &r);
-			HEAP_BEGIN();
-			kalloc_free(heap, old, KALLOC_LAYOUT(sizeof(*old), 16));
-			HEAP_END();
+			free(old);
 		}
 	}
 	return NULL;
@@ -389,9 +358,7 @@ static void churn(void)
 		struct blk *b = atomic_exchange(&table[i], NULL);
 		if (b) {
 			free_blk(b, &r);
-			HEAP_BEGIN();
-			kalloc_free(heap, b, KALLOC_LAYOUT_UNKNOWN);
-			HEAP_END();
+			free(b);
 		}
 	}
 	printf("churn: %lu threads created\n", made);
@@ -408,7 +375,7 @@ static void *realloc_thread(void *arg)
 {
 	uint64_t r = 0x5151ull + (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull;
 	unsigned long steps = scaled(40000);
-	for (unsigned long i = 0; i < steps && !(i % 256 == 0 && time_up()); i++) {
+	for (unsigned long i = 0; i < steps && !(i % 16 == 0 && time_up()); i++) {
 		unsigned c = (unsigned)(rnd(&r) % CHAINS);
 		if (atomic_exchange(&chain_busy[c], true))
 			continue; /* another thread holds it */
