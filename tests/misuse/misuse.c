@@ -134,6 +134,7 @@ static void misuse(const char *backend, const char *what, const struct expect *e
 	struct rlimit no_core = { 0, 0 };
 	setrlimit(RLIMIT_CORE, &no_core);
 	alarm(10);
+	signal(e->signal, SIG_DFL); /* not a sanitizer's report-and-exit */
 	if (e->env && putenv((char *)e->env))
 		_exit(3);
 	kalloc_t *a = open_or_die(backend);
