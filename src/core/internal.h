@@ -47,8 +47,9 @@ struct kalloc {
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
 	kalloc_flags_t honored; /* plugin flags | CORE_FLAGS */
+	kalloc_flags_t direct_flags; /* flags the plain path passes as they are */
 	size_t max_align;      /* min(plugin max_align, CORE_MAX_ALIGN) */
-	size_t max_size;
+	size_t max_size;       /* min(plugin max_size, SIZE_MAX / 2) */
 	int (*realloc)(void *, void *, kalloc_layout_t, kalloc_layout_t,
 		       kalloc_flags_t, kalloc_buf_t *);
 	size_t (*usable_size)(void *, const void *);
@@ -84,6 +85,11 @@ HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
 					       void *), void *ctx);
 HIDDEN void kalloc__block_lock_all(void);
 HIDDEN void kalloc__block_unlock_all(bool child);
+
+/* dispatch.c */
+HIDDEN int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l,
+				   kalloc_flags_t f, bool moved,
+				   kalloc_buf_t *out);
 
 /* track.c: the instrumented path, taken when features or ACCOUNT or an
  * injected failure may apply. */
@@ -125,6 +131,7 @@ HIDDEN int kalloc__error(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 HIDDEN void kalloc__warn_failure(const kalloc_t *a, size_t size, size_t align,
 				 kalloc_flags_t flags, int err);
+HIDDEN bool kalloc__warn_ratelimit(void);
 HIDDEN void kalloc__log(const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 HIDDEN void kalloc__corruption(const char *who, const void *ptr,
@@ -152,6 +159,7 @@ HIDDEN void kalloc__unregister(kalloc_t *a);
 
 /* failslab.c */
 HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now */
+HIDDEN extern _Thread_local int kalloc__host_depth; /* nested host calls */
 HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
 HIDDEN void kalloc__fail_init(void);
 
