@@ -388,11 +388,15 @@ static void do_realloc(struct block *b, struct fuzz_input *in, bool inject)
 	/*
 	 * Kept: min(old size, new size) bytes (G4).  Zeros under ZERO start
 	 * after what the block "had": its size, or with the layout unknown its
-	 * usable length (plugin.h).  In between (unknown layout only), bytes
-	 * may be kept or zeroed: a core that tracks the block knows its size.
+	 * usable length (plugin.h; the reported one or usable_size(), which
+	 * may be larger).  In between (unknown layout only), bytes may be kept
+	 * or zeroed: a core that tracks the block knows its size.
 	 */
-	size_t old_size = is_real(b) ? b->size : 0;
-	size_t had = is_real(b) && unknown ? b->len : old_size;
+	size_t old_size = is_real(b) ? b->size : 0, had = old_size;
+	if (is_real(b) && unknown) { /* the larger of the two usable lengths */
+		size_t us = kalloc_usable_size(heap, b->ptr);
+		had = us > b->len ? us : b->len;
+	}
 	size_t kept = old_size < size ? old_size : size;
 	size_t zeros_from = had < size ? had : size;
 
