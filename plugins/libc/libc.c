@@ -48,8 +48,9 @@ static int libc_init(const kalloc_host_t *host, const char *options,
 	}
 	if (!libc.malloc || !libc.calloc || !libc.realloc || !libc.free ||
 	    !libc.posix_memalign || !libc.malloc_usable_size) {
-		host->log("libc", "cannot find malloc in libc.so.6: %s", dlerror());
-		return KALLOC_ELOAD;
+		const char *why = dlerror();
+		return host->error(KALLOC_ELOAD, "cannot find malloc in libc.so.6: %s",
+				   why ? why : "symbol missing");
 	}
 	snprintf(version, sizeof(version), "glibc %s", gnu_get_libc_version());
 	*state = NULL;

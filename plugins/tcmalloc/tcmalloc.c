@@ -177,10 +177,8 @@ static int tc_init(const kalloc_host_t *host, const char *options,
 {
 	(void)options;
 	pthread_once(&resolve_once, resolve);
-	if (tc.error[0]) {
-		host->log("tcmalloc", "%s", tc.error);
-		return KALLOC_ELOAD;
-	}
+	if (tc.error[0])
+		return host->error(KALLOC_ELOAD, "%s", tc.error);
 	*state = NULL;
 	return KALLOC_OK;
 }
