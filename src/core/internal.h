@@ -124,6 +124,7 @@ HIDDEN bool kalloc__debug_is_quarantined(const void *ptr,
 HIDDEN void kalloc__report_block(const char *who, const struct kalloc_block *b,
 				 const char *what, const void *caller);
 HIDDEN void kalloc__debug_at_exit(bool leaks);
+HIDDEN void kalloc__debug_forget(kalloc_t *a);
 HIDDEN int kalloc__features_init(kalloc_t *a, const char *core_opts);
 
 /* error.c */

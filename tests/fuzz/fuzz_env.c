@@ -87,37 +87,9 @@ static void check_error(int err, const char *what, const char *arg)
 		       arg, kalloc_strerror(err));
 }
 
-/* Would a handle opened with these options (and the environment) poison
- * and quarantine freed blocks? */
-static bool wants_quarantine(const char *options)
-{
-	bool ok;
-	const char *env = getenv("KALLOC_DEBUG");
-	if (env && *env && (kalloc__debug_parse(env, &ok) & DEBUG_P))
-		return true;
-	for (const char *p = options ? options : ""; *p;) {
-		size_t len = strcspn(p, ",");
-		char letters[FIELD];
-		if (len > 6 && len - 6 < sizeof(letters) && !strncmp(p, "debug=", 6)) {
-			snprintf(letters, sizeof(letters), "%.*s", (int)(len - 6), p + 6);
-			if (kalloc__debug_parse(letters, &ok) & DEBUG_P)
-				return true;
-		}
-		p += len + (p[len] == ',');
-	}
-	return false;
-}
-
 /* Opens, uses and closes a backend; a failure must be explained. */
 static void try_open(const char *name, const char *options)
 {
-	/*
-	 * Not with the quarantine: kalloc_close leaves the handle's blocks in
-	 * the core's quarantine, which later frees them through the freed
-	 * handle (use after free in debug.c's q_release).
-	 */
-	if (wants_quarantine(options))
-		return;
 	kalloc_t *a = NULL;
 	quiet(true);
 	int err = kalloc_open(name, options, &a);
