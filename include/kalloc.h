@@ -206,15 +206,92 @@ KALLOC_API int kalloc_owns(kalloc_t *a, const void *ptr);
 KALLOC_API void *kalloc_sentinel(size_t align);
 KALLOC_API int kalloc_is_sentinel(const void *ptr);
 
-/* ---- testing ---------------------------------------------------------- */
+/*
+ * kalloc_realloc for wrappers (the shim, language bindings): `caller` is the
+ * call site reported by debug and leak reports (KALLOC_DEBUG=U, KALLOC_LEAKS)
+ * instead of the wrapper's own.
+ */
+KALLOC_API int kalloc_realloc_at(const void *caller, kalloc_t *a, void *ptr,
+				 kalloc_layout_t layout,
+				 kalloc_layout_t old_layout, kalloc_flags_t flags,
+				 kalloc_buf_t *out);
+KALLOC_API void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
+			       kalloc_layout_t layout);
+
+/* ---- statistics (KALLOC_STATS=1, or the open option "stats=1") -------- */
+
+typedef struct kalloc_stats {
+	uint64_t allocs, reallocs, frees; /* successful calls */
+	uint64_t failures;                /* failed calls, of any kind */
+	uint64_t bytes_requested;         /* sum of sizes asked for */
+	uint64_t bytes_usable;            /* sum of usable lengths handed out */
+	int64_t live_bytes, live_blocks;  /* usable bytes and blocks now held */
+	int64_t peak_bytes, peak_blocks;  /* their highest values */
+} kalloc_stats_t;
 
 /*
- * Make the nth next allocating call (alloc or growing realloc) made by the
- * calling thread fail with KALLOC_ENOMEM, as a real failure would: the old
- * block stays intact and a warning is printed unless NOWARN.  n = 1 fails the
- * very next call; 0 cancels.  For tests of failure paths (G5).
+ * The handle's counters since it was opened.  KALLOC_ENOTSUP (with errmsg)
+ * when statistics are off for this handle.
+ */
+KALLOC_API int kalloc_stats(kalloc_t *a, kalloc_stats_t *out);
+
+/*
+ * Every counter the handle has: the core's (group "core") and the backend's
+ * own, such as slab's per size class (group "kmalloc-64", like
+ * /proc/slabinfo).  Returns the number reported.
+ */
+typedef void (*kalloc_stats_fn)(void *ctx, const char *group, const char *key,
+				uint64_t value);
+KALLOC_API int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx);
+
+/* Writes the table KALLOC_STATS=1 prints at exit, for every open handle. */
+KALLOC_API void kalloc_stats_print(int fd);
+
+/* ---- accounting (KALLOC_ACCOUNT, the kernel's GFP_KERNEL_ACCOUNT) ------- */
+
+/*
+ * An accounting domain (a memory cgroup in spirit): allocations made with
+ * KALLOC_ACCOUNT are charged, by usable length, to the calling thread's
+ * current domain; a charge that would pass the limit fails with
+ * KALLOC_ELIMIT and the old block intact.  Frees return the charge; realloc
+ * charges the difference.  Threads start in the root domain (no limit).
+ */
+typedef struct kalloc_domain kalloc_domain_t;
+
+/* limit 0 = unlimited.  NULL with errmsg on failure. */
+KALLOC_API kalloc_domain_t *kalloc_domain_create(const char *name, size_t limit);
+/* Only when its usage is 0 (KALLOC_EINVAL otherwise). */
+KALLOC_API int kalloc_domain_destroy(kalloc_domain_t *d);
+/* Makes d (NULL: the root) the calling thread's domain; returns the previous. */
+KALLOC_API kalloc_domain_t *kalloc_domain_enter(kalloc_domain_t *d);
+KALLOC_API size_t kalloc_domain_usage(const kalloc_domain_t *d);
+KALLOC_API size_t kalloc_domain_peak(const kalloc_domain_t *d);
+KALLOC_API size_t kalloc_domain_failures(const kalloc_domain_t *d);
+
+/* ---- fault injection (after the kernel's failslab) -------------------- */
+
+/*
+ * Make the nth next allocating call (alloc or resize) made by the calling
+ * thread fail with KALLOC_ENOMEM, as a real failure would: the old block
+ * stays intact and a warning is printed unless NOWARN.  n = 1 fails the very
+ * next call; 0 cancels.
  */
 KALLOC_API void kalloc_fail_nth(unsigned n);
+
+/*
+ * Process-wide fault injection, the syntax of KALLOC_FAIL:
+ *   "probability:P,interval:N,times:T,space:B,seed:S,verbose:V"
+ * P percent of allocating calls fail (default 100 when interval is given,
+ * else 0); only every Nth call is a candidate (default 1); at most T
+ * failures (-1 = unlimited, the default); the first B bytes requested never
+ * fail (a budget consumed first); S seeds the generator (deterministic for a
+ * given seed and call sequence); V=1 prints a line per injected failure
+ * (unless NOWARN).  NULL or "" turns injection off.
+ * KALLOC_OK, or KALLOC_EINVAL with errmsg naming the bad field.
+ */
+KALLOC_API int kalloc_fail_config(const char *spec);
+/* Failures injected since the last kalloc_fail_config. */
+KALLOC_API uint64_t kalloc_fail_count(void);
 
 #ifdef __cplusplus
 }

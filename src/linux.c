@@ -28,11 +28,16 @@ static bool missing(const kalloc_t *a, gfp_t flags)
 	return true;
 }
 
-static void *alloc_on(kalloc_t *a, size_t size, size_t align, gfp_t flags)
+/* CALLER: the call site recorded by debug and leak reports, the user's. */
+#define CALLER __builtin_return_address(0)
+
+static void *alloc_on(const void *caller, kalloc_t *a, size_t size,
+		      size_t align, gfp_t flags)
 {
 	kalloc_buf_t b;
-	if (missing(a, flags) || kalloc_realloc(a, NULL, KALLOC_LAYOUT(size, align),
-				 KALLOC_LAYOUT_UNKNOWN, flags, &b))
+	if (missing(a, flags) ||
+	    kalloc_realloc_at(caller, a, NULL, KALLOC_LAYOUT(size, align),
+			      KALLOC_LAYOUT_UNKNOWN, flags, &b))
 		return NULL;
 	return b.ptr;
 }
@@ -42,8 +47,8 @@ static void *alloc_on(kalloc_t *a, size_t size, size_t align, gfp_t flags)
  * (zeroing its tail under __GFP_ZERO), as the kernel does; otherwise the
  * backend's realloc grows it.
  */
-static void *realloc_on(kalloc_t *a, const void *p, size_t size, size_t align,
-			gfp_t flags)
+static void *realloc_on(const void *caller, kalloc_t *a, const void *p,
+			size_t size, size_t align, gfp_t flags)
 {
 	if (missing(a, flags))
 		return NULL;
@@ -57,9 +62,9 @@ static void *realloc_on(kalloc_t *a, const void *p, size_t size, size_t align,
 		}
 	}
 	kalloc_buf_t b;
-	if (kalloc_realloc(a, ZERO_OR_NULL_PTR(ptr) ? NULL : ptr,
-			   KALLOC_LAYOUT(size, align), KALLOC_LAYOUT_UNKNOWN,
-			   flags, &b))
+	if (kalloc_realloc_at(caller, a, ZERO_OR_NULL_PTR(ptr) ? NULL : ptr,
+			      KALLOC_LAYOUT(size, align), KALLOC_LAYOUT_UNKNOWN,
+			      flags, &b))
 		return NULL;
 	return size ? b.ptr : ZERO_SIZE_PTR;
 }
@@ -89,46 +94,64 @@ static kalloc_t *kv_alloc(void)
 
 /* ---- k* -------------------------------------------------------------- */
 
-API void *kmalloc(size_t size, gfp_t flags)
+static void *k_malloc(const void *caller, size_t size, gfp_t flags)
 {
 	if (!size)
 		return ZERO_SIZE_PTR;
-	return alloc_on(k_alloc(), size, kmalloc_align(size), flags);
+	return alloc_on(caller, k_alloc(), size, kmalloc_align(size), flags);
+}
+
+static void *k_memdup(const void *caller, const void *src, size_t len,
+		      gfp_t flags)
+{
+	void *p = k_malloc(caller, len, flags);
+	if (p && len)
+		memcpy(p, src, len);
+	return p;
+}
+
+API void *kmalloc(size_t size, gfp_t flags)
+{
+	return k_malloc(CALLER, size, flags);
 }
 
 API void *kzalloc(size_t size, gfp_t flags)
 {
-	return kmalloc(size, flags | __GFP_ZERO);
+	return k_malloc(CALLER, size, flags | __GFP_ZERO);
 }
 
 API void *kmalloc_array(size_t n, size_t size, gfp_t flags)
 {
 	int overflowed;
 	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : kmalloc(bytes, flags);
+	return overflowed ? NULL : k_malloc(CALLER, bytes, flags);
 }
 
 API void *kcalloc(size_t n, size_t size, gfp_t flags)
 {
-	return kmalloc_array(n, size, flags | __GFP_ZERO);
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	return overflowed ? NULL : k_malloc(CALLER, bytes, flags | __GFP_ZERO);
 }
 
 API void *krealloc(const void *p, size_t new_size, gfp_t flags)
 {
-	return realloc_on(k_alloc(), p, new_size, kmalloc_align(new_size), flags);
+	return realloc_on(CALLER, k_alloc(), p, new_size,
+			  kmalloc_align(new_size), flags);
 }
 
 API void *krealloc_array(void *p, size_t new_n, size_t new_size, gfp_t flags)
 {
 	int overflowed;
 	size_t bytes = array_bytes(new_n, new_size, &overflowed);
-	return overflowed ? NULL : krealloc(p, bytes, flags);
+	return overflowed ? NULL : realloc_on(CALLER, k_alloc(), p, bytes,
+					      kmalloc_align(bytes), flags);
 }
 
 API void kfree(const void *p)
 {
 	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free(k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+		kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }
 
 API size_t ksize(const void *p)
@@ -138,15 +161,12 @@ API size_t ksize(const void *p)
 
 API void *kmemdup(const void *src, size_t len, gfp_t flags)
 {
-	void *p = kmalloc(len, flags);
-	if (p && len)
-		memcpy(p, src, len);
-	return p;
+	return k_memdup(CALLER, src, len, flags);
 }
 
 API char *kstrdup(const char *s, gfp_t flags)
 {
-	return s ? kmemdup(s, strlen(s) + 1, flags) : NULL;
+	return s ? k_memdup(CALLER, s, strlen(s) + 1, flags) : NULL;
 }
 
 /* ---- v* (page backend) --------------------------------------------- */
@@ -155,14 +175,14 @@ API void *vmalloc(unsigned long size)
 {
 	if (!size)
 		return NULL; /* the kernel's vmalloc(0) fails */
-	return alloc_on(v_alloc(), size, PAGE_SIZE, GFP_KERNEL);
+	return alloc_on(CALLER, v_alloc(), size, PAGE_SIZE, GFP_KERNEL);
 }
 
 API void *vzalloc(unsigned long size)
 {
 	if (!size)
 		return NULL;
-	return alloc_on(v_alloc(), size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO);
+	return alloc_on(CALLER, v_alloc(), size, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO);
 }
 
 API void *vrealloc(const void *p, size_t size, gfp_t flags)
@@ -171,43 +191,48 @@ API void *vrealloc(const void *p, size_t size, gfp_t flags)
 		vfree(p);
 		return NULL;
 	}
-	return realloc_on(v_alloc(), p, size, PAGE_SIZE, flags);
+	return realloc_on(CALLER, v_alloc(), p, size, PAGE_SIZE, flags);
 }
 
 API void vfree(const void *p)
 {
 	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free(v_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+		kalloc_free_at(CALLER, v_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }
 
 /* ---- kv* (kv backend) ---------------------------------------------- */
 
-API void *kvmalloc(size_t size, gfp_t flags)
+static void *kv_malloc(const void *caller, size_t size, gfp_t flags)
 {
 	if (!size)
 		return ZERO_SIZE_PTR;
-	return alloc_on(kv_alloc(), size, kmalloc_align(size), flags);
+	return alloc_on(caller, kv_alloc(), size, kmalloc_align(size), flags);
+}
+
+API void *kvmalloc(size_t size, gfp_t flags)
+{
+	return kv_malloc(CALLER, size, flags);
 }
 
 API void *kvzalloc(size_t size, gfp_t flags)
 {
-	return kvmalloc(size, flags | __GFP_ZERO);
+	return kv_malloc(CALLER, size, flags | __GFP_ZERO);
 }
 
 API void *kvcalloc(size_t n, size_t size, gfp_t flags)
 {
 	int overflowed;
 	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : kvmalloc(bytes, flags | __GFP_ZERO);
+	return overflowed ? NULL : kv_malloc(CALLER, bytes, flags | __GFP_ZERO);
 }
 
 API void *kvrealloc(const void *p, size_t size, gfp_t flags)
 {
-	return realloc_on(kv_alloc(), p, size, kmalloc_align(size), flags);
+	return realloc_on(CALLER, kv_alloc(), p, size, kmalloc_align(size), flags);
 }
 
 API void kvfree(const void *p)
 {
 	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free(kv_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+		kalloc_free_at(CALLER, kv_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }

@@ -80,10 +80,6 @@ typedef struct kalloc_host {
 			   ...) __attribute__((noreturn, format(printf, 3, 4)));
 } kalloc_host_t;
 
-/* One counter of a backend's statistics (for kalloc_stats and slabinfo). */
-typedef void (*kalloc_stat_fn)(void *ctx, const char *group, const char *key,
-			       uint64_t value);
-
 typedef struct kalloc_plugin {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
 	uint32_t struct_size; /* sizeof(kalloc_plugin_t) as compiled */
@@ -112,8 +108,9 @@ typedef struct kalloc_plugin {
 	void (*atfork_prepare)(void *state);
 	void (*atfork_parent)(void *state);
 	void (*atfork_child)(void *state);
-	/* Report counters through fn; returns 0. */
-	int (*stats)(void *state, kalloc_stat_fn fn, void *ctx);
+	/* Report counters through fn (see kalloc_stats_foreach: group is
+	 * e.g. a size class "kmalloc-64", key a counter name); returns 0. */
+	int (*stats)(void *state, kalloc_stats_fn fn, void *ctx);
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

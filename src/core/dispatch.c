@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 static inline bool is_pow2(size_t x)
@@ -51,6 +52,8 @@ int kalloc_layout_array(size_t n, size_t size, size_t align,
 
 static int fail(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
 {
+	if (atomic_load_explicit(&a->features, memory_order_relaxed) & FEAT_STATS)
+		kalloc__stats_fail(a);
 	kalloc__warn_failure(a, l.size, l.align, f, err);
 	return err;
 }
@@ -89,8 +92,13 @@ static int check(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f)
 }
 
 /* Frees a real block (not NULL, not a sentinel). */
-static void release(kalloc_t *a, void *ptr, kalloc_layout_t old)
+static void release(const void *caller, kalloc_t *a, void *ptr,
+		    kalloc_layout_t old)
 {
+	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed))) {
+		kalloc__track_free(caller, a, ptr, old);
+		return;
+	}
 	if (a->free_sized && old.align) {
 		a->free_sized(a->state, ptr, old);
 		return;
@@ -117,64 +125,92 @@ static int retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
 	return KALLOC_OK;
 }
 
-int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
-		   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
+static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
+			     kalloc_layout_t layout, kalloc_layout_t old,
+			     kalloc_flags_t flags, kalloc_buf_t *out)
 {
 	if (ptr && (kalloc_is_sentinel(ptr) || (old.size == 0 && old.align)))
 		ptr = NULL;
+	if (!ptr)
+		old = KALLOC_LAYOUT_UNKNOWN;
 	if (layout.size == 0) {
 		if (unlikely(!is_pow2(layout.align)))
 			return fail(a, kalloc__error(KALLOC_EINVAL,
 				   "alignment %zu is not a power of two",
 				   layout.align), layout, flags);
 		if (ptr)
-			release(a, ptr, old);
+			release(caller, a, ptr, old);
 		*out = (kalloc_buf_t){ kalloc_sentinel(layout.align), 0 };
 		return KALLOC_OK;
 	}
 	int err = check(a, layout, flags);
 	if (unlikely(err))
 		return fail(a, err, layout, flags);
-	if (unlikely(kalloc__fail_now()))
-		return fail(a, kalloc__error(KALLOC_ENOMEM,
-			    "injected failure (kalloc_fail_nth)"), layout, flags);
 
+	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed) |
+		     atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed) |
+		     (flags & KALLOC_ACCOUNT))) {
+		err = kalloc__track_realloc(caller, a, ptr, layout, old, flags, out);
+		if (unlikely(err))
+			return fail(a, err, layout, flags);
+		return KALLOC_OK;
+	}
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-	err = a->realloc(a->state, ptr, layout, ptr ? old : KALLOC_LAYOUT_UNKNOWN,
-			 pf, out);
+	err = a->realloc(a->state, ptr, layout, old, pf, out);
 	if (unlikely(err))
-		return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
+		return fail(a, kalloc__error(err, "backend '%s' could not serve "
+					     "%zu bytes: %s", a->p->name,
+					     layout.size, kalloc_strerror(err)),
 			    layout, flags);
-	if (unlikely(kalloc_is_sentinel(out->ptr))) {
-		kalloc_buf_t fresh;
-		if (ptr) /* a moved block: the backend's copy is in out */
-			return KALLOC_OK;
-		err = retire_sentinel(a, layout, pf, &fresh);
+	if (unlikely(kalloc_is_sentinel(out->ptr)) && !ptr) {
+		err = retire_sentinel(a, layout, pf, out);
 		if (err)
 			return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
 				    layout, flags);
-		*out = fresh;
 	}
 	return KALLOC_OK;
+}
+
+int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
+		   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	return do_realloc(__builtin_return_address(0), a, ptr, layout, old,
+			  flags, out);
+}
+
+int kalloc_realloc_at(const void *caller, kalloc_t *a, void *ptr,
+		      kalloc_layout_t layout, kalloc_layout_t old,
+		      kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	return do_realloc(caller, a, ptr, layout, old, flags, out);
 }
 
 int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
 		 kalloc_buf_t *out)
 {
-	return kalloc_realloc(a, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out);
+	return do_realloc(__builtin_return_address(0), a, NULL, layout,
+			  KALLOC_LAYOUT_UNKNOWN, flags, out);
+}
+
+void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
+		    kalloc_layout_t layout)
+{
+	if (!ptr || kalloc_is_sentinel(ptr) || (layout.size == 0 && layout.align))
+		return;
+	release(caller, a, ptr, layout);
 }
 
 void kalloc_free(kalloc_t *a, void *ptr, kalloc_layout_t layout)
 {
-	if (!ptr || kalloc_is_sentinel(ptr) || (layout.size == 0 && layout.align))
-		return;
-	release(a, ptr, layout);
+	kalloc_free_at(__builtin_return_address(0), a, ptr, layout);
 }
 
 size_t kalloc_usable_size(kalloc_t *a, const void *ptr)
 {
 	if (!ptr || kalloc_is_sentinel(ptr))
 		return 0;
+	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed)))
+		return kalloc__track_usable(a, ptr);
 	return a->usable_size(a->state, ptr);
 }
 

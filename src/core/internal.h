@@ -5,6 +5,7 @@
 #include <kalloc.h>
 #include <kalloc/plugin.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define HIDDEN __attribute__((visibility("hidden")))
@@ -12,10 +13,28 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Flags the core handles itself, whatever the backend declares. */
-#define CORE_FLAGS (KALLOC_NOWARN | KALLOC_HIGHMEM)
+#define CORE_FLAGS (KALLOC_NOWARN | KALLOC_HIGHMEM | KALLOC_ACCOUNT)
 
 /* Largest alignment any handle accepts; sentinels are recognised up to it. */
 #define CORE_MAX_ALIGN ((size_t)1 << 30)
+
+/* Instrumentation of a handle (kalloc_t.features); 0 means the plain path. */
+#define FEAT_STATS   (1u << 0) /* counters (stats.c) */
+#define FEAT_TRACK   (1u << 1) /* every block in the block table */
+#define FEAT_LEAKS   (1u << 2) /* leak report at exit (debug.c) */
+#define FEAT_ACCOUNT (1u << 3) /* some block was charged: frees look up */
+#define DEBUG_F      (1u << 8) /* sanity checks on free */
+#define DEBUG_Z      (1u << 9) /* red zone after the requested size */
+#define DEBUG_P      (1u << 10) /* poison freed blocks, quarantine them */
+#define DEBUG_U      (1u << 11) /* record and print call sites */
+#define FEAT_DEBUG   (DEBUG_F | DEBUG_Z | DEBUG_P | DEBUG_U)
+
+struct kalloc_counters {
+	_Atomic uint64_t allocs, reallocs, frees, failures;
+	_Atomic uint64_t bytes_requested, bytes_usable;
+	_Atomic int64_t live_bytes, live_blocks;
+	_Atomic int64_t peak_bytes, peak_blocks;
+};
 
 /*
  * One plugin instance.  Invariant: p, state and the four required entries are
@@ -38,8 +57,68 @@ struct kalloc {
 	void (*fork_prepare)(void *);
 	void (*fork_parent)(void *);
 	void (*fork_child)(void *);
+	int (*stats_fn)(void *, kalloc_stats_fn, void *);
+	_Atomic unsigned features; /* FEAT_* and DEBUG_* bits */
+	struct kalloc_counters stats;
 	struct kalloc *next;   /* registry of open handles (fork hooks) */
 };
+
+/* What the block table records of a tracked block. */
+struct kalloc_block {
+	void *ptr;             /* NULL: empty slot */
+	kalloc_t *a;           /* owning handle */
+	size_t size, align;    /* as requested */
+	size_t len;            /* usable length the backend gave */
+	const void *site;      /* caller of the allocating call */
+	const void *free_site; /* caller of free (quarantined blocks) */
+	int tid;
+	struct kalloc_domain *domain; /* charged domain, or NULL */
+	size_t charge;
+};
+
+/* blocktab.c */
+HIDDEN bool kalloc__block_put(const struct kalloc_block *b);
+HIDDEN bool kalloc__block_get(const void *ptr, struct kalloc_block *out);
+HIDDEN bool kalloc__block_take(const void *ptr, struct kalloc_block *out);
+HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
+					       void *), void *ctx);
+HIDDEN void kalloc__block_lock_all(void);
+HIDDEN void kalloc__block_unlock_all(bool child);
+
+/* track.c: the instrumented path, taken when features or ACCOUNT or an
+ * injected failure may apply. */
+HIDDEN int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
+				 kalloc_layout_t layout, kalloc_layout_t old,
+				 kalloc_flags_t flags, kalloc_buf_t *out);
+HIDDEN void kalloc__track_free(const void *caller, kalloc_t *a, void *ptr,
+			       kalloc_layout_t old);
+HIDDEN size_t kalloc__track_usable(kalloc_t *a, const void *ptr);
+
+/* stats.c */
+HIDDEN void kalloc__stats_alloc(kalloc_t *a, size_t requested, size_t len);
+HIDDEN void kalloc__stats_free(kalloc_t *a, size_t len);
+HIDDEN void kalloc__stats_resize(kalloc_t *a, size_t requested, size_t old_len,
+				 size_t len);
+HIDDEN void kalloc__stats_fail(kalloc_t *a);
+
+/* account.c */
+HIDDEN int kalloc__charge(struct kalloc_domain *d, size_t bytes);
+HIDDEN void kalloc__uncharge(struct kalloc_domain *d, size_t bytes);
+HIDDEN struct kalloc_domain *kalloc__current_domain(void);
+
+/* debug.c */
+HIDDEN unsigned kalloc__debug_parse(const char *letters, bool *ok);
+HIDDEN size_t kalloc__redzone(kalloc_t *a, size_t align);
+HIDDEN void kalloc__debug_fill(kalloc_t *a, struct kalloc_block *b);
+HIDDEN void kalloc__debug_check(kalloc_t *a, const struct kalloc_block *b,
+				const void *caller, const char *op);
+HIDDEN bool kalloc__debug_quarantine(kalloc_t *a, struct kalloc_block *b);
+HIDDEN bool kalloc__debug_is_quarantined(const void *ptr,
+					 struct kalloc_block *out);
+HIDDEN void kalloc__report_block(const char *who, const struct kalloc_block *b,
+				 const char *what, const void *caller);
+HIDDEN void kalloc__debug_at_exit(bool leaks);
+HIDDEN int kalloc__features_init(kalloc_t *a, const char *core_opts);
 
 /* error.c */
 HIDDEN int kalloc__error(int err, const char *fmt, ...)
@@ -55,6 +134,10 @@ HIDDEN void kalloc__corruption(const char *who, const void *ptr,
 /* options.c */
 HIDDEN const char *kalloc__env(const char *name);
 HIDDEN long kalloc__option_long(const char *name, long def);
+/* Splits "k=v,..." options: core keys (stats, leaks, debug) into core, the
+ * rest into plugin.  Returns false (errmsg set) on a malformed core value. */
+HIDDEN bool kalloc__options_split(const char *opts, char *plugin, size_t pcap,
+				  char *core, size_t ccap);
 
 /* loader.c */
 HIDDEN int kalloc__load(const char *backend, const char *options,
@@ -63,10 +146,13 @@ HIDDEN void kalloc__unload(kalloc_t *a);
 HIDDEN extern const kalloc_host_t kalloc__host;
 
 /* registry.c */
+HIDDEN void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx);
 HIDDEN void kalloc__register(kalloc_t *a);
 HIDDEN void kalloc__unregister(kalloc_t *a);
 
-/* fault.c */
-HIDDEN bool kalloc__fail_now(void);
+/* failslab.c */
+HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now */
+HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
+HIDDEN void kalloc__fail_init(void);
 
 #endif

@@ -285,9 +285,21 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		.fork_prepare = OPTIONAL(p, atfork_prepare),
 		.fork_parent = OPTIONAL(p, atfork_parent),
 		.fork_child = OPTIONAL(p, atfork_child),
+		.stats_fn = OPTIONAL(p, stats),
 	};
+	char plugin_opts[512], core_opts[128];
+	if (!kalloc__options_split(options, plugin_opts, sizeof(plugin_opts),
+				   core_opts, sizeof(core_opts)) ||
+	    kalloc__features_init(a, core_opts)) {
+		err = kalloc__error(KALLOC_EINVAL, "plugin %s: %s", path,
+				    kalloc_errmsg());
+		free(a->path);
+		free(a);
+		dlclose(dl);
+		return err;
+	}
 	kalloc__error(0, "%s", "");
-	err = p->init(&kalloc__host, options, &a->state);
+	err = p->init(&kalloc__host, plugin_opts, &a->state);
 	if (err) {
 		const char *why = kalloc_errmsg();
 		err = kalloc__error(KALLOC_ELOAD, "plugin %s: init failed: %s",

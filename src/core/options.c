@@ -16,6 +16,10 @@ struct option {
 static const struct option options[] = {
 	{ "KALLOC_BACKEND", "default backend: a name or a plugin path (default libc)" },
 	{ "KALLOC_PLUGIN_PATH", "':'-separated plugin directories searched before the installed one" },
+	{ "KALLOC_STATS", "1: count calls and bytes per handle, print a table at exit" },
+	{ "KALLOC_FAIL", "fault injection: probability:P,interval:N,times:T,space:B,seed:S,verbose:V" },
+	{ "KALLOC_DEBUG", "debug letters: F free checks, Z red zones, P poison, U call sites" },
+	{ "KALLOC_LEAKS", "1: list the blocks still allocated at exit, largest first" },
 	{ "KALLOC_PAGE_GUARD", "page backend: 1 = a PROT_NONE page right after every block" },
 	{ "KALLOC_PAGE_CACHE", "page backend: bytes of freed mappings kept for reuse" },
 	{ "KALLOC_KV_THRESHOLD", "kv backend: largest size tried on the small backend only" },
@@ -54,4 +58,44 @@ long kalloc__option_long(const char *name, long def)
 		return def;
 	}
 	return n;
+}
+
+/*
+ * kalloc_open's option string: "stats=1", "leaks=1" and "debug=LETTERS" are
+ * the core's; every other key=value goes to the plugin, in order.
+ */
+static bool is_core_key(const char *kv, size_t len)
+{
+	static const char *const keys[] = { "stats=", "leaks=", "debug=" };
+	for (size_t i = 0; i < 3; i++)
+		if (len >= strlen(keys[i]) && !strncmp(kv, keys[i], strlen(keys[i])))
+			return true;
+	return false;
+}
+
+bool kalloc__options_split(const char *opts, char *plugin, size_t pcap,
+			   char *core, size_t ccap)
+{
+	size_t pn = 0, cn = 0;
+	plugin[0] = core[0] = 0;
+	for (const char *p = opts ? opts : ""; *p;) {
+		size_t len = strcspn(p, ",");
+		bool mine = is_core_key(p, len);
+		char *dst = mine ? core : plugin;
+		size_t *n = mine ? &cn : &pn, cap = mine ? ccap : pcap;
+		if (len && *n + len + 2 > cap) {
+			kalloc__error(KALLOC_EINVAL, "option string too long (max %zu)",
+				      cap);
+			return false;
+		}
+		if (len) {
+			if (*n)
+				dst[(*n)++] = ',';
+			memcpy(dst + *n, p, len);
+			*n += len;
+			dst[*n] = 0;
+		}
+		p += len + (p[len] == ',');
+	}
+	return true;
 }

@@ -30,6 +30,7 @@ static void atfork_prepare(void)
 	for (kalloc_t *a = handles; a; a = a->next)
 		if (a->fork_prepare)
 			a->fork_prepare(a->state);
+	kalloc__block_lock_all();
 }
 
 /* Runs the parent or child hooks in reverse registration order. */
@@ -45,26 +46,30 @@ static void run_after(kalloc_t *a, bool child)
 
 static void atfork_parent(void)
 {
+	kalloc__block_unlock_all(false);
 	run_after(handles, false);
 	pthread_mutex_unlock(&registry_lock);
 }
 
 static void atfork_child(void)
 {
+	kalloc__block_unlock_all(true);
 	run_after(handles, true);
 	pthread_mutex_unlock(&registry_lock);
 }
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
-static void atfork_install(void)
+/* Once per process, before the first handle is usable. */
+static void process_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	kalloc__fail_init();
 }
 
 void kalloc__register(kalloc_t *a)
 {
-	pthread_once(&atfork_once, atfork_install);
+	pthread_once(&process_once, process_init);
 	pthread_mutex_lock(&registry_lock);
 	kalloc_t **pp = &handles;
 	while (*pp)
@@ -82,6 +87,14 @@ void kalloc__unregister(kalloc_t *a)
 			*pp = a->next;
 			break;
 		}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (kalloc_t *a = handles; a; a = a->next)
+		fn(a, ctx);
 	pthread_mutex_unlock(&registry_lock);
 }
 
