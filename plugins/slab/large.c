@@ -113,7 +113,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	return l->ptr;
 }
 
-int slab_large_stats(kalloc_stat_fn fn, void *ctx)
+int slab_large_stats(kalloc_stats_fn fn, void *ctx)
 {
 	fn(ctx, "slab", "large_blocks",
 	   atomic_load_explicit(&large_count, memory_order_relaxed));

@@ -301,7 +301,7 @@ static void slab_atfork_child(void *state)
 		slab_heap_atfork_child();
 }
 
-static int slab_stats(void *state, kalloc_stat_fn fn, void *ctx)
+static int slab_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	(void)state;
 	fn(ctx, "slab", "heaps", slab_heap_count());

@@ -219,7 +219,7 @@ struct class_count {
 	uint64_t slabs, objs, active;
 };
 
-int slab_pool_stats(kalloc_stat_fn fn, void *ctx)
+int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 {
 	struct class_count cc[CLASS_COUNT] = { { 0, 0, 0 } };
 	uint64_t nchunks = 0, used_units = 0, dirty = 0, clean = 0;

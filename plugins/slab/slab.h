@@ -199,7 +199,7 @@ HIDDEN bool slab_pool_put(struct slab *s, bool nowait);
 /* Returns to the OS the free units released more than the decay ago. */
 HIDDEN void slab_pool_purge(void);
 HIDDEN void slab_pool_atfork_child(void);
-HIDDEN int slab_pool_stats(kalloc_stat_fn fn, void *ctx);
+HIDDEN int slab_pool_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- slab ops: alloc.c ------------------------------------------------ */
 
@@ -246,7 +246,7 @@ HIDDEN void slab_large_free(struct large *l);
 /* Resizes in place (or by moving pages); NULL if it cannot. */
 HIDDEN void *slab_large_resize(struct large *l, size_t size, size_t align,
 			       bool nowait, size_t *usable);
-HIDDEN int slab_large_stats(kalloc_stat_fn fn, void *ctx);
+HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
 

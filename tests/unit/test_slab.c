@@ -9,7 +9,6 @@
 #include <kalloc.h>
 #include <kalloc/plugin.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -428,19 +427,6 @@ static void *free_half(void *arg)
 	return NULL;
 }
 
-static void plugin_stats(kalloc_stat_fn fn, void *ctx)
-{
-	kalloc_info_t info;
-	kalloc_info(A, &info);
-	void *h = dlopen(info.path, RTLD_NOW | RTLD_NOLOAD);
-	ck_assert_ptr_nonnull(h);
-	const kalloc_plugin_t *p = dlsym(h, "kalloc_plugin");
-	ck_assert_ptr_nonnull(p);
-	ck_assert_ptr_nonnull(p->stats);
-	ck_assert_int_eq(p->stats(NULL, fn, ctx), 0);
-	dlclose(h);
-}
-
 struct want {
 	const char *group, *key;
 	uint64_t value;
@@ -460,7 +446,7 @@ static void find_stat(void *ctx, const char *group, const char *key,
 static uint64_t stat_of(const char *group, const char *key)
 {
 	struct want w = { group, key, 0, 0 };
-	plugin_stats(find_stat, &w);
+	ck_assert_int_gt(kalloc_stats_foreach(A, find_stat, &w), 0);
 	return w.found ? w.value : UINT64_MAX;
 }
 
