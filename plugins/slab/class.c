@@ -16,8 +16,6 @@ static unsigned choose_span(uint32_t size)
 		size_t nb = bytes / size;
 		if (nb > SLAB_MAX_BLOCKS)
 			nb = SLAB_MAX_BLOCKS;
-		if (n > 1 && (size_t)size < ((size_t)1 << 6))
-			break; /* the bitmap could not tell blocks apart */
 		size_t waste = bytes - nb * size;
 		if (waste * 16 <= bytes)
 			return n;
@@ -48,9 +46,6 @@ void slab_classes_init(void)
 		size_t nb = bytes / size;
 		if (nb > SLAB_MAX_BLOCKS)
 			nb = SLAB_MAX_BLOCKS;
-		unsigned shift = 4;
-		while ((bytes >> shift) > SLAB_MAX_BLOCKS)
-			shift++;
 		size_t batch = 4096 / size;
 		if (batch < 4)
 			batch = 4;
@@ -63,7 +58,6 @@ void slab_classes_init(void)
 			.nblocks = (uint32_t)nb,
 			.magic = (((uint64_t)1 << CLASS_MAGIC_SHIFT) + size - 1) / size,
 			.span = (uint8_t)span,
-			.shift = (uint8_t)shift,
 			.batch = (uint16_t)batch,
 		};
 	}

@@ -13,7 +13,8 @@
  * otherwise every class of the band is a multiple of the step.
  *
  * A class's blocks live in a span of 1-4 slab units (64 KiB each), chosen so
- * that the unused tail of the span is small.  Block index from an offset is
+ * that the unused tail of the span is small; at most SLAB_MAX_BLOCKS blocks
+ * (the allocation bitmap's size).  Block index from an offset is
  * (off * magic) >> CLASS_MAGIC_SHIFT, exact for every offset in the span.
  */
 #ifndef SLAB_CLASS_H
@@ -37,7 +38,6 @@ struct class_info {
 	uint32_t nblocks; /* blocks per span */
 	uint64_t magic;   /* ceil(2^CLASS_MAGIC_SHIFT / size) */
 	uint8_t span;     /* slab units per span */
-	uint8_t shift;    /* bitmap bit = offset >> shift (< SLAB_MAX_BLOCKS) */
 	uint16_t batch;   /* blocks carved into the free list at a time */
 };
 

@@ -130,9 +130,10 @@ static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
 
 /* ---- free --------------------------------------------------------------- */
 
-/* The slab of a slab block p, or NULL for a large block (*large set);
- * reports any other pointer as corruption. */
-static inline struct slab *lookup(const void *p, struct large **large)
+/* The slab of a slab block p (its block index in *idx), or NULL for a
+ * large block (*large set); reports any other pointer as corruption. */
+static inline struct slab *lookup(const void *p, struct large **large,
+				  uint64_t *idx)
 {
 	if (unlikely(!slab_registered(p)))
 		slab_bad_free(p);
@@ -145,8 +146,10 @@ static inline struct slab *lookup(const void *p, struct large **large)
 		return NULL;
 	}
 	struct slab *s = slab_of(c, p);
-	if (unlikely(!slab_is_block_start(s, p)))
+	int64_t i = slab_block_index(s, p);
+	if (unlikely(i < 0))
 		slab_bad_free(p);
+	*idx = (uint64_t)i;
 	return s;
 }
 
@@ -158,16 +161,17 @@ static __attribute__((noinline)) void free_large(struct large *l)
 static inline void free_block(void *p, bool nowait)
 {
 	struct large *l = NULL;
-	struct slab *s = lookup(p, &l);
+	uint64_t idx;
+	struct slab *s = lookup(p, &l, &idx);
 	if (unlikely(!s)) {
 		free_large(l);
 		return;
 	}
 	struct heap *h = slab_tl_heap;
 	if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h))
-		slab_free_local(h, s, p, nowait);
+		slab_free_local(h, s, p, idx, nowait);
 	else
-		slab_remote_free(s, p);
+		slab_remote_free(s, p, idx);
 }
 
 /* ---- realloc of a live block ------------------------------------------ */
@@ -189,8 +193,9 @@ static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
 {
 	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
 	struct large *lg = NULL;
-	struct slab *s = lookup(ptr, &lg);
-	if (s && unlikely(!slab_is_live(s, ptr)))
+	uint64_t idx = 0;
+	struct slab *s = lookup(ptr, &lg, &idx);
+	if (s && unlikely(!slab_is_live(s, idx)))
 		slab_host->corruption("slab", ptr,
 				      "realloc of a %u-byte block that is not "
 				      "allocated (freed?)", s->size);
@@ -265,7 +270,7 @@ static size_t slab_usable_size(void *state, const void *ptr)
 		return l->ptr == ptr ? l->usable : 0;
 	}
 	struct slab *s = slab_of(c, ptr);
-	return slab_is_block_start(s, ptr) ? s->size : 0;
+	return slab_block_index(s, ptr) >= 0 ? s->size : 0;
 }
 
 static int slab_owns(void *state, const void *ptr)
@@ -277,7 +282,8 @@ static int slab_owns(void *state, const void *ptr)
 	if (c->kind != KIND_CHUNK)
 		return ((const struct large *)c)->ptr == ptr;
 	struct slab *s = slab_of(c, ptr);
-	return slab_is_block_start(s, ptr) && slab_is_live(s, ptr);
+	int64_t idx = slab_block_index(s, ptr);
+	return idx >= 0 && slab_is_live(s, (uint64_t)idx);
 }
 
 static void slab_atfork_prepare(void *state)

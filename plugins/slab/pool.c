@@ -80,7 +80,6 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	s->size = ci->size;
 	s->limit = ci->nblocks * ci->size;
 	atomic_store_explicit(&s->used, 0, memory_order_relaxed);
-	s->shift = ci->shift;
 	s->where = WHERE_CUR;
 	s->cls = (uint8_t)cls;
 	atomic_store_explicit(&s->owner, h, memory_order_relaxed);

@@ -20,11 +20,11 @@
 
 #define ANNOUNCED ((uintptr_t)1)
 
-void slab_remote_free(struct slab *s, struct block *b)
+void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 {
 	/* The owner sets the bit at allocation and clears it only once the
 	 * block is back; a clear bit here means the block is not live. */
-	if (unlikely(!slab_is_live(s, b)))
+	if (unlikely(!slab_is_live(s, idx)))
 		slab_double_free(b, s->size);
 	uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
 	do {
@@ -57,9 +57,10 @@ static void collect(struct heap *h, struct slab *s, bool nowait)
 	uint32_t n = 0;
 	while (b) {
 		struct block *next = link_dec(b->next, b);
-		if (unlikely(next && !slab_is_block_start(s, next)))
+		if (unlikely(next && slab_block_index(s, next) < 0))
 			slab_corrupt_list(b, next);
-		slab_unmark(s, b); /* a block freed twice is caught here */
+		/* a block freed twice is caught here */
+		slab_unmark(s, b, (uint64_t)slab_block_index(s, b));
 		b->next = link_enc(s->free, b);
 		s->free = b;
 		n++;

@@ -71,12 +71,13 @@ struct heap;
 struct slab {
 	struct block *free;        /* owner's free list (encoded links) */
 	char *base;                /* first block */
-	_Atomic uint64_t *bits;    /* allocation bitmap: bit set = live */
+	_Atomic uint64_t *bits;    /* allocation bitmap by block index:
+				      bit set = live */
 	uint64_t magic;            /* block index = (off * magic) >> 40 */
 	uint32_t size;             /* block size; 0 when the unit is free */
 	uint32_t limit;            /* nblocks * size */
 	_Atomic uint32_t used;     /* owner-written; others only read it */
-	uint8_t shift;             /* bitmap bit = off >> shift */
+	uint8_t pad0_;
 	uint8_t head;              /* units back to the span's head unit */
 	uint8_t where;             /* WHERE_* */
 	uint8_t cls;
@@ -216,7 +217,7 @@ HIDDEN void slab_heap_drop_current(struct heap *h);
 
 /* ---- remote.c --------------------------------------------------------- */
 
-HIDDEN void slab_remote_free(struct slab *s, struct block *b);
+HIDDEN void slab_remote_free(struct slab *s, struct block *b, uint64_t idx);
 /* Collects h's remote frees into its slabs. */
 HIDDEN void slab_drain(struct heap *h, bool nowait);
 
@@ -250,6 +251,28 @@ HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
 
+/* The block index of an offset in s (exact for offsets in the span). */
+static inline uint64_t slab_index(const struct slab *s, uint64_t off)
+{
+	return (off * s->magic) >> CLASS_MAGIC_SHIFT;
+}
+
+/* p's block index if p starts a block of the slab in use s, else -1. */
+static inline int64_t slab_block_index(const struct slab *s, const void *p)
+{
+	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
+	uint64_t idx = slab_index(s, off);
+	if (unlikely(off >= s->limit || idx * s->size != off))
+		return -1;
+	return (int64_t)idx;
+}
+
+static inline bool slab_is_live(const struct slab *s, uint64_t idx)
+{
+	return atomic_load_explicit(&s->bits[idx / 64], memory_order_relaxed) &
+	       ((uint64_t)1 << (idx % 64));
+}
+
 /* Pops the first free block; the caller checked s->free. */
 static inline void *slab_pop(struct slab *s)
 {
@@ -258,10 +281,10 @@ static inline void *slab_pop(struct slab *s)
 	if (unlikely((uintptr_t)n - (uintptr_t)s->base >= s->limit) && n)
 		slab_corrupt_list(b, n);
 	s->free = n;
-	uintptr_t off = (uintptr_t)b - (uintptr_t)s->base;
-	_Atomic uint64_t *w = &s->bits[off >> (s->shift + 6)];
-	uint64_t bit = (uint64_t)1 << ((off >> s->shift) & 63);
-	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | bit,
+	uint64_t idx = slab_index(s, (uintptr_t)b - (uintptr_t)s->base);
+	_Atomic uint64_t *w = &s->bits[idx / 64];
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |
+				 (uint64_t)1 << (idx % 64),
 			      memory_order_relaxed);
 	atomic_store_explicit(&s->used,
 			      atomic_load_explicit(&s->used, memory_order_relaxed) + 1,
@@ -270,41 +293,24 @@ static inline void *slab_pop(struct slab *s)
 }
 
 /*
- * Clears p's bit in the bitmap; reports a double free when it was not set.
- * Only the owner calls it (it is a plain read-modify-write).
+ * Clears block idx's bit in the bitmap; reports a double free of p when it
+ * was not set.  Only the owner calls it (a plain read-modify-write).
  */
-static inline void slab_unmark(struct slab *s, const void *p)
+static inline void slab_unmark(struct slab *s, const void *p, uint64_t idx)
 {
-	uintptr_t off = (uintptr_t)p - (uintptr_t)s->base;
-	_Atomic uint64_t *w = &s->bits[off >> (s->shift + 6)];
-	uint64_t bit = (uint64_t)1 << ((off >> s->shift) & 63);
+	_Atomic uint64_t *w = &s->bits[idx / 64];
+	uint64_t bit = (uint64_t)1 << (idx % 64);
 	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
 	if (unlikely(!(v & bit)))
 		slab_double_free(p, s->size);
 	atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
 }
 
-static inline bool slab_is_live(const struct slab *s, const void *p)
-{
-	uintptr_t off = (uintptr_t)p - (uintptr_t)s->base;
-	uint64_t bit = (uint64_t)1 << ((off >> s->shift) & 63);
-	return atomic_load_explicit(&s->bits[off >> (s->shift + 6)],
-				    memory_order_relaxed) & bit;
-}
-
-/* Is p the start of a block of the slab in use s? */
-static inline bool slab_is_block_start(const struct slab *s, const void *p)
-{
-	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
-	uint64_t idx = (off * s->magic) >> CLASS_MAGIC_SHIFT;
-	return off < s->limit && idx * s->size == off;
-}
-
 /* The local free of a block of s, owned by h. */
 static inline void slab_free_local(struct heap *h, struct slab *s,
-				   struct block *b, bool nowait)
+				   struct block *b, uint64_t idx, bool nowait)
 {
-	slab_unmark(s, b);
+	slab_unmark(s, b, idx);
 	struct block *head = s->free;
 	b->next = link_enc(head, b);
 	s->free = b;
