@@ -34,7 +34,7 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 		b->next = link_enc(head, b);
 	} while (!atomic_compare_exchange_weak_explicit(
 		&s->thread_free, &old, (uintptr_t)b | ANNOUNCED,
-		memory_order_release, memory_order_relaxed));
+		memory_order_acq_rel, memory_order_relaxed));
 	if (old & ANNOUNCED)
 		return;
 	struct heap *h = atomic_load_explicit(&s->owner, memory_order_relaxed);
@@ -48,8 +48,10 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 /* Moves s's remote frees onto its free list. */
 static void collect(struct heap *h, struct slab *s, bool nowait)
 {
+	/* acq_rel: our reads of s (pending_next) happen before the next
+	 * announcer, which acquires this store, rewrites them */
 	uintptr_t v = atomic_exchange_explicit(&s->thread_free, 0,
-					       memory_order_acquire);
+					       memory_order_acq_rel);
 	struct block *b = (struct block *)(v & ~ANNOUNCED);
 	if (!b)
 		return;
