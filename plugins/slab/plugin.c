@@ -200,7 +200,8 @@ static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
 				      "realloc of a %u-byte block that is not "
 				      "allocated (freed?)", s->size);
 	size_t usable = s ? s->size : lg->usable;
-	size_t old_size = old.align ? old.size : usable;
+	/* (a stale old layout never makes us copy past the block) */
+	size_t old_size = old.align && old.size < usable ? old.size : usable;
 	size_t kept = old_size < l.size ? old_size : l.size;
 	bool aligned = ((uintptr_t)ptr & (l.align - 1)) == 0;
 	int c = slab_class_of(l.size, l.align);
