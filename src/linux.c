@@ -23,7 +23,7 @@ static bool missing(const kalloc_t *a, gfp_t flags)
 {
 	if (a)
 		return false;
-	if (!(flags & __GFP_NOWARN))
+	if (!(flags & __GFP_NOWARN) && kalloc__warn_ratelimit())
 		kalloc__log(NULL, "allocation failed: %s", kalloc_errmsg());
 	return true;
 }

@@ -108,12 +108,13 @@ static void release(const void *caller, kalloc_t *a, void *ptr,
 }
 
 /*
- * A backend returned a block at a sentinel address (only possible if it maps
- * memory at a tiny power-of-two address).  Keep that block forever and
- * allocate another, so sentinels stay unambiguous.
+ * The backend's result *out sits at a sentinel address (only possible if it
+ * maps memory at a tiny power-of-two address).  Keep that block forever and
+ * hand out another, carrying its content when it is a moved block.  (Should
+ * that fail too, a moved block's old copy is already gone: rare enough.)
  */
-static int retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
-			   kalloc_buf_t *out)
+int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
+			    bool moved, kalloc_buf_t *out)
 {
 	kalloc_buf_t b;
 	int err = a->realloc(a->state, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, &b);
@@ -121,6 +122,8 @@ static int retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
 		return err;
 	if (kalloc_is_sentinel(b.ptr))
 		return KALLOC_ENOMEM;
+	if (moved)
+		memcpy(b.ptr, out->ptr, l.size);
 	*out = b;
 	return KALLOC_OK;
 }
@@ -162,8 +165,8 @@ static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
 					     "%zu bytes: %s", a->p->name,
 					     layout.size, kalloc_strerror(err)),
 			    layout, flags);
-	if (unlikely(kalloc_is_sentinel(out->ptr)) && !ptr) {
-		err = retire_sentinel(a, layout, pf, out);
+	if (unlikely(kalloc_is_sentinel(out->ptr))) {
+		err = kalloc__retire_sentinel(a, layout, pf, ptr != NULL, out);
 		if (err)
 			return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
 				    layout, flags);

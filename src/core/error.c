@@ -94,7 +94,7 @@ static atomic_long warn_window; /* start of the current window, seconds */
 static atomic_int warn_count;   /* warnings printed in this window */
 static atomic_int warn_missed;  /* warnings suppressed since last print */
 
-static bool warn_ratelimit(void)
+bool kalloc__warn_ratelimit(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -117,7 +117,7 @@ static bool warn_ratelimit(void)
 void kalloc__warn_failure(const kalloc_t *a, size_t size, size_t align,
 			  kalloc_flags_t flags, int err)
 {
-	if ((flags & KALLOC_NOWARN) || !warn_ratelimit())
+	if ((flags & KALLOC_NOWARN) || !kalloc__warn_ratelimit())
 		return;
 	kalloc__log(a->p->name,
 		    "allocation of %zu bytes (align %zu, flags 0x%x) failed: %s",

@@ -85,6 +85,11 @@ HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
 HIDDEN void kalloc__block_lock_all(void);
 HIDDEN void kalloc__block_unlock_all(bool child);
 
+/* dispatch.c */
+HIDDEN int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l,
+				   kalloc_flags_t f, bool moved,
+				   kalloc_buf_t *out);
+
 /* track.c: the instrumented path, taken when features or ACCOUNT or an
  * injected failure may apply. */
 HIDDEN int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
@@ -125,6 +130,7 @@ HIDDEN int kalloc__error(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 HIDDEN void kalloc__warn_failure(const kalloc_t *a, size_t size, size_t align,
 				 kalloc_flags_t flags, int err);
+HIDDEN bool kalloc__warn_ratelimit(void);
 HIDDEN void kalloc__log(const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 HIDDEN void kalloc__corruption(const char *who, const void *ptr,

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 #define PLUGIN_PREFIX "kalloc-"
 #define PLUGIN_SUFFIX ".so"
 
-static char plugin_path[4096];
+static char plugin_path[8192];
 static pthread_once_t plugin_path_once = PTHREAD_ONCE_INIT;
 
 static void plugin_path_init(void)
@@ -36,17 +37,18 @@ const char *kalloc_plugin_path(void)
 	return plugin_path;
 }
 
-/* Calls fn(dir) for each directory of the plugin path; stops on non-zero. */
-static int each_dir(int (*fn)(const char *dir, void *ctx), void *ctx)
+/*
+ * Calls fn(dir, len) for each directory of the plugin path (dir points into
+ * the static plugin_path and is not NUL-terminated); stops on non-zero.
+ */
+static int each_dir(int (*fn)(const char *dir, size_t len, void *ctx),
+		    void *ctx)
 {
 	const char *p = kalloc_plugin_path();
 	while (*p) {
 		size_t n = strcspn(p, ":");
-		char dir[255];
-		if (n > 0 && n < sizeof(dir)) {
-			memcpy(dir, p, n);
-			dir[n] = 0;
-			int r = fn(dir, ctx);
+		if (n > 0) {
+			int r = fn(p, n, ctx);
 			if (r)
 				return r;
 		}
@@ -83,41 +85,50 @@ static bool file_backend_name(const char *file, char *name, size_t cap)
 
 #define MAX_PLUGINS 32
 
-/* Small on purpose: the shim serves these from its bootstrap arena. */
+/*
+ * A few KiB on purpose: the shim serves this from its bootstrap arena.
+ * Directories are referenced in plugin_path, which lives forever.
+ */
 struct found {
-	char name[MAX_PLUGINS][72];
-	char path[MAX_PLUGINS][512];
+	struct entry {
+		char name[72];
+		const char *dir;
+		size_t dir_len;
+	} e[MAX_PLUGINS];
 	int n;
 };
 
-static int scan_dir(const char *dir, void *ctx)
+/* The file of an entry: DIR/kalloc-NAME.so. */
+static void entry_path(const struct entry *e, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%.*s/" PLUGIN_PREFIX "%s" PLUGIN_SUFFIX,
+		 (int)e->dir_len, e->dir, e->name);
+}
+
+static int scan_dir(const char *dir, size_t len, void *ctx)
 {
 	struct found *f = ctx;
-	DIR *d = opendir(dir);
+	char path[PATH_MAX];
+	if (len >= sizeof(path))
+		return 0;
+	memcpy(path, dir, len);
+	path[len] = 0;
+	DIR *d = opendir(path);
 	if (!d)
 		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) && f->n < MAX_PLUGINS) {
-		char name[72];
-		if (!file_backend_name(e->d_name, name, sizeof(name)))
+	struct dirent *de;
+	while ((de = readdir(d)) && f->n < MAX_PLUGINS) {
+		struct entry e = { .dir = dir, .dir_len = len };
+		if (!file_backend_name(de->d_name, e.name, sizeof(e.name)))
 			continue;
 		bool dup = false; /* the first directory wins */
 		for (int i = 0; i < f->n; i++)
-			dup |= strcmp(f->name[i], name) == 0;
-		if (dup)
-			continue;
-		snprintf(f->name[f->n], sizeof(f->name[0]), "%s", name);
-		snprintf(f->path[f->n], sizeof(f->path[0]), "%s/%s", dir,
-			 e->d_name);
-		f->n++;
+			dup |= strcmp(f->e[i].name, e.name) == 0;
+		if (!dup)
+			f->e[f->n++] = e;
 	}
 	closedir(d);
 	return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
 }
 
 /* Every backend in the plugin path, sorted by name.  Heap-allocated. */
@@ -127,17 +138,12 @@ static struct found *scan_all(void)
 	if (!f)
 		return NULL;
 	each_dir(scan_dir, f);
-	/* sort names and paths together: insertion sort, n is small */
-	for (int i = 1; i < f->n; i++)
-		for (int j = i; j > 0 && cmp_name(f->name[j - 1], f->name[j]) > 0;
+	for (int i = 1; i < f->n; i++) /* insertion sort: n is small */
+		for (int j = i; j > 0 && strcmp(f->e[j - 1].name, f->e[j].name) > 0;
 		     j--) {
-			char tn[72], tp[512];
-			memcpy(tn, f->name[j], sizeof(tn));
-			memcpy(tp, f->path[j], sizeof(tp));
-			memcpy(f->name[j], f->name[j - 1], sizeof(tn));
-			memcpy(f->path[j], f->path[j - 1], sizeof(tp));
-			memcpy(f->name[j - 1], tn, sizeof(tn));
-			memcpy(f->path[j - 1], tp, sizeof(tp));
+			struct entry t = f->e[j];
+			f->e[j] = f->e[j - 1];
+			f->e[j - 1] = t;
 		}
 	return f;
 }
@@ -150,7 +156,7 @@ static void valid_names(char *buf, size_t cap)
 	size_t used = 0;
 	for (int i = 0; f && i < f->n && used < cap; i++)
 		used += (size_t)snprintf(buf + used, cap - used, "%s%s",
-					 i ? ", " : "", f->name[i]);
+					 i ? ", " : "", f->e[i].name);
 	if (!f || f->n == 0)
 		snprintf(buf, cap, "none found");
 	free(f);
@@ -172,8 +178,8 @@ static int resolve(const char *backend, char *path, size_t cap)
 	if (valid_name(backend)) {
 		struct found *f = scan_all();
 		for (int i = 0; f && i < f->n; i++)
-			if (strcmp(f->name[i], backend) == 0) {
-				snprintf(path, cap, "%s", f->path[i]);
+			if (strcmp(f->e[i].name, backend) == 0) {
+				entry_path(&f->e[i], path, cap);
 				free(f);
 				return KALLOC_OK;
 			}
@@ -229,7 +235,7 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 
 int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 {
-	char path[512];
+	char path[PATH_MAX + 96];
 	int err = resolve(backend, path, sizeof(path));
 	if (err)
 		return err;
@@ -344,13 +350,15 @@ int kalloc_list(kalloc_list_fn fn, void *ctx)
 	int n = f->n;
 	for (int i = 0; i < n; i++) {
 		kalloc_t *a;
-		if (kalloc__load(f->path[i], NULL, &a) == KALLOC_OK) {
+		char path[PATH_MAX + 96];
+		entry_path(&f->e[i], path, sizeof(path));
+		if (kalloc__load(path, NULL, &a) == KALLOC_OK) {
 			kalloc_info_t info;
 			kalloc_info(a, &info);
-			fn(f->name[i], &info, NULL, ctx);
+			fn(f->e[i].name, &info, NULL, ctx);
 			kalloc__unload(a);
 		} else {
-			fn(f->name[i], NULL, kalloc_errmsg(), ctx);
+			fn(f->e[i].name, NULL, kalloc_errmsg(), ctx);
 		}
 	}
 	free(f);

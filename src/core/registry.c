@@ -159,20 +159,25 @@ kalloc_t *kalloc_default(void)
 	kalloc_t *a = atomic_load_explicit(&default_handle, memory_order_acquire);
 	if (likely(a))
 		return a;
-	const char *want = kalloc__env("KALLOC_BACKEND");
-	a = kalloc_get(want ? want : DEFAULT_BACKEND);
-	if (!a && want) {
-		kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using " DEFAULT_BACKEND,
-			    want, kalloc_errmsg());
-		a = kalloc_get(DEFAULT_BACKEND);
-	}
+	/* Resolved once, under the lock: an invalid KALLOC_BACKEND is
+	 * reported once however many threads get here first. */
+	pthread_mutex_lock(&registry_lock);
+	a = atomic_load_explicit(&default_handle, memory_order_acquire);
 	if (!a) {
-		kalloc__log(NULL, "cannot open the default backend '"
-			    DEFAULT_BACKEND "': %s", kalloc_errmsg());
-		abort();
+		const char *want = kalloc__env("KALLOC_BACKEND");
+		a = kalloc_get(want ? want : DEFAULT_BACKEND);
+		if (!a && want) {
+			kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using "
+				    DEFAULT_BACKEND, want, kalloc_errmsg());
+			a = kalloc_get(DEFAULT_BACKEND);
+		}
+		if (!a) {
+			kalloc__log(NULL, "cannot open the default backend '"
+				    DEFAULT_BACKEND "': %s", kalloc_errmsg());
+			abort();
+		}
+		atomic_store_explicit(&default_handle, a, memory_order_release);
 	}
-	kalloc_t *expected = NULL;
-	if (!atomic_compare_exchange_strong(&default_handle, &expected, a))
-		a = expected; /* another thread won; both are the shared handle */
+	pthread_mutex_unlock(&registry_lock);
 	return a;
 }
