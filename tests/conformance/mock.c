@@ -1,0 +1,150 @@
+/*
+ * Test-only plugins over the libc backend, each with one deliberate
+ * behaviour, to prove kalloc-conform catches what it claims to.  Built once
+ * per mode (never installed); the mode is a -D define:
+ *
+ *   MOCK_BROKEN_ZERO    ignores ZERO; fresh and grown bytes read 0xA5  -> G3
+ *   MOCK_BROKEN_COPY    every resize moves and forgets the last kept byte -> G4
+ *   MOCK_BROKEN_ALIGN   serves alignments above a page with page
+ *                       alignment (often, not always, enough)     -> G2
+ *   MOCK_BROKEN_NOWAIT  maps a page on every NOWAIT/ATOMIC call        -> G11
+ *   MOCK_NOWAIT_OK      the control: declares NOWAIT/ATOMIC and serves
+ *                       them only from glibc's per-thread cache range
+ *                       (<= 1 KiB, align <= 16), else KALLOC_EAGAIN; it
+ *                       must pass every guarantee
+ *
+ * Blocks come from the libc backend through the host (never malloc here);
+ * inner calls carry NOWARN so only the outer call warns.
+ */
+#include <kalloc/plugin.h>
+
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(MOCK_BROKEN_ZERO)
+#define MOCK_NAME "broken_zero"
+#elif defined(MOCK_BROKEN_COPY)
+#define MOCK_NAME "broken_copy"
+#elif defined(MOCK_BROKEN_ALIGN)
+#define MOCK_NAME "broken_align"
+#elif defined(MOCK_BROKEN_NOWAIT)
+#define MOCK_NAME "broken_nowait"
+#elif defined(MOCK_NOWAIT_OK)
+#define MOCK_NAME "nowait_ok"
+#else
+#error "define one MOCK_* mode"
+#endif
+
+#if defined(MOCK_BROKEN_NOWAIT) || defined(MOCK_NOWAIT_OK)
+#define MOCK_FLAGS (KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC)
+#else
+#define MOCK_FLAGS KALLOC_ZERO
+#endif
+
+#define POISON 0xA5
+
+static const kalloc_host_t *host;
+static kalloc_t *libc;
+
+static int mock_init(const kalloc_host_t *h, const char *options, void **state)
+{
+	(void)options;
+	host = h;
+	libc = h->get("libc");
+	*state = NULL;
+	return libc ? KALLOC_OK : KALLOC_ELOAD;
+}
+
+static void mock_fini(void *state)
+{
+	(void)state;
+}
+
+static inline size_t min_sz(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+#ifdef MOCK_BROKEN_COPY
+/* Always moves; copies one byte short and spoils that byte. */
+static int move_short(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
+		      kalloc_flags_t down, kalloc_buf_t *out)
+{
+	kalloc_buf_t n;
+	int err = host->realloc(libc, NULL, l, KALLOC_LAYOUT_UNKNOWN, down, &n);
+	if (err)
+		return err;
+	size_t old_size = old.align ? old.size : host->usable_size(libc, ptr);
+	size_t kept = min_sz(old_size, l.size);
+	if (kept) {
+		memcpy(n.ptr, ptr, kept - 1);
+		((unsigned char *)n.ptr)[kept - 1] =
+			(unsigned char)~((unsigned char *)ptr)[kept - 1];
+	}
+	kalloc_buf_t ignored;
+	host->realloc(libc, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	*out = n;
+	return KALLOC_OK;
+}
+#endif
+
+static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
+			kalloc_layout_t old, kalloc_flags_t flags,
+			kalloc_buf_t *out)
+{
+	(void)state;
+	kalloc_flags_t down = (flags & KALLOC_ZERO) | KALLOC_NOWARN;
+	if (flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) {
+#if defined(MOCK_NOWAIT_OK)
+		if (l.size > 1024 || l.align > 16)
+			return KALLOC_EAGAIN;
+#elif defined(MOCK_BROKEN_NOWAIT)
+		/* "refill a cache": exactly what NOWAIT forbids */
+		void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m != MAP_FAILED)
+			munmap(m, 4096);
+#endif
+	}
+#ifdef MOCK_BROKEN_ALIGN
+	if (l.align > 4096)
+		l.align = 4096;
+#endif
+#ifdef MOCK_BROKEN_COPY
+	if (ptr && l.size)
+		return move_short(ptr, l, old, down, out);
+#endif
+#ifdef MOCK_BROKEN_ZERO
+	down &= ~KALLOC_ZERO;
+	size_t kept = 0;
+	if (ptr && l.size)
+		kept = min_sz(old.align ? old.size : host->usable_size(libc, ptr),
+			      l.size);
+#endif
+	int err = host->realloc(libc, ptr, l, old, down, out);
+#ifdef MOCK_BROKEN_ZERO
+	if (!err && l.size)
+		memset((char *)out->ptr + kept, POISON, out->len - kept);
+#endif
+	return err;
+}
+
+static size_t mock_usable_size(void *state, const void *ptr)
+{
+	(void)state;
+	return host->usable_size(libc, ptr);
+}
+
+KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
+	KALLOC_PLUGIN_HEADER,
+	.name = MOCK_NAME,
+	.version = "test",
+	.description = "test-only plugin with a deliberate behaviour (" MOCK_NAME ")",
+	.flags = MOCK_FLAGS,
+	.max_align = (size_t)1 << 20,
+	.max_size = (size_t)1 << 40,
+	.init = mock_init,
+	.fini = mock_fini,
+	.realloc = mock_realloc,
+	.usable_size = mock_usable_size,
+};
