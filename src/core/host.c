@@ -3,6 +3,19 @@
 
 #include <stdio.h>
 
+/* A plugin's call into another backend: nested, so kalloc_fail_nth's
+ * countdown keeps counting the user's calls only. */
+static int host_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
+			kalloc_layout_t old, kalloc_flags_t flags,
+			kalloc_buf_t *out)
+{
+	kalloc__host_depth++;
+	int err = kalloc_realloc_at(__builtin_return_address(0), a, ptr, layout,
+				    old, flags, out);
+	kalloc__host_depth--;
+	return err;
+}
+
 static long host_option(const char *name, long def)
 {
 	return kalloc__option_long(name, def);
@@ -33,7 +46,7 @@ const kalloc_host_t kalloc__host = {
 	.abi_version = KALLOC_PLUGIN_ABI,
 	.struct_size = sizeof(kalloc_host_t),
 	.get = kalloc_get,
-	.realloc = kalloc_realloc,
+	.realloc = host_realloc,
 	.usable_size = kalloc_usable_size,
 	.owns = kalloc_owns,
 	.option = host_option,

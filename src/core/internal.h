@@ -158,6 +158,7 @@ HIDDEN void kalloc__unregister(kalloc_t *a);
 
 /* failslab.c */
 HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now */
+HIDDEN extern _Thread_local int kalloc__host_depth; /* nested host calls */
 HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
 HIDDEN void kalloc__fail_init(void);
 

@@ -55,7 +55,13 @@ static void atfork_child(void)
 {
 	kalloc__block_unlock_all(true);
 	run_after(handles, true);
-	pthread_mutex_unlock(&registry_lock);
+	/* The child's thread has a new id: a recursive mutex refuses its
+	 * unlock (EPERM) and would stay held.  Make the lock anew. */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&registry_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 }
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
