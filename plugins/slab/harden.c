@@ -48,7 +48,7 @@ void slab_bad_free(const void *p)
 		slab_host->corruption("slab", p,
 				      "free of a pointer that slab did not allocate");
 	struct chunk *c = chunk_of(p);
-	if (c->kind == KIND_LARGE) {
+	if (slab_in_large(p)) {
 		const struct large *l = (const struct large *)c;
 		slab_host->corruption("slab", p,
 				      "free of a pointer %zu bytes into a "

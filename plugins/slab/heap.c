@@ -11,7 +11,8 @@
  * Heaps are never unmapped.  At thread exit a heap is abandoned (its empty
  * slabs go back to the pool) and the next new thread adopts it with its
  * slabs.  Remote frees keep arriving on an abandoned heap's pending stack;
- * slab_tick collects them periodically so its slabs can empty and decay.
+ * slab_tick collects them (under heaps_lock) every few milliseconds so its
+ * slabs can empty and go back to the pool.
  *
  * heaps_lock guards the heap list, the abandoned list, states and the arena.
  */
@@ -149,38 +150,28 @@ void *slab_fallback_alloc(unsigned cls, bool nowait, bool atomic)
 	return p;
 }
 
+/* Abandoned heaps' remote frees are collected at least this often (ms),
+ * so their emptied slabs go back to the pool for other heaps. */
+#define COLLECT_MS 10
+
 void slab_tick(bool nowait)
 {
 	if (nowait)
 		return;
 	long now = slab_now_ms();
-	long every = slab_decay_ms / 2;
+	long every = slab_decay_ms / 2 < COLLECT_MS ? slab_decay_ms / 2 : COLLECT_MS;
 	long last = atomic_load_explicit(&last_tick, memory_order_relaxed);
 	if (now - last < every || now == last ||
 	    !atomic_compare_exchange_strong(&last_tick, &last, now))
 		return;
 
+	/* Under heaps_lock (it orders before pool_lock): an adopter waits for
+	 * the collection rather than making a new heap meanwhile. */
 	pthread_mutex_lock(&heaps_lock);
-	struct heap *list = abandoned;
-	abandoned = NULL;
-	for (struct heap *h = list; h; h = h->pool_next)
-		h->state = HEAP_BUSY;
+	for (struct heap *h = abandoned; h; h = h->pool_next)
+		if (atomic_load_explicit(&h->pending, memory_order_relaxed))
+			slab_drain(h, false);
 	pthread_mutex_unlock(&heaps_lock);
-
-	struct heap *tail = NULL;
-	for (struct heap *h = list; h; h = h->pool_next) {
-		slab_drain(h, false);
-		tail = h;
-	}
-
-	if (list) {
-		pthread_mutex_lock(&heaps_lock);
-		for (struct heap *h = list; h; h = h->pool_next)
-			h->state = HEAP_ABANDONED;
-		tail->pool_next = abandoned;
-		abandoned = list;
-		pthread_mutex_unlock(&heaps_lock);
-	}
 	if (pthread_mutex_trylock(&fallback_lock) == 0) {
 		slab_drain(&fallback, false);
 		pthread_mutex_unlock(&fallback_lock);
@@ -213,9 +204,10 @@ void slab_heap_atfork_parent(void)
 }
 
 /*
- * Heaps owned by other threads (or being collected by one) may have been
- * mid-update at the fork: the child never touches them again (frees of their
- * blocks still work, as remote frees onto a heap no one collects).
+ * Heaps owned by other threads may have been mid-update at the fork: the
+ * child never touches them again (frees of their blocks still work, as
+ * remote frees onto a heap no one collects).  Abandoned heaps are whole:
+ * heaps_lock was held.
  */
 void slab_heap_atfork_child(void)
 {

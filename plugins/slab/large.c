@@ -47,7 +47,7 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable)
 	l->map_len = len;
 	l->ptr = base + hdr;
 	l->usable = len - hdr;
-	slab_register(base, true);
+	slab_register(REG_LARGE, base, true);
 	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&large_bytes, len, memory_order_relaxed);
 	*usable = l->usable;
@@ -57,7 +57,7 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable)
 void slab_large_free(struct large *l)
 {
 	size_t len = l->map_len;
-	slab_register(l, false); /* before the range can be mapped again */
+	slab_register(REG_LARGE, l, false); /* before the range can be mapped again */
 	munmap(l, len);
 	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&large_bytes, len, memory_order_relaxed);
@@ -93,17 +93,17 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		char *to = slab_map_aligned(len);
 		if (!to)
 			return NULL;
-		slab_register(base, false);
+		slab_register(REG_LARGE, base, false);
 		if (mremap(base, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED,
 			   to) == MAP_FAILED) {
-			slab_register(base, true);
+			slab_register(REG_LARGE, base, true);
 			munmap(to, len);
 			return NULL;
 		}
 		base = to;
 		l = (struct large *)base;
 		l->ptr = base + hdr;
-		slab_register(base, true);
+		slab_register(REG_LARGE, base, true);
 	}
 	l->map_len = len;
 	l->usable = len - hdr;

@@ -135,12 +135,10 @@ static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
 static inline struct slab *lookup(const void *p, struct large **large,
 				  uint64_t *idx)
 {
-	if (unlikely(!slab_registered(p)))
-		slab_bad_free(p);
 	struct chunk *c = chunk_of(p);
-	if (unlikely(c->kind != KIND_CHUNK)) {
+	if (unlikely(!slab_in_chunk(p))) {
 		struct large *l = (struct large *)c;
-		if (l->kind != KIND_LARGE || l->ptr != p)
+		if (!slab_in_large(p) || l->ptr != p)
 			slab_bad_free(p);
 		*large = l;
 		return NULL;
@@ -158,7 +156,8 @@ static __attribute__((noinline)) void free_large(struct large *l)
 	slab_large_free(l);
 }
 
-static inline void free_block(void *p, bool nowait)
+static inline __attribute__((always_inline)) void free_block(void *p,
+							     bool nowait)
 {
 	struct large *l = NULL;
 	uint64_t idx;
@@ -263,13 +262,13 @@ static void slab_free_sized(void *state, void *ptr, kalloc_layout_t old)
 static size_t slab_usable_size(void *state, const void *ptr)
 {
 	(void)state;
-	if (!slab_registered(ptr))
-		return 0;
 	struct chunk *c = chunk_of(ptr);
-	if (c->kind != KIND_CHUNK) {
+	if (slab_in_large(ptr)) {
 		const struct large *l = (const struct large *)c;
 		return l->ptr == ptr ? l->usable : 0;
 	}
+	if (!slab_in_chunk(ptr))
+		return 0;
 	struct slab *s = slab_of(c, ptr);
 	return slab_block_index(s, ptr) >= 0 ? s->size : 0;
 }
@@ -277,11 +276,11 @@ static size_t slab_usable_size(void *state, const void *ptr)
 static int slab_owns(void *state, const void *ptr)
 {
 	(void)state;
-	if (!slab_registered(ptr))
-		return 0;
 	struct chunk *c = chunk_of(ptr);
-	if (c->kind != KIND_CHUNK)
+	if (slab_in_large(ptr))
 		return ((const struct large *)c)->ptr == ptr;
+	if (!slab_in_chunk(ptr))
+		return 0;
 	struct slab *s = slab_of(c, ptr);
 	int64_t idx = slab_block_index(s, ptr);
 	return idx >= 0 && slab_is_live(s, (uint64_t)idx);

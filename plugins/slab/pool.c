@@ -33,7 +33,7 @@ static struct chunk *chunk_new(bool is_reserve)
 	c->kind = KIND_CHUNK;
 	c->reserve = is_reserve;
 	c->free_mask = ALL_UNITS;
-	slab_register(c, true);
+	slab_register(REG_CHUNK, c, true);
 	return c;
 }
 
@@ -51,17 +51,13 @@ static uint64_t run_mask(unsigned n)
 	return ((uint64_t)1 << n) - 1;
 }
 
-/* First unit of n consecutive free units of c, preferring resident ones;
- * -1 if none. */
-static int find_run(const struct chunk *c, unsigned n)
+/* First of n consecutive units all in `mask`; -1 if none. */
+static int find_run(unsigned n, uint64_t mask)
 {
-	uint64_t starts = c->free_mask;
+	uint64_t starts = mask;
 	for (unsigned i = 1; i < n; i++)
-		starts &= c->free_mask >> i;
-	if (!starts)
-		return -1;
-	uint64_t warm = starts & c->dirty_mask;
-	return __builtin_ctzll(warm ? warm : starts);
+		starts &= mask >> i;
+	return starts ? __builtin_ctzll(starts) : -1;
 }
 
 static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
@@ -91,6 +87,22 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	return s;
 }
 
+/* A run of n free units in the chunk list, resident ones first (reusing
+ * them costs no page faults and lets the others decay). */
+static struct slab *take_run(struct chunk *list, unsigned n, unsigned cls,
+			     struct heap *h)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (struct chunk *c = list; c; c = c->next) {
+			uint64_t mask = c->free_mask &
+					(pass ? ~(uint64_t)0 : c->dirty_mask);
+			int u = find_run(n, mask);
+			if (u >= 0)
+				return span_take(c, (unsigned)u, cls, h);
+		}
+	return NULL;
+}
+
 static void purge_locked(long now)
 {
 	last_purge = now;
@@ -111,7 +123,7 @@ static void purge_locked(long now)
 		}
 		if (c->free_mask == ALL_UNITS && !c->dirty_mask) {
 			*pp = c->next;
-			slab_register(c, false);
+			slab_register(REG_CHUNK, c, false);
 			munmap(c, CHUNK_SIZE);
 			continue;
 		}
@@ -147,25 +159,19 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 	} else {
 		pthread_mutex_lock(&slab_pool_lock);
 	}
-	struct slab *s = NULL;
-	struct chunk **pp = &chunks;
-	for (; *pp && !s; pp = &(*pp)->next) {
-		int u = find_run(*pp, n);
-		if (u >= 0)
-			s = span_take(*pp, (unsigned)u, cls, h);
-	}
+	struct slab *s = take_run(chunks, n, cls, h);
 	if (!s && !nowait) {
 		struct chunk *c = chunk_new(false);
 		if (c) {
-			*pp = c; /* pp is the list's tail link */
-			s = span_take(c, (unsigned)find_run(c, n), cls, h);
+			struct chunk **pp = &chunks;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = c; /* oldest first: new spans prefer old chunks */
+			s = take_run(c, n, cls, h);
 		}
 	}
-	if (!s && atomic && reserve) {
-		int u = find_run(reserve, n);
-		if (u >= 0)
-			s = span_take(reserve, (unsigned)u, cls, h);
-	}
+	if (!s && atomic && reserve) /* (never linked: next is NULL) */
+		s = take_run(reserve, n, cls, h);
 	if (!nowait)
 		maybe_purge_locked();
 	pthread_mutex_unlock(&slab_pool_lock);

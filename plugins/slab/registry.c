@@ -1,11 +1,12 @@
 /*
  * The registry of our mappings, and the system calls that make them.
  *
- * One bit per 4 MiB granule of the 47-bit user address space (4 MiB of
- * lazily-backed address space for the whole table; only the pages covering
+ * Two bitmaps of one bit per 4 MiB granule of the 47-bit user address space
+ * (4 MiB of lazily-backed address space each; only the pages covering
  * granules in use ever become resident).  A bit is set while the granule
- * starts a chunk or a large mapping of ours; its first page is then mapped
- * and begins with a KIND_* word.  Readers use relaxed loads: a pointer the
+ * starts a slab chunk (map REG_CHUNK) or a large mapping (REG_LARGE) of
+ * ours; its first page is then mapped and begins with the KIND_* word.  So
+ * the free path tells a slab block from anything else with one load.  Readers use relaxed loads: a pointer the
  * caller legitimately holds was registered before it was handed out.
  */
 #include "slab.h"
@@ -15,29 +16,32 @@
 
 #define GRANULES REGISTRY_GRANULES
 
-_Atomic uint64_t *slab_registry;
+_Atomic uint64_t *slab_registry[2];
 
 int slab_registry_init(void)
 {
-	if (slab_registry)
+	if (slab_registry[REG_CHUNK])
 		return KALLOC_OK;
-	void *p = mmap(NULL, GRANULES / 8, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	_Atomic uint64_t *p = mmap(NULL, 2 * (GRANULES / 8),
+				   PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				   -1, 0);
 	if (p == MAP_FAILED)
 		return KALLOC_ENOMEM;
-	slab_registry = p;
+	slab_registry[REG_LARGE] = p + GRANULES / 64;
+	slab_registry[REG_CHUNK] = p;
 	return KALLOC_OK;
 }
 
-void slab_register(const void *granule, bool on)
+void slab_register(int map, const void *granule, bool on)
 {
 	uint64_t g = (uintptr_t)granule >> CHUNK_SHIFT;
 	uint64_t bit = (uint64_t)1 << (g % 64);
 	if (on)
-		atomic_fetch_or_explicit(&slab_registry[g / 64], bit,
+		atomic_fetch_or_explicit(&slab_registry[map][g / 64], bit,
 					 memory_order_release);
 	else
-		atomic_fetch_and_explicit(&slab_registry[g / 64], ~bit,
+		atomic_fetch_and_explicit(&slab_registry[map][g / 64], ~bit,
 					  memory_order_release);
 }
 

@@ -124,7 +124,7 @@ struct heap {
 	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
 	int state;                         /* HEAP_* (heaps_lock) */
 } __attribute__((aligned(64)));
-enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_BUSY, HEAP_DEAD };
+enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
 
 /* ---- globals (plugin.c) ----------------------------------------------- */
 
@@ -157,19 +157,38 @@ static inline struct block *link_dec(uintptr_t v, const void *slot)
 /* ---- registry.c ------------------------------------------------------- */
 
 HIDDEN int slab_registry_init(void);
-HIDDEN extern _Atomic uint64_t *slab_registry; /* bit per granule */
+/* Two bitmaps of one bit per granule: [0] slab chunks, [1] large mappings. */
+HIDDEN extern _Atomic uint64_t *slab_registry[2];
 #define REGISTRY_GRANULES ((uint64_t)1 << (ADDR_BITS - CHUNK_SHIFT))
+enum { REG_CHUNK, REG_LARGE };
 
-/* Does p's 4 MiB granule start one of our chunks or large mappings? */
-static inline bool slab_registered(const void *p)
+static inline bool registry_test(int map, const void *p)
 {
 	uint64_t g = (uintptr_t)p >> CHUNK_SHIFT;
 	if (unlikely(g >= REGISTRY_GRANULES))
 		return false;
-	return atomic_load_explicit(&slab_registry[g / 64], memory_order_relaxed) &
+	return atomic_load_explicit(&slab_registry[map][g / 64],
+				    memory_order_relaxed) &
 	       ((uint64_t)1 << (g % 64));
 }
-HIDDEN void slab_register(const void *granule, bool on);
+
+/* Does p's 4 MiB granule start one of our slab chunks? */
+static inline bool slab_in_chunk(const void *p)
+{
+	return registry_test(REG_CHUNK, p);
+}
+
+/* ... one of our large mappings? */
+static inline bool slab_in_large(const void *p)
+{
+	return registry_test(REG_LARGE, p);
+}
+
+static inline bool slab_registered(const void *p)
+{
+	return slab_in_chunk(p) || slab_in_large(p);
+}
+HIDDEN void slab_register(int map, const void *granule, bool on);
 /* An anonymous mapping of len bytes aligned to CHUNK_SIZE, or NULL. */
 HIDDEN void *slab_map_aligned(size_t len);
 HIDDEN long slab_now_ms(void);
