@@ -15,14 +15,21 @@
 /* cur of a class without a slab: nothing free, nothing to carve. */
 struct slab slab_empty;
 
+/*
+ * Partial slabs queue up at the tail and are reused from the head: a slab
+ * that just got its first block back waits while more frees arrive, so the
+ * next refill gets many blocks, not one.
+ */
 static void partial_push(struct heap *h, struct slab *s)
 {
 	s->where = WHERE_PARTIAL;
-	s->prev = NULL;
-	s->next = h->partial[s->cls];
-	if (s->next)
-		s->next->prev = s;
-	h->partial[s->cls] = s;
+	s->next = NULL;
+	s->prev = h->partial_tail[s->cls];
+	if (s->prev)
+		s->prev->next = s;
+	else
+		h->partial[s->cls] = s;
+	h->partial_tail[s->cls] = s;
 }
 
 static void partial_unlink(struct heap *h, struct slab *s)
@@ -33,6 +40,8 @@ static void partial_unlink(struct heap *h, struct slab *s)
 		h->partial[s->cls] = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		h->partial_tail[s->cls] = s->prev;
 	s->next = s->prev = NULL;
 }
 

@@ -5,17 +5,23 @@ struct class_info slab_classes[CLASS_COUNT];
 uint8_t slab_class_small[CLASS_SMALL_MAX / 8 + 1];
 uint8_t slab_class_big[CLASS_MAX / 128 + 1];
 
-/* The span (in units) leaving the smallest unused tail, preferring fewer
- * units when the tail is already under 1/16 of the span. */
+static size_t blocks_in(size_t bytes, uint32_t size)
+{
+	size_t nb = bytes / size;
+	return nb > SLAB_MAX_BLOCKS ? SLAB_MAX_BLOCKS : nb;
+}
+
+/* The fewest units holding SLAB_MIN_BLOCKS blocks with a tail under 1/16;
+ * else, of the spans holding enough blocks, the one wasting least. */
 static unsigned choose_span(uint32_t size)
 {
-	unsigned best = 1;
-	size_t best_waste = SLAB_UNIT; /* scaled by 4 units to compare ratios */
+	unsigned best = SLAB_MAX_SPAN;
+	size_t best_waste = SIZE_MAX; /* per SLAB_MAX_SPAN units, to compare */
 	for (unsigned n = 1; n <= SLAB_MAX_SPAN; n++) {
 		size_t bytes = n * SLAB_UNIT;
-		size_t nb = bytes / size;
-		if (nb > SLAB_MAX_BLOCKS)
-			nb = SLAB_MAX_BLOCKS;
+		size_t nb = blocks_in(bytes, size);
+		if (nb < SLAB_MIN_BLOCKS)
+			continue;
 		size_t waste = bytes - nb * size;
 		if (waste * 16 <= bytes)
 			return n;
@@ -42,10 +48,7 @@ void slab_classes_init(void)
 		struct class_info *ci = &slab_classes[c];
 		uint32_t size = sizes[c];
 		unsigned span = choose_span(size);
-		size_t bytes = span * SLAB_UNIT;
-		size_t nb = bytes / size;
-		if (nb > SLAB_MAX_BLOCKS)
-			nb = SLAB_MAX_BLOCKS;
+		size_t nb = blocks_in(span * SLAB_UNIT, size);
 		size_t batch = 4096 / size;
 		if (batch < 4)
 			batch = 4;
@@ -53,11 +56,15 @@ void slab_classes_init(void)
 			batch = 256;
 		if (batch > nb)
 			batch = nb;
+		/* a power of two above a unit needs a span aligned to it */
+		size_t align = !(size & (size - 1)) && size > SLAB_UNIT ?
+				       size / SLAB_UNIT : 1;
 		*ci = (struct class_info){
 			.size = size,
 			.nblocks = (uint32_t)nb,
 			.magic = (((uint64_t)1 << CLASS_MAGIC_SHIFT) + size - 1) / size,
 			.span = (uint8_t)span,
+			.span_align = (uint8_t)align,
 			.batch = (uint16_t)batch,
 		};
 	}

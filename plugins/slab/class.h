@@ -5,17 +5,21 @@
  * (2^k, 2^(k+1)] the classes are the multiples of 2^(k-3).  So a request
  * above 64 bytes wastes less than 1/8 of its size (at most 12.5%), every
  * power of two is a class, and a power-of-two size is naturally aligned
- * (blocks sit at multiples of their size from a 64 KiB-aligned slab start).
+ * (blocks sit at multiples of their size from a slab start aligned to
+ * min(size, SLAB_UNIT), see span_align).
  *
  * Alignment: a request (size, align) with align <= 4096 is served by the
  * class of round_up(size, align).  That class is a multiple of align: when
  * align >= the step of its band, round_up(size, align) is itself a class;
  * otherwise every class of the band is a multiple of the step.
  *
- * A class's blocks live in a span of 1-4 slab units (64 KiB each), chosen so
- * that the unused tail of the span is small; at most SLAB_MAX_BLOCKS blocks
- * (the allocation bitmap's size).  Block index from an offset is
- * (off * magic) >> CLASS_MAGIC_SHIFT, exact for every offset in the span.
+ * A class's blocks live in a span of 1-8 slab units (32 KiB each): the
+ * fewest units that hold at least SLAB_MIN_BLOCKS blocks with an unused tail
+ * under 1/16 (small units keep the memory a thread holds per class small;
+ * 16 KiB units made refills of small classes too frequent).
+ * At most SLAB_MAX_BLOCKS blocks (the allocation bitmap's size).  Block
+ * index from an offset is (off * magic) >> CLASS_MAGIC_SHIFT, exact for
+ * every offset in the span.
  */
 #ifndef SLAB_CLASS_H
 #define SLAB_CLASS_H
@@ -28,16 +32,18 @@
 #define CLASS_MAX_ALIGN 4096u   /* larger alignments go to large.c */
 #define CLASS_SMALL_MAX 1024u   /* classes up to here: lookup by size / 8 */
 #define CLASS_MAGIC_SHIFT 40
-#define SLAB_UNIT_SHIFT 16
-#define SLAB_UNIT ((size_t)1 << SLAB_UNIT_SHIFT) /* 64 KiB */
-#define SLAB_MAX_SPAN 4                          /* units per span */
-#define SLAB_MAX_BLOCKS 4096                     /* bitmap bits per span */
+#define SLAB_UNIT_SHIFT 15
+#define SLAB_UNIT ((size_t)1 << SLAB_UNIT_SHIFT) /* 32 KiB */
+#define SLAB_MAX_SPAN 8                          /* units per span */
+#define SLAB_MAX_BLOCKS 2048                     /* bitmap bits per span */
+#define SLAB_MIN_BLOCKS 8                        /* blocks per span, wanted */
 
 struct class_info {
 	uint32_t size;    /* block size */
 	uint32_t nblocks; /* blocks per span */
 	uint64_t magic;   /* ceil(2^CLASS_MAGIC_SHIFT / size) */
 	uint8_t span;     /* slab units per span */
+	uint8_t span_align; /* the span starts on a multiple of this many units */
 	uint16_t batch;   /* blocks carved into the free list at a time */
 };
 

@@ -109,6 +109,23 @@ static __attribute__((noinline)) int alloc_block_slow(size_t size, size_t align,
 	return err;
 }
 
+/* The current slab of the class is exhausted: refill from the thread's own
+ * heap (no lookups), then as alloc_block. */
+static __attribute__((noinline)) int alloc_refill(struct heap *h, int c,
+						kalloc_flags_t f, size_t kept,
+						kalloc_buf_t *out)
+{
+	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	void *p = slab_alloc_slow(h, (unsigned)c, nowait, f & KALLOC_ATOMIC);
+	if (unlikely(!p))
+		return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+	size_t len = slab_classes[c].size;
+	if (f & KALLOC_ZERO)
+		memset((char *)p + kept, 0, len - kept);
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
 /* An allocation; with ZERO, zeros from byte `kept` on. */
 static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
 			      size_t kept, kalloc_buf_t *out)
@@ -117,13 +134,13 @@ static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
 	struct heap *h = slab_tl_heap;
 	if (likely(c >= 0 && (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
 		struct slab *s = h->cur[c];
-		if (likely(s->free)) {
-			void *p = slab_pop(s);
-			if (f & KALLOC_ZERO)
-				memset((char *)p + kept, 0, s->size - kept);
-			*out = (kalloc_buf_t){ p, s->size };
-			return KALLOC_OK;
-		}
+		if (unlikely(!s->free))
+			return alloc_refill(h, c, f, kept, out);
+		void *p = slab_pop(s);
+		if (f & KALLOC_ZERO)
+			memset((char *)p + kept, 0, s->size - kept);
+		*out = (kalloc_buf_t){ p, s->size };
+		return KALLOC_OK;
 	}
 	return alloc_block_slow(size, align, f, kept, out);
 }

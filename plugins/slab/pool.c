@@ -8,8 +8,11 @@
  *
  * Decay: a freed span stays resident ("dirty") so that it can be reused
  * cheaply; once it has been free for slab_decay_ms it is madvise'd away, and
- * a chunk whose units are all free and clean is unmapped.  Purges run on slow
- * paths (getting or returning a span, slab_tick) and never under NOWAIT.
+ * a chunk whose units are all free and clean is unmapped.  Dirty units are
+ * also capped at 1/4 of the units in use (at least 2 MiB): a span freed
+ * beyond that is returned at once, so a program's peak RSS carries little
+ * freed memory.  Purges run on slow paths (getting or
+ * returning a span, slab_tick) and never under NOWAIT.
  *
  * The reserve chunk is mapped at start-up and serves only ATOMIC requests
  * when no other chunk has room; it is never unmapped.
@@ -22,8 +25,34 @@ pthread_mutex_t slab_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct chunk *chunks;  /* mapped chunks, oldest first */
 static struct chunk *reserve; /* the ATOMIC reserve */
 static long last_purge;       /* ms */
+static size_t units_used;     /* units in spans, all chunks */
+static size_t units_dirty;    /* free units that may be resident */
 
-#define ALL_UNITS (~(uint64_t)1)
+/* Free units kept resident beyond this are returned at once: the decay
+ * delays returning memory, it does not hoard it. */
+#define DIRTY_MIN_UNITS ((size_t)(2 << 20) / SLAB_UNIT)
+
+static size_t dirty_limit(void)
+{
+	size_t share = units_used / 4;
+	return share > DIRTY_MIN_UNITS ? share : DIRTY_MIN_UNITS;
+}
+
+/* Returns units [u, u + n) of c, free and dirty, to the OS. */
+static void purge_run(struct chunk *c, unsigned u, unsigned n)
+{
+	madvise((char *)c + (size_t)u * SLAB_UNIT, n * SLAB_UNIT, MADV_DONTNEED);
+	us_assign(&c->dirty_units, u, n, false);
+	units_dirty -= n;
+}
+
+/* The units a chunk can give out: all but its metadata units. */
+static unitset_t all_units(void)
+{
+	unitset_t s = { { 0 } };
+	us_assign(&s, CHUNK_META_UNITS, CHUNK_UNITS - CHUNK_META_UNITS, true);
+	return s;
+}
 
 static struct chunk *chunk_new(bool is_reserve)
 {
@@ -32,7 +61,7 @@ static struct chunk *chunk_new(bool is_reserve)
 		return NULL;
 	c->kind = KIND_CHUNK;
 	c->reserve = is_reserve;
-	c->free_mask = ALL_UNITS;
+	c->free_units = all_units();
 	slab_register(REG_CHUNK, c, true);
 	return c;
 }
@@ -46,28 +75,17 @@ int slab_pool_init(void)
 	return reserve ? KALLOC_OK : KALLOC_ENOMEM;
 }
 
-static uint64_t run_mask(unsigned n)
-{
-	return ((uint64_t)1 << n) - 1;
-}
-
-/* First of n consecutive units all in `mask`; -1 if none. */
-static int find_run(unsigned n, uint64_t mask)
-{
-	uint64_t starts = mask;
-	for (unsigned i = 1; i < n; i++)
-		starts &= mask >> i;
-	return starts ? __builtin_ctzll(starts) : -1;
-}
-
 static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 			      struct heap *h)
 {
 	const struct class_info *ci = &slab_classes[cls];
-	for (unsigned k = 0; k < ci->span; k++)
+	for (unsigned k = 0; k < ci->span; k++) {
 		c->slabs[u + k].head = (uint8_t)k;
-	c->free_mask &= ~(run_mask(ci->span) << u);
-	c->dirty_mask &= ~(run_mask(ci->span) << u);
+		units_dirty -= us_test(&c->dirty_units, u + k);
+	}
+	units_used += ci->span;
+	us_assign(&c->free_units, u, ci->span, false);
+	us_assign(&c->dirty_units, u, ci->span, false);
 	struct slab *s = &c->slabs[u];
 	s->free = NULL;
 	s->base = (char *)c + (size_t)u * SLAB_UNIT;
@@ -87,41 +105,45 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	return s;
 }
 
-/* A run of n free units in the chunk list, resident ones first (reusing
+/* A span for class cls in the chunk list, resident units first (reusing
  * them costs no page faults and lets the others decay). */
-static struct slab *take_run(struct chunk *list, unsigned n, unsigned cls,
-			     struct heap *h)
+static struct slab *take_run(struct chunk *list, unsigned cls, struct heap *h)
 {
+	unsigned n = slab_classes[cls].span, align = slab_classes[cls].span_align;
 	for (int pass = 0; pass < 2; pass++)
 		for (struct chunk *c = list; c; c = c->next) {
-			uint64_t mask = c->free_mask &
-					(pass ? ~(uint64_t)0 : c->dirty_mask);
-			int u = find_run(n, mask);
+			unitset_t m = pass ? c->free_units :
+				      us_and(&c->free_units, &c->dirty_units);
+			int u = us_find_run(&m, n, align);
 			if (u >= 0)
 				return span_take(c, (unsigned)u, cls, h);
 		}
 	return NULL;
 }
 
+/* madvises away c's dirty units freed at least the decay ago. */
+static void purge_chunk(struct chunk *c, long now)
+{
+	unsigned u = us_next(&c->dirty_units, 0);
+	while (u < CHUNK_UNITS) {
+		unsigned end = u;
+		while (end < CHUNK_UNITS && us_test(&c->dirty_units, end) &&
+		       (uint32_t)now - c->released_ms[end] >=
+			       (uint64_t)slab_decay_ms)
+			end++;
+		if (end > u)
+			purge_run(c, u, end - u);
+		u = us_next(&c->dirty_units, end + 1);
+	}
+}
+
 static void purge_locked(long now)
 {
 	last_purge = now;
+	unitset_t all = all_units();
 	for (struct chunk **pp = &chunks, *c; (c = *pp);) {
-		uint64_t expired = 0;
-		for (uint64_t d = c->dirty_mask; d; d &= d - 1) {
-			unsigned u = (unsigned)__builtin_ctzll(d);
-			if ((uint32_t)now - c->released_ms[u] >= (uint64_t)slab_decay_ms)
-				expired |= (uint64_t)1 << u;
-		}
-		c->dirty_mask &= ~expired;
-		while (expired) {
-			unsigned u = (unsigned)__builtin_ctzll(expired);
-			unsigned n = (unsigned)__builtin_ctzll(~(expired >> u));
-			madvise((char *)c + (size_t)u * SLAB_UNIT, n * SLAB_UNIT,
-				MADV_DONTNEED);
-			expired &= ~(run_mask(n) << u);
-		}
-		if (c->free_mask == ALL_UNITS && !c->dirty_mask) {
+		purge_chunk(c, now);
+		if (us_equal(&c->free_units, &all) && us_empty(&c->dirty_units)) {
 			*pp = c->next;
 			slab_register(REG_CHUNK, c, false);
 			munmap(c, CHUNK_SIZE);
@@ -129,37 +151,49 @@ static void purge_locked(long now)
 		}
 		pp = &c->next;
 	}
-	/* the reserve is purged but never unmapped */
-	uint64_t d = reserve ? reserve->dirty_mask : 0;
-	while (d) {
-		unsigned u = (unsigned)__builtin_ctzll(d);
-		madvise((char *)reserve + (size_t)u * SLAB_UNIT, SLAB_UNIT,
-			MADV_DONTNEED);
-		d &= d - 1;
+	if (reserve) /* purged but never unmapped */
+		purge_chunk(reserve, now);
+}
+
+/* Over the dirty cap: return the span just freed ([u, u + n) of c), then
+ * other free units, oldest chunks first, until under the cap. */
+static void trim_dirty(struct chunk *c, unsigned u, unsigned n)
+{
+	purge_run(c, u, n);
+	size_t limit = dirty_limit();
+	for (struct chunk *k = chunks; k && units_dirty > limit; k = k->next) {
+		unsigned d = us_next(&k->dirty_units, 0);
+		while (d < CHUNK_UNITS && units_dirty > limit) {
+			unsigned end = d;
+			while (end < CHUNK_UNITS && us_test(&k->dirty_units, end) &&
+			       units_dirty - (end - d) > limit)
+				end++;
+			if (end == d)
+				end++;
+			purge_run(k, d, end - d);
+			d = us_next(&k->dirty_units, end);
+		}
 	}
-	if (reserve)
-		reserve->dirty_mask = 0;
 }
 
 static void maybe_purge_locked(void)
 {
 	long now = slab_now_ms();
 	long every = slab_decay_ms / 2;
-	if (now - last_purge >= (every ? every : 0))
+	if (now - last_purge >= every)
 		purge_locked(now);
 }
 
 struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 			   bool atomic)
 {
-	unsigned n = slab_classes[cls].span;
 	if (nowait) {
 		if (pthread_mutex_trylock(&slab_pool_lock))
 			return NULL;
 	} else {
 		pthread_mutex_lock(&slab_pool_lock);
 	}
-	struct slab *s = take_run(chunks, n, cls, h);
+	struct slab *s = take_run(chunks, cls, h);
 	if (!s && !nowait) {
 		struct chunk *c = chunk_new(false);
 		if (c) {
@@ -167,11 +201,11 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 			while (*pp)
 				pp = &(*pp)->next;
 			*pp = c; /* oldest first: new spans prefer old chunks */
-			s = take_run(c, n, cls, h);
+			s = take_run(c, cls, h);
 		}
 	}
 	if (!s && atomic && reserve) /* (never linked: next is NULL) */
-		s = take_run(reserve, n, cls, h);
+		s = take_run(reserve, cls, h);
 	if (!nowait)
 		maybe_purge_locked();
 	pthread_mutex_unlock(&slab_pool_lock);
@@ -193,15 +227,20 @@ bool slab_pool_put(struct slab *s, bool nowait)
 	s->limit = 0;
 	s->where = WHERE_NONE;
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-	for (unsigned k = 0; k < n; k++)
-		c->slabs[u + k].head = 0;
 	uint32_t now = (uint32_t)slab_now_ms();
-	for (unsigned k = 0; k < n; k++)
+	for (unsigned k = 0; k < n; k++) {
+		c->slabs[u + k].head = 0;
 		c->released_ms[u + k] = now;
-	c->free_mask |= run_mask(n) << u;
-	c->dirty_mask |= run_mask(n) << u;
-	if (!nowait)
+	}
+	us_assign(&c->free_units, u, n, true);
+	us_assign(&c->dirty_units, u, n, true);
+	units_used -= n;
+	units_dirty += n;
+	if (!nowait) {
+		if (units_dirty > dirty_limit())
+			trim_dirty(c, u, n);
 		maybe_purge_locked();
+	}
 	pthread_mutex_unlock(&slab_pool_lock);
 	return true;
 }
@@ -229,16 +268,17 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 	struct class_count cc[CLASS_COUNT] = { { 0, 0, 0 } };
 	uint64_t nchunks = 0, used_units = 0, dirty = 0, clean = 0;
 	pthread_mutex_lock(&slab_pool_lock);
+	unitset_t all = all_units();
 	for (int pass = 0; pass < 2; pass++) {
 		for (struct chunk *c = pass ? reserve : chunks; c;
 		     c = pass ? NULL : c->next) {
 			nchunks++;
-			dirty += (uint64_t)__builtin_popcountll(c->dirty_mask);
-			clean += (uint64_t)__builtin_popcountll(c->free_mask &
-								~c->dirty_mask);
-			used_units += (uint64_t)__builtin_popcountll(~c->free_mask &
-								     ALL_UNITS);
-			for (unsigned u = 1; u < CHUNK_UNITS; u++) {
+			unsigned nfree = us_count(&c->free_units);
+			unsigned ndirty = us_count(&c->dirty_units);
+			dirty += ndirty;
+			clean += nfree - ndirty;
+			used_units += us_count(&all) - nfree;
+			for (unsigned u = CHUNK_META_UNITS; u < CHUNK_UNITS; u++) {
 				struct slab *s = &c->slabs[u];
 				if (!s->size || s->head)
 					continue;
@@ -253,9 +293,9 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 
 	fn(ctx, "slab", "chunks", nchunks);
 	fn(ctx, "slab", "chunk_bytes", nchunks * CHUNK_SIZE);
-	fn(ctx, "slab", "units_in_use", used_units);
-	fn(ctx, "slab", "units_free_resident", dirty);
-	fn(ctx, "slab", "units_free_returned", clean);
+	fn(ctx, "slab", "span_bytes", used_units * SLAB_UNIT);
+	fn(ctx, "slab", "free_resident_bytes", dirty * SLAB_UNIT);
+	fn(ctx, "slab", "free_returned_bytes", clean * SLAB_UNIT);
 	for (unsigned k = 0; k < CLASS_COUNT; k++) {
 		if (!cc[k].slabs)
 			continue;

@@ -5,8 +5,9 @@
  * (4 MiB of lazily-backed address space each; only the pages covering
  * granules in use ever become resident).  A bit is set while the granule
  * starts a slab chunk (map REG_CHUNK) or a large mapping (REG_LARGE) of
- * ours; its first page is then mapped and begins with the KIND_* word.  So
- * the free path tells a slab block from anything else with one load.  Readers use relaxed loads: a pointer the
+ * ours; its header (struct chunk or struct large) is then mapped at the
+ * granule start.  So the free path tells a slab block from anything else
+ * with one load.  Readers use relaxed loads: a pointer the
  * caller legitimately holds was registered before it was handed out.
  */
 #include "slab.h"

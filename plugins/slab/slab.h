@@ -3,12 +3,12 @@
  * interfaces shared by its files; nothing here is exported.
  *
  * Memory layout.  Slab memory comes in chunks of 4 MiB aligned to 4 MiB.  A
- * chunk is 64 units of 64 KiB; unit 0 holds the chunk header, one slab
- * descriptor per unit and one allocation bitmap per unit.  A slab (a span of
- * 1-4 units) holds blocks of one size class.  So any block's descriptor is
- * found from its address alone:
+ * chunk is 128 units of 32 KiB; its first CHUNK_META_UNITS units hold the
+ * chunk header, one slab descriptor per unit and one allocation bitmap per
+ * unit.  A slab (a span of 1-8 units) holds blocks of one size class.  So
+ * any block's descriptor is found from its address alone:
  *
- *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 16) & 63;
+ *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 15) & 127;
  *     slab  = &chunk->slabs[unit] - chunk->slabs[unit].head;
  *
  * Large blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN) are their
@@ -44,11 +44,13 @@
 
 #define CHUNK_SHIFT 22
 #define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT) /* 4 MiB */
-#define CHUNK_UNITS ((unsigned)(CHUNK_SIZE / SLAB_UNIT)) /* 64; unit 0 is metadata */
+#define CHUNK_UNITS ((unsigned)(CHUNK_SIZE / SLAB_UNIT)) /* 128 */
+#include "units.h"
 #define PAGE_SIZE_ 4096u
 #define ADDR_BITS 47 /* user address space the registry covers */
 
-/* What starts a registered granule (first word of its first page). */
+/* Marks of our headers (checked in the core dump, not by the code: the
+ * registry says what a granule holds). */
 enum { KIND_CHUNK = 0x51ab0c4a, KIND_LARGE = 0x51ab1a46 };
 
 /* Where a slab in use sits in its heap. */
@@ -93,18 +95,23 @@ struct slab {
 	uint64_t pad2_[2];
 } __attribute__((aligned(64)));
 
-/* Header of a slab chunk, at the start of its unit 0. */
+/* Header of a slab chunk, at its start.  The descriptors come first, so a
+ * block's descriptor is at a fixed multiple of its unit number. */
 struct chunk {
-	uint32_t kind;        /* KIND_CHUNK */
-	bool reserve;         /* the ATOMIC reserve: served to ATOMIC only */
-	struct chunk *next;   /* pool's chunk list */
-	uint64_t free_mask;   /* units not in a span (bit 0 never set) */
-	uint64_t dirty_mask;  /* free units whose pages may still be resident */
+	struct slab slabs[CHUNK_UNITS];    /* meta units' are never slabs */
+	uint32_t kind;          /* KIND_CHUNK */
+	bool reserve;           /* the ATOMIC reserve: served to ATOMIC only */
+	struct chunk *next;     /* pool's chunk list */
+	unitset_t free_units;   /* units not in a span (never a meta unit) */
+	unitset_t dirty_units;  /* free units whose pages may be resident */
 	uint32_t released_ms[CHUNK_UNITS]; /* when each dirty unit was freed */
-	struct slab slabs[CHUNK_UNITS];    /* [0] is never a slab */
 	_Atomic uint64_t bits[CHUNK_UNITS][SLAB_MAX_BLOCKS / 64];
 };
-_Static_assert(sizeof(struct chunk) <= SLAB_UNIT, "chunk metadata fits unit 0");
+/* Units holding the metadata above, at the start of every chunk. */
+#define CHUNK_META_UNITS \
+	((unsigned)((sizeof(struct chunk) + SLAB_UNIT - 1) / SLAB_UNIT))
+_Static_assert(CHUNK_META_UNITS <= CHUNK_UNITS / 32,
+	       "chunk metadata stays a small part of the chunk");
 _Static_assert(sizeof(struct slab) == 128, "slab descriptor is two lines");
 
 /* Header page of a large mapping. */
@@ -118,7 +125,8 @@ struct large {
 /* A thread's heap: its current slab per class and its partial slabs. */
 struct heap {
 	struct slab *cur[CLASS_COUNT];     /* never NULL: &slab_empty at worst */
-	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur */
+	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur: */
+	struct slab *partial_tail[CLASS_COUNT]; /* a FIFO (see alloc.c) */
 	_Atomic(struct slab *) pending;    /* slabs with remote frees */
 	struct heap *all_next;             /* every heap (heaps_lock) */
 	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
