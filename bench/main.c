@@ -38,7 +38,7 @@ static void help(FILE *f)
 "  --backends B[,B..] kalloc backends to measure (default: libc,slab,page,\n"
 "                    kv,jemalloc,tcmalloc,mimalloc; those kalloc_open\n"
 "                    refuses are skipped with the reason)\n"
-"  --shim PATH       the kalloc LD_PRELOAD shim (default: $KALLOC_SHIM);\n"
+"  --shim PATH       the kalloc LD_PRELOAD shim (kalloc bench passes it);\n"
 "                    adds a shim:BACKEND row per backend\n"
 "  --no-direct       leave out the libraries called directly\n"
 "  --no-preload      leave out the LD_PRELOAD rows\n"
@@ -196,7 +196,6 @@ int main(int argc, char **argv)
 	struct run_config *c = &B.cfg;
 	*c = (struct run_config){ .rounds = 5, .direct = 1, .preload = 1,
 				  .timeout = 300 };
-	c->shim = getenv("KALLOC_SHIM");
 	enum { O_NODIRECT = 256, O_NOPRELOAD, O_SHIM, O_SEED, O_TIMEOUT, O_LIST,
 	       O_CPU };
 	static const struct option opts[] = {

@@ -178,7 +178,7 @@ static void add_shim_rows(struct bench *b)
 		if (s) {
 			s->available = 0;
 			snprintf(s->why, sizeof(s->why), "no shim given (--shim "
-				 "PATH or KALLOC_SHIM=PATH to libkalloc-shim.so)");
+				 "PATH to libkalloc-shim.so; kalloc bench passes it)");
 		}
 		return;
 	}

@@ -26,7 +26,8 @@
  * What the plugin guarantees (each is a conformance test, see SPEC G1-G14):
  *   - on success: out->ptr aligned to layout.align (even when larger than the
  *     block's original alignment: move the block if needed), out->len >= size
- *     and all of it usable; min(old, new) bytes of content kept; with
+ *     and all of it usable; out->len may be less than usable_size(ptr) (the
+ *     requested size, when asking for the real length would cost); min(old, new) bytes of content kept; with
  *     KALLOC_ZERO the block is "kept content, then zeros": every byte from
  *     min(old size, layout.size) up to out->len reads 0, where the old size
  *     is old.size, or the old usable length when unknown (a fresh
@@ -78,6 +79,10 @@ typedef struct kalloc_host {
 	 * pointer, then abort.  Never returns. */
 	void (*corruption)(const char *plugin, const void *ptr, const char *fmt,
 			   ...) __attribute__((noreturn, format(printf, 3, 4)));
+	/* Sets the calling thread's kalloc_errmsg() (say why init failed);
+	 * returns err. */
+	int (*error)(int err, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
 } kalloc_host_t;
 
 typedef struct kalloc_plugin {

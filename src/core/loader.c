@@ -283,7 +283,9 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		.honored = p->flags | CORE_FLAGS,
 		.max_align = p->max_align < CORE_MAX_ALIGN ? p->max_align :
 							     CORE_MAX_ALIGN,
-		.max_size = p->max_size,
+		.max_size = p->max_size < SIZE_MAX / 2 ? p->max_size : SIZE_MAX / 2,
+		.direct_flags = (p->flags & KALLOC_PLUGIN_FLAGS) | KALLOC_NOWARN |
+				KALLOC_HIGHMEM,
 		.realloc = p->realloc,
 		.usable_size = p->usable_size,
 		.free_sized = OPTIONAL(p, free_sized),

@@ -87,7 +87,7 @@ void kalloc__track_free(const void *caller, kalloc_t *a, void *ptr,
 		}
 		kalloc__block_take(ptr, &b);
 		if (f & FEAT_STATS)
-			kalloc__stats_free(a, b.len);
+			kalloc__stats_free(a, a->usable_size(a->state, ptr));
 		release_tracked(a, &b, caller);
 		return;
 	}
@@ -147,9 +147,10 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 		atomic_fetch_or(&a->features, FEAT_ACCOUNT);
 	}
 
+	/* Stats count usable_size on both sides, whatever len says. */
 	size_t old_len = 0;
 	if (ptr && (f & FEAT_STATS))
-		old_len = have_old ? ob.len : a->usable_size(a->state, ptr);
+		old_len = a->usable_size(a->state, ptr);
 
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
 	kalloc_layout_t bl = KALLOC_LAYOUT(layout.size + rz, layout.align);
@@ -182,10 +183,11 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 		kalloc__uncharge(dom, old_charge - layout.size);
 
 	if (f & FEAT_STATS) {
+		size_t len = a->usable_size(a->state, nb.ptr);
 		if (ptr)
-			kalloc__stats_resize(a, layout.size, old_len, nb.len);
+			kalloc__stats_resize(a, layout.size, old_len, len);
 		else
-			kalloc__stats_alloc(a, layout.size, nb.len);
+			kalloc__stats_alloc(a, layout.size, len);
 	}
 	if ((f & FEAT_TRACK) || dom) {
 		if (have_old && !move && nb.ptr != ptr)

@@ -1,0 +1,137 @@
+/*
+ * kalloc run [-b BACKEND] [--stats] [--] PROGRAM [ARGS...]
+ *
+ * Runs PROGRAM under the shim, like jemalloc.sh: prepends the shim to
+ * LD_PRELOAD, sets KALLOC_BACKEND (and for jemalloc GLIBC_TUNABLES), then
+ * execs it, so it keeps this process's pid and its exit status and signals
+ * reach the caller unchanged.
+ */
+#include "cli.h"
+
+#include <kalloc.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char help[] =
+	"usage: kalloc run [-b BACKEND] [--stats] [--] PROGRAM [ARGS...]\n"
+	"\n"
+	"Run PROGRAM with every malloc, free, realloc, posix_memalign ... and\n"
+	"C++ new/delete served by a libkalloc backend (the LD_PRELOAD shim).\n"
+	"PROGRAM replaces this process: same pid, its exit status and signals\n"
+	"pass through.\n"
+	"\n"
+	"  -b, --backend BACKEND  slab, page, kv, jemalloc, tcmalloc, mimalloc,\n"
+	"                         libc (see `kalloc list`), or a plugin .so path;\n"
+	"                         default: $KALLOC_BACKEND, else libc\n"
+	"      --stats            print the backend's statistics table on stderr\n"
+	"                         when PROGRAM exits (sets KALLOC_STATS=1)\n"
+	"  -h, --help             this help\n"
+	"\n"
+	"Sets LD_PRELOAD (the shim first, then what was there), KALLOC_BACKEND,\n"
+	"and for jemalloc GLIBC_TUNABLES=" STATIC_TLS_TUNABLE "\n"
+	"(appended to an existing GLIBC_TUNABLES): Debian's jemalloc needs that\n"
+	"static TLS space to be loaded with dlopen.\n"
+	"\n"
+	"Example: kalloc run -b slab --stats -- python3 -c 'print(42)'\n";
+
+/*
+ * Checks that the backend exists by opening it here.  A plugin that needs
+ * static TLS cannot load in this process (started without the tunable), but
+ * will in PROGRAM: that counts as found, and *needs_tls says so.
+ */
+static bool backend_ok(const char *name, bool *needs_tls)
+{
+	kalloc_t *a;
+	*needs_tls = false;
+	int err = kalloc_open(name, NULL, &a);
+	if (err == KALLOC_OK) {
+		kalloc_info_t info;
+		kalloc_info(a, &info);
+		*needs_tls = !strcmp(info.name, "jemalloc");
+		kalloc_close(a);
+		return true;
+	}
+	const char *msg = kalloc_errmsg();
+	if (err == KALLOC_ELOAD && strstr(msg, "static TLS")) {
+		*needs_tls = true;
+		return true;
+	}
+	fprintf(stderr, "kalloc run: backend '%s': %s\n", name, msg);
+	return false;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "backend", required_argument, NULL, 'b' },
+		{ "stats", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *backend = NULL;
+	bool stats = false;
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:b:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			backend = optarg;
+			break;
+		case 'S':
+			stats = true;
+			break;
+		case 'h':
+			return cli_help(help);
+		case ':':
+			return cli_usage_error("run", "option '%s' needs a backend "
+					       "name; valid: see `kalloc list`",
+					       argv[optind - 1]);
+		default:
+			return cli_usage_error("run", "unknown option '%s'; valid: "
+					       "-b BACKEND, --stats, --help",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("run", "no PROGRAM given; usage: kalloc run "
+				       "[-b BACKEND] [--stats] -- PROGRAM [ARGS...]");
+
+	bool needs_tls = false;
+	char plugin[PATH_MAX];
+	if (backend) {
+		if (!*backend)
+			return cli_usage_error("run", "empty backend name; valid: "
+					       "see `kalloc list`");
+		if (!backend_ok(backend, &needs_tls))
+			return EXIT_USAGE;
+		/* a plugin path: absolute, since PROGRAM may change directory */
+		if (strchr(backend, '/') && realpath(backend, plugin))
+			backend = plugin;
+		setenv("KALLOC_BACKEND", backend, 1);
+	} else {
+		const char *inherited = getenv("KALLOC_BACKEND");
+		needs_tls = inherited && strstr(inherited, "jemalloc");
+	}
+
+	char shim[PATH_MAX];
+	if (!locate_shim(shim, sizeof(shim), false))
+		return EXIT_NOTFOUND;
+	env_prepend_preload(shim);
+	if (needs_tls)
+		env_add_static_tls();
+	if (stats)
+		setenv("KALLOC_STATS", "1", 1);
+
+	execvp(argv[optind], &argv[optind]);
+	int e = errno;
+	fprintf(stderr, "kalloc run: cannot execute '%s': %s\n", argv[optind],
+		strerror(e));
+	return e == ENOENT ? EXIT_NOTFOUND : EXIT_NOEXEC;
+}

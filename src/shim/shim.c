@@ -1,0 +1,391 @@
+/*
+ * libkalloc-shim.so: glibc's allocation API served by the default kalloc
+ * backend (KALLOC_BACKEND), for LD_PRELOAD.  A client of <kalloc.h> only.
+ *
+ * Every block is asked of the backend as a layout {size, align} with
+ * align >= 16 (malloc's guarantee) and size >= 1 (malloc(0) is a unique real
+ * block in glibc, not kalloc's zero-size sentinel); free and realloc pass
+ * KALLOC_LAYOUT_UNKNOWN, since malloc's free has no size.  Every call passes
+ * KALLOC_NOWARN: a failed malloc reports through errno, not on stderr.
+ *
+ * Where a pointer comes from, checked in this order by free, realloc and
+ * malloc_usable_size (README.md beside this file has the whole policy):
+ *   1. the bootstrap arena (bootstrap.c): blocks served while the backend
+ *      is being opened; never freed;
+ *   2. the shim's own mappings (maps.c): alignments above the backend's
+ *      max_align, and bootstrap overflow;
+ *   3. the backend, unless kalloc_owns() says it is not its block (0): then
+ *      the pointer is foreign, reported once on stderr and left alone.
+ *
+ * Start-up: the first allocation opens the backend with kalloc_default(),
+ * which itself allocates (getenv, opendir, dlopen...).  A state word goes
+ * UNINIT -> STARTING -> READY; while it is not READY every allocation, from
+ * any thread, is served by the arena (then by mappings), so no lock is held
+ * across dlopen and no thread waits for another.
+ */
+#include "shim.h"
+
+#include <kalloc.h>
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { UNINIT, STARTING, READY };
+
+static atomic_int state;
+/* Written once before state becomes READY (release), read after (acquire). */
+static kalloc_t *backend;
+static size_t backend_max_align;
+static bool backend_zero; /* the backend honors KALLOC_ZERO */
+static bool backend_tells; /* kalloc_owns can answer 0 (not -1 always) */
+static const char *backend_name;
+
+/* Set by the shim's constructor: libc is initialised, environ is final. */
+static atomic_bool constructed;
+extern char **environ;
+
+__attribute__((constructor)) static void shim_constructed(void)
+{
+	atomic_store(&constructed, true);
+}
+
+/*
+ * Opens the backend, or returns NULL while it cannot be used yet: another
+ * thread (or this one, re-entered from kalloc_default) is opening it, or
+ * libc has not set environ yet (ld.so allocating before libc's init), so
+ * KALLOC_BACKEND could not be read.
+ */
+static __attribute__((noinline)) kalloc_t *start(void)
+{
+	int s = atomic_load(&state);
+	if (s == READY)
+		return backend;
+	if (s == STARTING || (!environ && !atomic_load(&constructed)))
+		return NULL;
+	if (!atomic_compare_exchange_strong(&state, &s, STARTING))
+		return s == READY ? backend : NULL;
+	shim_map_atfork();
+	kalloc_t *a = kalloc_default(); /* never NULL: falls back to libc */
+	kalloc_info_t info;
+	kalloc_info(a, &info);
+	backend_max_align = info.max_align;
+	backend_zero = info.flags & KALLOC_ZERO;
+	backend_name = info.name;
+	/* Can it tell its blocks from others?  Asked once, of an address that
+	 * is certainly no block; -1 means never, so free skips the question. */
+	backend_tells = kalloc_owns(a, &state) != -1;
+	backend = a;
+	atomic_store_explicit(&state, READY, memory_order_release);
+	return a;
+}
+
+/* The backend, opening it on first use; NULL while it is being opened. */
+static inline kalloc_t *get_backend(void)
+{
+	if (shim_likely(atomic_load_explicit(&state, memory_order_acquire) ==
+			READY))
+		return backend;
+	return start();
+}
+
+/* The backend if it is up; a free never opens it (nothing to free yet). */
+static inline kalloc_t *ready_backend(void)
+{
+	if (shim_likely(atomic_load_explicit(&state, memory_order_acquire) ==
+			READY))
+		return backend;
+	return NULL;
+}
+
+static inline bool is_pow2(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+/* ---- foreign pointers ---------------------------------------------------- */
+
+static atomic_bool foreign_reported;
+
+/* One line on stderr for the first foreign pointer; later ones are silent. */
+static void foreign(const char *fn, const void *p)
+{
+	if (atomic_exchange(&foreign_reported, true))
+		return;
+	char line[256];
+	int n = snprintf(line, sizeof(line),
+			 "kalloc: shim: %s(%p): not a block of backend '%s' nor "
+			 "of the shim; left alone (its memory leaks); further "
+			 "such pointers are not reported\n",
+			 fn, p, backend_name ? backend_name : "(not started)");
+	if (n > 0) {
+		ssize_t r = write(STDERR_FILENO, line,
+				  (size_t)n < sizeof(line) ? (size_t)n :
+							     sizeof(line) - 1);
+		(void)r;
+	}
+}
+
+/* Is p the backend's block (or cannot it tell)?  Reports it if not. */
+static inline bool backend_block(kalloc_t *a, const char *fn, const void *p)
+{
+	if (shim_likely(a) && (!backend_tells || kalloc_owns(a, p) != 0))
+		return true;
+	foreign(fn, p);
+	return false;
+}
+
+/* ---- the operations ------------------------------------------------------ */
+
+/* Before the backend is up, or above its alignment limit: zeroed memory. */
+static __attribute__((noinline)) void *alloc_elsewhere(kalloc_t *a,
+						       size_t size,
+						       size_t align)
+{
+	void *p = a ? NULL : shim_boot_alloc(size, align);
+	if (!p)
+		p = shim_map_alloc(size, align);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+/* size >= 1; align a power of two >= 16; caller: the program's call site,
+ * for the core's debug and leak reports. */
+static inline void *alloc(size_t size, size_t align, bool zero,
+			  const void *caller)
+{
+	kalloc_t *a = get_backend();
+	if (shim_unlikely(!a || align > backend_max_align))
+		return alloc_elsewhere(a, size, align);
+	kalloc_flags_t f = KALLOC_NOWARN;
+	if (zero && backend_zero)
+		f |= KALLOC_ZERO;
+	kalloc_buf_t b;
+	if (shim_unlikely(kalloc_realloc_at(caller, a, NULL,
+					    KALLOC_LAYOUT(size, align),
+					    KALLOC_LAYOUT_UNKNOWN, f, &b))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (zero && !backend_zero)
+		memset(b.ptr, 0, size);
+	return b.ptr;
+}
+
+/* Frees p (not NULL) with the layout it was made with, or unknown. */
+static inline void release(void *p, kalloc_layout_t old, const char *fn,
+			   const void *caller)
+{
+	if (shim_boot_owns(p))
+		return;
+	int saved = errno;
+	if (shim_unlikely(shim_map_maybe(p)) && shim_map_free(p))
+		goto out;
+	kalloc_t *a = ready_backend();
+	if (backend_block(a, fn, p))
+		kalloc_free_at(caller, a, p, old);
+out:
+	errno = saved;
+}
+
+/* realloc of a block the backend does not hold: allocate, copy, release. */
+static void *move(void *p, size_t old_usable, size_t size,
+		  const void *caller)
+{
+	void *q = alloc(size, SHIM_MALLOC_ALIGN, false, caller);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old_usable < size ? old_usable : size);
+	if (!shim_boot_owns(p))
+		shim_map_free(p);
+	return q;
+}
+
+static void *do_realloc(void *p, size_t size, const void *caller)
+{
+	if (!p)
+		return alloc(size ? size : 1, SHIM_MALLOC_ALIGN, false, caller);
+	if (size == 0) { /* glibc: frees and returns NULL */
+		release(p, KALLOC_LAYOUT_UNKNOWN, "realloc", caller);
+		return NULL;
+	}
+	if (shim_boot_owns(p))
+		return move(p, shim_boot_usable(p), size, caller);
+	if (shim_map_maybe(p)) {
+		size_t usable = shim_map_usable(p);
+		if (usable)
+			return move(p, usable, size, caller);
+	}
+	kalloc_t *a = ready_backend();
+	if (!backend_block(a, "realloc", p)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	kalloc_buf_t b;
+	if (kalloc_realloc_at(caller, a, p, KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN),
+			      KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b.ptr;
+}
+
+/* align: a power of two (any size). */
+static void *alloc_aligned(size_t align, size_t size, const void *caller)
+{
+	if (align < SHIM_MALLOC_ALIGN)
+		align = SHIM_MALLOC_ALIGN;
+	return alloc(size ? size : 1, align, false, caller);
+}
+
+#define CALLER __builtin_return_address(0)
+
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- for new.cc ---------------------------------------------------------- */
+
+void *shim_alloc(size_t size, size_t align, const void *caller)
+{
+	return alloc_aligned(align, size, caller);
+}
+
+void shim_free(void *p, size_t size, size_t align, const void *caller)
+{
+	if (!p)
+		return;
+	if (align < SHIM_MALLOC_ALIGN)
+		align = SHIM_MALLOC_ALIGN;
+	/* the layout shim_alloc asked for: size 0 was asked as 1 */
+	kalloc_layout_t old = size ? KALLOC_LAYOUT(size, align) :
+				     KALLOC_LAYOUT_UNKNOWN;
+	release(p, old, "operator delete", caller);
+}
+
+/* ---- the exported API ---------------------------------------------------- */
+
+SHIM_API void *malloc(size_t size)
+{
+	return alloc(size ? size : 1, SHIM_MALLOC_ALIGN, false, CALLER);
+}
+
+SHIM_API void free(void *p)
+{
+	if (p)
+		release(p, KALLOC_LAYOUT_UNKNOWN, "free", CALLER);
+}
+
+SHIM_API void *calloc(size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return alloc(bytes ? bytes : 1, SHIM_MALLOC_ALIGN, true, CALLER);
+}
+
+SHIM_API void *realloc(void *p, size_t size)
+{
+	return do_realloc(p, size, CALLER);
+}
+
+SHIM_API void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return do_realloc(p, bytes, CALLER);
+}
+
+SHIM_API int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (!is_pow2(align) || align % sizeof(void *))
+		return EINVAL; /* *out untouched */
+	int saved = errno; /* POSIX: it reports through its result only */
+	void *p = alloc_aligned(align, size, CALLER);
+	errno = saved;
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+/* C11: a power-of-two alignment, else EINVAL (as glibc 2.38 and later). */
+SHIM_API void *aligned_alloc(size_t align, size_t size)
+{
+	if (!is_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_aligned(align, size, CALLER);
+}
+
+/* glibc: an alignment that is not a power of two is rounded up to one. */
+SHIM_API void *memalign(size_t align, size_t size)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (align && !is_pow2(align))
+		align = (size_t)1 << (64 - __builtin_clzll(align));
+	return alloc_aligned(align, size, CALLER);
+}
+
+SHIM_API void *valloc(size_t size)
+{
+	return alloc_aligned(page_size(), size, CALLER);
+}
+
+/* Rounds the size up to whole pages (0 gives one page). */
+SHIM_API void *pvalloc(size_t size)
+{
+	size_t page = page_size(), rounded;
+	if (__builtin_add_overflow(size, page - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rounded &= ~(page - 1);
+	return alloc_aligned(page, rounded ? rounded : page, CALLER);
+}
+
+SHIM_API size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (shim_boot_owns(p))
+		return shim_boot_usable(p);
+	if (shim_map_maybe(p)) {
+		size_t usable = shim_map_usable(p);
+		if (usable)
+			return usable;
+	}
+	kalloc_t *a = ready_backend();
+	if (!backend_block(a, "malloc_usable_size", p))
+		return 0;
+	return kalloc_usable_size(a, p);
+}
+
+/* Other names of the same functions: an old one glibc still exports, and
+ * the __libc_ ones that glibc's own code and some programs call directly. */
+#define SHIM_ALIAS(name, target) \
+	SHIM_API __typeof(target) name __attribute__((alias(#target), copy(target)))
+
+void cfree(void *p);
+SHIM_ALIAS(cfree, free);
+SHIM_ALIAS(__libc_malloc, malloc);
+SHIM_ALIAS(__libc_free, free);
+SHIM_ALIAS(__libc_calloc, calloc);
+SHIM_ALIAS(__libc_realloc, realloc);
+SHIM_ALIAS(__libc_memalign, memalign);
+SHIM_ALIAS(__libc_valloc, valloc);
+SHIM_ALIAS(__libc_pvalloc, pvalloc);
