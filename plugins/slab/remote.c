@@ -45,33 +45,41 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 		&h->pending, &top, s, memory_order_release, memory_order_relaxed));
 }
 
-/* Moves s's remote frees onto its free list. */
+/*
+ * Moves s's remote frees onto its free list.  Their links are encoded as
+ * the free list's, so the stack is checked block by block (each must be a
+ * block of s, allocated: a block freed twice is caught here) and spliced
+ * whole in front of the free list.
+ */
 static void collect(struct heap *h, struct slab *s, bool nowait)
 {
 	/* acq_rel: our reads of s (pending_next) happen before the next
 	 * announcer, which acquires this store, rewrites them */
 	uintptr_t v = atomic_exchange_explicit(&s->thread_free, 0,
 					       memory_order_acq_rel);
-	struct block *b = (struct block *)(v & ~ANNOUNCED);
-	if (!b)
+	struct block *first = (struct block *)(v & ~ANNOUNCED);
+	if (!first)
 		return;
 	bool was_empty = !s->free;
+	struct block *b = first, *prev = NULL;
 	uint32_t n = 0;
-	while (b) {
-		struct block *next = link_dec(b->next, b);
-		if (unlikely(next && slab_block_index(s, next) < 0))
-			slab_corrupt_list(b, next);
-		/* a block freed twice is caught here */
-		slab_unmark(s, b, (uint64_t)slab_block_index(s, b));
-		b->next = link_enc(s->free, b);
-		s->free = b;
+	for (;;) {
+		int64_t idx = slab_block_index(s, b);
+		if (unlikely(idx < 0))
+			slab_corrupt_list(prev ? (void *)prev : (void *)s, b);
+		slab_unmark(s, b, (uint64_t)idx);
 		n++;
+		struct block *next = link_dec(b->next, b);
+		if (!next)
+			break;
+		prev = b;
 		b = next;
 	}
-	atomic_store_explicit(&s->used,
-			      atomic_load_explicit(&s->used, memory_order_relaxed) - n,
-			      memory_order_relaxed);
-	if (was_empty || !atomic_load_explicit(&s->used, memory_order_relaxed))
+	b->next = link_enc(s->free, b);
+	s->free = first;
+	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - n;
+	atomic_store_explicit(&s->used, used, memory_order_relaxed);
+	if (was_empty || !used)
 		slab_free_slow(h, s, nowait);
 }
 
