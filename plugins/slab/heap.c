@@ -187,7 +187,7 @@ unsigned slab_heap_count(void)
 	return n;
 }
 
-/* ---- fork: every lock in order in prepare; the child resets them ------ */
+/* ---- fork: every lock in order in prepare; parent and child unlock --- */
 
 void slab_heap_atfork_prepare(void)
 {
@@ -211,9 +211,11 @@ void slab_heap_atfork_parent(void)
  */
 void slab_heap_atfork_child(void)
 {
+	/* The forking thread holds them (prepare); plain mutexes may be
+	 * unlocked in the child, which keeps sanitizers' lock state right. */
 	slab_pool_atfork_child();
-	pthread_mutex_init(&heaps_lock, NULL);
-	pthread_mutex_init(&fallback_lock, NULL);
+	pthread_mutex_unlock(&heaps_lock);
+	pthread_mutex_unlock(&fallback_lock);
 	for (struct heap *h = all_heaps; h; h = h->all_next)
 		if (h != slab_tl_heap && h->state != HEAP_ABANDONED)
 			h->state = HEAP_DEAD;

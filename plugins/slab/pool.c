@@ -254,7 +254,7 @@ void slab_pool_purge(void)
 
 void slab_pool_atfork_child(void)
 {
-	pthread_mutex_init(&slab_pool_lock, NULL);
+	pthread_mutex_unlock(&slab_pool_lock);
 }
 
 /* ---- statistics (the /proc/slabinfo analogue) ---------------------------- */
