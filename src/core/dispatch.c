@@ -99,11 +99,22 @@ backend_failed(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
 				     kalloc_strerror(err)), l, f);
 }
 
+/*
+ * Is this call instrumented?  Calls a backend makes through the host (kv on
+ * slab and page) never are: the outer call already was, and one pointer must
+ * not be tracked, charged or fault-injected twice.
+ */
+static inline bool instrumented(kalloc_t *a, unsigned extra)
+{
+	return (atomic_load_explicit(&a->features, memory_order_relaxed) | extra) &&
+	       !kalloc__host_depth;
+}
+
 /* Frees a real block (not NULL, not a sentinel). */
 static void release(const void *caller, kalloc_t *a, void *ptr,
 		    kalloc_layout_t old)
 {
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed))) {
+	if (unlikely(instrumented(a, 0))) {
 		kalloc__track_free(caller, a, ptr, old);
 		return;
 	}
@@ -164,9 +175,9 @@ realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	if (unlikely(err))
 		return fail(a, err, layout, flags);
 
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed) |
-		     atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed) |
-		     (flags & KALLOC_ACCOUNT))) {
+	if (unlikely(instrumented(a, (unsigned)atomic_load_explicit(
+					     &kalloc__fail_armed, memory_order_relaxed) |
+				     (flags & KALLOC_ACCOUNT)))) {
 		err = kalloc__track_realloc(caller, a, ptr, layout, old, flags, out);
 		if (unlikely(err))
 			return fail(a, err, layout, flags);
@@ -271,7 +282,7 @@ size_t kalloc_usable_size(kalloc_t *a, const void *ptr)
 {
 	if (!ptr || kalloc_is_sentinel(ptr))
 		return 0;
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed)))
+	if (unlikely(instrumented(a, 0)))
 		return kalloc__track_usable(a, ptr);
 	return a->usable_size(a->state, ptr);
 }
