@@ -64,6 +64,21 @@ static bool in_page(const struct kv *kv, const void *ptr)
 	return kv->host->owns(kv->page, ptr) == 1;
 }
 
+/*
+ * The backend holding ptr.  The small backend is asked first: slab answers
+ * from its chunk bitmap without a lock, while page looks in a locked table;
+ * only a small backend that cannot tell (libc: -1) costs the page lookup.
+ */
+static kalloc_t *owner(const struct kv *kv, const void *ptr)
+{
+	int small = kv->host->owns(kv->small, ptr);
+	if (small == 1)
+		return kv->small;
+	if (small == 0)
+		return kv->page;
+	return in_page(kv, ptr) ? kv->page : kv->small;
+}
+
 /* Whether a failure of the small backend may fall back to page. */
 static bool page_may_serve(const struct kv *kv, kalloc_layout_t l, int err)
 {
@@ -101,7 +116,7 @@ static int kv_alloc(const struct kv *kv, kalloc_layout_t l, kalloc_flags_t f,
 static int kv_resize(const struct kv *kv, void *ptr, kalloc_layout_t l,
 		     kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
 {
-	if (in_page(kv, ptr)) {
+	if (owner(kv, ptr) == kv->page) {
 		if (l.size <= kv->threshold &&
 		    move(kv, kv->page, kv->small, ptr, l, old, f, out) == KALLOC_OK)
 			return KALLOC_OK;
@@ -119,7 +134,7 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	const struct kv *kv = state;
 	if (l.size == 0) {
-		sub_free(kv, in_page(kv, ptr) ? kv->page : kv->small, ptr, old);
+		sub_free(kv, owner(kv, ptr), ptr, old);
 		return KALLOC_OK;
 	}
 	if (!ptr)
@@ -130,20 +145,20 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 static void kv_free_sized(void *state, void *ptr, kalloc_layout_t old)
 {
 	const struct kv *kv = state;
-	sub_free(kv, in_page(kv, ptr) ? kv->page : kv->small, ptr, old);
+	sub_free(kv, owner(kv, ptr), ptr, old);
 }
 
 static size_t kv_usable_size(void *state, const void *ptr)
 {
 	const struct kv *kv = state;
-	return kv->host->usable_size(in_page(kv, ptr) ? kv->page : kv->small,
-				     ptr);
+	return kv->host->usable_size(owner(kv, ptr), ptr);
 }
 
 static int kv_owns(void *state, const void *ptr)
 {
 	const struct kv *kv = state;
-	return in_page(kv, ptr) ? 1 : kv->host->owns(kv->small, ptr);
+	return owner(kv, ptr) == kv->page ? in_page(kv, ptr) :
+					    kv->host->owns(kv->small, ptr);
 }
 
 static int kv_stats(void *state, kalloc_stats_fn fn, void *ctx)

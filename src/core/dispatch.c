@@ -213,6 +213,12 @@ static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
 			     kalloc_flags_t flags, kalloc_buf_t *out)
 {
 	size_t al = layout.align;
+	if (layout.size == 0 && ABOVE_SENTINELS(ptr) && (old.size || !old.align) &&
+	    al && !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {
+		release(caller, a, ptr, old); /* a free: instrumented or not */
+		*out = (kalloc_buf_t){ kalloc_sentinel(al), 0 };
+		return KALLOC_OK;
+	}
 	if (likely(!ptr && layout.size - 1 < a->max_size && al - 1 < a->max_align &&
 		   !(al & (al - 1)) && !(flags & ~a->direct_flags) &&
 		   !(atomic_load_explicit(&a->features, memory_order_relaxed) |

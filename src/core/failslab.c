@@ -18,11 +18,11 @@ _Atomic int kalloc__fail_armed; /* threads with a countdown + (config on) */
 
 /* ---- per-thread: kalloc_fail_nth -------------------------------------- */
 
-static _Thread_local unsigned countdown;
+static FAST_TLS unsigned countdown;
 /* > 0 while a plugin calls another backend through the host (kv on slab):
  * such nested calls take the plain path (dispatch.c's instrumented()), so
  * injection, kalloc_fail_nth's countdown included, sees the caller's calls. */
-_Thread_local int kalloc__host_depth;
+FAST_TLS int kalloc__host_depth;
 
 void kalloc_fail_nth(unsigned n)
 {
