@@ -19,7 +19,8 @@
  * or ending in ".so").
  *
  * The default backend is chosen by the environment variable KALLOC_BACKEND;
- * when unset it is "libc" (documented in README.md, "Choosing a backend").
+ * when unset it is "slab", or "libc" where no slab plugin is installed
+ * (README.md, "Choosing a backend").
  *
  * Every function is thread safe.  Errors are returned as a kalloc_err value;
  * kalloc_errmsg() gives this thread's last failure in one readable line
@@ -140,8 +141,9 @@ KALLOC_API void kalloc_close(kalloc_t *a);
  */
 KALLOC_API kalloc_t *kalloc_get(const char *backend);
 
-/* The default backend: KALLOC_BACKEND, else "libc".  Never NULL: an invalid
- * KALLOC_BACKEND is reported once on stderr and "libc" is used instead. */
+/* The default backend: KALLOC_BACKEND, else "slab", else "libc".  Never
+ * NULL: an invalid KALLOC_BACKEND is reported once on stderr and the default
+ * is used instead. */
 KALLOC_API kalloc_t *kalloc_default(void);
 
 /* What a backend declares (G14). Strings live as long as the handle. */

@@ -14,7 +14,7 @@ struct option {
 };
 
 static const struct option options[] = {
-	{ "KALLOC_BACKEND", "default backend: a name or a plugin path (default libc)" },
+	{ "KALLOC_BACKEND", "default backend: a name or a plugin path (default slab, else libc)" },
 	{ "KALLOC_PLUGIN_PATH", "':'-separated plugin directories searched before the installed one" },
 	{ "KALLOC_STATS", "1: count calls and bytes per handle, print a table at exit" },
 	{ "KALLOC_FAIL", "fault injection: probability:P,interval:N,times:T,space:B,seed:S,verbose:V" },

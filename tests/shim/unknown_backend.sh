@@ -14,6 +14,6 @@ fail() { echo "FAIL: $*"; exit 1; }
 [ $rc -eq 0 ] || fail "the program failed ($rc)"
 [ "$OUT" = "churn ok" ] || fail "unexpected output: $OUT"
 [ "$(wc -l <"$ERR")" -eq 1 ] || fail "expected exactly one line on stderr"
-grep -Eq "^kalloc: KALLOC_BACKEND=no_such_backend: unknown backend 'no_such_backend'; valid backends: [a-z0-9_, ]*libc.*; using libc$" "$ERR" ||
+grep -Eq "^kalloc: KALLOC_BACKEND=no_such_backend: unknown backend 'no_such_backend'; valid backends: [a-z0-9_, ]*libc.*; using slab$" "$ERR" ||
 	fail "the line does not name the valid backends and the fallback"
 echo "ok: one line, valid backends named, ran on libc"

@@ -202,10 +202,10 @@ static const char *default_child(void *arg)
 	return NULL;
 }
 
-START_TEST(default_is_libc_when_unset)
+START_TEST(default_is_slab_when_unset)
 {
 	char err[4096];
-	struct default_case c = { NULL, "libc" };
+	struct default_case c = { NULL, "slab" };
 	const char *why = run_child(default_child, &c, err, sizeof(err));
 	ck_assert_msg(!why, "%s", why);
 	ck_assert_msg(err[0] == 0, "unexpected stderr: %s", err);
@@ -215,7 +215,7 @@ END_TEST
 START_TEST(default_bogus_falls_back_with_one_line)
 {
 	char err[4096];
-	struct default_case c = { "bogus", "libc" };
+	struct default_case c = { "bogus", "slab" };
 	const char *why = run_child(default_child, &c, err, sizeof(err));
 	ck_assert_msg(!why, "%s", why);
 	ck_assert_msg(count_lines(err) == 1, "want one stderr line, got: %s", err);
@@ -224,7 +224,7 @@ START_TEST(default_bogus_falls_back_with_one_line)
 	ck_assert_msg(strstr(err, "valid backends: ") &&
 			      strstr(strstr(err, "valid backends: "), "libc"),
 		      "line lacks the valid backends: %s", err);
-	ck_assert_msg(strstr(err, "using libc"), "line lacks the fallback: %s",
+	ck_assert_msg(strstr(err, "using slab"), "line lacks the fallback: %s",
 		      err);
 }
 END_TEST
@@ -232,7 +232,7 @@ END_TEST
 START_TEST(default_broken_plugin_falls_back_naming_file)
 {
 	char err[4096];
-	struct default_case c = { FIXTURE("abi"), "libc" };
+	struct default_case c = { FIXTURE("abi"), "slab" };
 	const char *why = run_child(default_child, &c, err, sizeof(err));
 	ck_assert_msg(!why, "%s", why);
 	ck_assert_msg(count_lines(err) == 1, "want one stderr line, got: %s", err);
@@ -631,7 +631,7 @@ static Suite *loader_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("default");
-	tcase_add_test(tc, default_is_libc_when_unset);
+	tcase_add_test(tc, default_is_slab_when_unset);
 	tcase_add_test(tc, default_bogus_falls_back_with_one_line);
 	tcase_add_test(tc, default_broken_plugin_falls_back_naming_file);
 	tcase_add_test(tc, default_plugin_by_path);
