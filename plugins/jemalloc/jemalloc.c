@@ -56,8 +56,9 @@ static struct {
 	/* a flagless request of max(size, align) bytes serves alignments up
 	 * to this: 16 when every class above 8 bytes is a multiple of 16 */
 	size_t plain_align;
-	/* nallocx(n, 0) for n <= TABLE_MAX: classes[(n + 7) / 8] (every class
-	 * is a multiple of 8); classes[0] != 0: the table is exact */
+	/* nallocx(n, 0) for n <= table_max: classes[(n + 7) / 8] (every class
+	 * is a multiple of 8); table_max is TABLE_MAX if that is exact, else 0 */
+	size_t table_max;
 	uint32_t classes[TABLE_MAX / 8 + 1];
 } je;
 
@@ -89,7 +90,7 @@ static struct req req_for(kalloc_layout_t l)
 /* The usable length of a flagless request of n bytes. */
 static size_t plain_len(size_t n)
 {
-	if (likely(n <= TABLE_MAX && je.classes[0]))
+	if (likely(n <= je.table_max))
 		return je.classes[(n + 7) >> 3];
 	return nallocx(n, 0);
 }
@@ -123,7 +124,7 @@ static void setup(void)
 	int exact = 1;
 	for (size_t n = 1; n <= TABLE_MAX; n++)
 		exact &= nallocx(n, 0) == je.classes[(n + 7) / 8];
-	je.classes[0] = (uint32_t)exact;
+	je.table_max = exact ? TABLE_MAX : 0;
 
 	/* The library that holds mallocx, asked for its own malloc/free. */
 	je.malloc = mallocx_plain;

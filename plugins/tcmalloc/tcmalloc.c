@@ -83,8 +83,9 @@ static struct {
 	/* tc_malloc(max(size, align)) serves alignments up to this (0: never,
 	 * when replaced) */
 	size_t plain_align;
-	/* usable length of tc_malloc(n), n <= TABLE_MAX: classes[(n + 7) / 8];
-	 * classes[0] == 0: no table (tc_nallocx) */
+	/* usable length of tc_malloc(n) for n <= table_max: classes[(n + 7) / 8];
+	 * table_max is TABLE_MAX if that is exact, else 0 (tc_nallocx) */
+	size_t table_max;
 	uint32_t classes[TABLE_MAX / 8 + 1];
 	char where[256];        /* which library, for the version string */
 	char error[512];        /* why resolving failed, "" if it did not */
@@ -182,7 +183,7 @@ static void resolve(void)
 	int exact = 1;
 	for (size_t n = 1; n <= TABLE_MAX; n++)
 		exact &= tc.nallocx(n, 0) == tc.classes[(n + 7) / 8];
-	tc.classes[0] = (uint32_t)exact;
+	tc.table_max = exact ? TABLE_MAX : 0;
 	int major, minor;
 	const char *patch;
 	/* Valgrind replaces tc_* with its own malloc: the sizes are then
@@ -239,7 +240,7 @@ static size_t hint(kalloc_layout_t l)
 /* Usable length of tc_malloc(n). */
 static size_t malloc_len(size_t n)
 {
-	if (likely(n <= TABLE_MAX && tc.classes[0]))
+	if (likely(n <= tc.table_max))
 		return tc.classes[(n + 7) >> 3];
 	return tc.nallocx(n, 0);
 }
@@ -276,6 +277,12 @@ static void *fresh(kalloc_layout_t l)
 static void tc_free_sized_entry(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
+	/* Not page-aligned, so on a class (see the top), and that class is
+	 * the one of this size: what C++'s sized delete would pass. */
+	if (likely(old.align <= tc.plain_align && ((uintptr_t)ptr & PAGE_MASK))) {
+		tc.free_sized(ptr, old.size < old.align ? old.align : old.size);
+		return;
+	}
 	if (((uintptr_t)ptr & PAGE_MASK) == 0 || tc.replaced)
 		tc.free(ptr); /* may be a page-level block: let tcmalloc look */
 	else
