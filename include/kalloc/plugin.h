@@ -79,6 +79,8 @@ typedef struct kalloc_host {
 	 * pointer, then abort.  Never returns. */
 	void (*corruption)(const char *plugin, const void *ptr, const char *fmt,
 			   ...) __attribute__((noreturn, format(printf, 3, 4)));
+	/* A string KALLOC_* setting from the options table; NULL if unset. */
+	const char *(*option_str)(const char *name);
 	/* Sets the calling thread's kalloc_errmsg() (say why init failed);
 	 * returns err. */
 	int (*error)(int err, const char *fmt, ...)

@@ -17,7 +17,7 @@ struct kalloc_domain {
 };
 
 static struct kalloc_domain root = { .name = "root" };
-static _Thread_local struct kalloc_domain *current;
+static FAST_TLS struct kalloc_domain *current;
 
 /* Domains live in their own pages: never malloc (the shim may be active). */
 kalloc_domain_t *kalloc_domain_create(const char *name, size_t limit)

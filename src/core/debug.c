@@ -200,6 +200,35 @@ bool kalloc__debug_quarantine(kalloc_t *a, struct kalloc_block *b)
 	return kept;
 }
 
+/*
+ * A handle is closing: give its quarantined blocks back to it now, while its
+ * plugin can still take them.  Invariant after: no ring entry names `a`.
+ */
+void kalloc__debug_forget(kalloc_t *a)
+{
+	for (;;) {
+		struct kalloc_block batch[16];
+		size_t n = 0;
+		pthread_mutex_lock(&q_lock);
+		size_t kept = 0;
+		for (size_t i = 0; i < q_count; i++) {
+			struct kalloc_block *b = &q_ring[(q_head + i) % Q_SLOTS];
+			if (b->a == a && n < 16) {
+				batch[n++] = *b;
+				q_bytes -= b->len;
+			} else {
+				q_ring[(q_head + kept++) % Q_SLOTS] = *b;
+			}
+		}
+		q_count = kept;
+		pthread_mutex_unlock(&q_lock);
+		if (!n)
+			return;
+		for (size_t i = 0; i < n; i++)
+			q_release(&batch[i]);
+	}
+}
+
 bool kalloc__debug_is_quarantined(const void *ptr, struct kalloc_block *out)
 {
 	bool found = false;

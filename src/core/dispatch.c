@@ -113,11 +113,22 @@ static inline void plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
 	}
 }
 
+/*
+ * Is this call instrumented?  Calls a backend makes through the host (kv on
+ * slab and page) never are: the outer call already was, and one pointer must
+ * not be tracked, charged or fault-injected twice.
+ */
+static inline bool instrumented(kalloc_t *a, unsigned extra)
+{
+	return (atomic_load_explicit(&a->features, memory_order_relaxed) | extra) &&
+	       !kalloc__host_depth;
+}
+
 /* Frees a real block (not NULL, not a sentinel). */
 static void release(const void *caller, kalloc_t *a, void *ptr,
 		    kalloc_layout_t old)
 {
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed)))
+	if (unlikely(instrumented(a, 0)))
 		kalloc__track_free(caller, a, ptr, old);
 	else
 		plain_free(a, ptr, old);
@@ -172,9 +183,9 @@ realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	if (unlikely(err))
 		return fail(a, err, layout, flags);
 
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed) |
-		     atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed) |
-		     (flags & KALLOC_ACCOUNT))) {
+	if (unlikely(instrumented(a, (unsigned)atomic_load_explicit(
+					     &kalloc__fail_armed, memory_order_relaxed) |
+				     (flags & KALLOC_ACCOUNT)))) {
 		err = kalloc__track_realloc(caller, a, ptr, layout, old, flags, out);
 		if (unlikely(err))
 			return fail(a, err, layout, flags);
@@ -260,6 +271,12 @@ do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 			return KALLOC_OK;
 		return plain_result(&c, err, out);
 	}
+	if (size == 0 && NOT_SENTINEL(ptr) && (old.size || !old.align) && al &&
+	    !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {
+		release(caller, a, ptr, old); /* a free: instrumented or not */
+		*out = (kalloc_buf_t){ kalloc_sentinel(al), 0 };
+		return KALLOC_OK;
+	}
 	return realloc_slow(caller, a, ptr, KALLOC_LAYOUT(size, al), old, flags,
 			    out);
 }
@@ -343,7 +360,7 @@ size_t kalloc_usable_size(kalloc_t *a, const void *ptr)
 {
 	if (!ptr || kalloc_is_sentinel(ptr))
 		return 0;
-	if (unlikely(atomic_load_explicit(&a->features, memory_order_relaxed)))
+	if (unlikely(instrumented(a, 0)))
 		return kalloc__track_usable(a, ptr);
 	return a->usable_size(a->state, ptr);
 }

@@ -36,12 +36,15 @@ const char *kalloc_errmsg(void)
 	return last_msg;
 }
 
+/* Formats through a copy: callers may pass kalloc_errmsg() as an argument. */
 int kalloc__error(int err, const char *fmt, ...)
 {
+	char msg[sizeof(last_msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, msg, sizeof(msg));
 	return err;
 }
 

@@ -18,10 +18,11 @@ _Atomic int kalloc__fail_armed; /* threads with a countdown + (config on) */
 
 /* ---- per-thread: kalloc_fail_nth -------------------------------------- */
 
-static _Thread_local unsigned countdown;
+static FAST_TLS unsigned countdown;
 /* > 0 while a plugin calls another backend through the host (kv on slab):
- * kalloc_fail_nth counts the caller's calls, not those nested ones. */
-_Thread_local int kalloc__host_depth;
+ * such nested calls take the plain path (dispatch.c's instrumented()), so
+ * injection, kalloc_fail_nth's countdown included, sees the caller's calls. */
+FAST_TLS int kalloc__host_depth;
 
 void kalloc_fail_nth(unsigned n)
 {
@@ -174,7 +175,7 @@ static bool failslab_decide(size_t size, int *verbose)
 bool kalloc__fail_now(size_t size, kalloc_flags_t flags)
 {
 	bool fail = false;
-	if (countdown && !kalloc__host_depth && --countdown == 0) {
+	if (countdown && --countdown == 0) {
 		atomic_fetch_sub(&kalloc__fail_armed, 1);
 		fail = true;
 	} else {

@@ -16,6 +16,14 @@ static int host_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	return err;
 }
 
+static size_t host_usable_size(kalloc_t *a, const void *ptr)
+{
+	kalloc__host_depth++;
+	size_t n = kalloc_usable_size(a, ptr);
+	kalloc__host_depth--;
+	return n;
+}
+
 static long host_option(const char *name, long def)
 {
 	return kalloc__option_long(name, def);
@@ -57,9 +65,10 @@ const kalloc_host_t kalloc__host = {
 	.struct_size = sizeof(kalloc_host_t),
 	.get = kalloc_get,
 	.realloc = host_realloc,
-	.usable_size = kalloc_usable_size,
+	.usable_size = host_usable_size,
 	.owns = kalloc_owns,
 	.option = host_option,
+	.option_str = kalloc__env,
 	.log = host_log,
 	.corruption = host_corruption,
 	.error = host_error,

@@ -9,6 +9,12 @@
 #include <stdbool.h>
 
 #define HIDDEN __attribute__((visibility("hidden")))
+/*
+ * Small per-thread words read on hot paths: initial-exec TLS, one
+ * instruction instead of a __tls_get_addr call.  A few bytes only, so a
+ * dlopen'ed libkalloc still fits in glibc's static-TLS surplus.
+ */
+#define FAST_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -126,6 +132,7 @@ HIDDEN bool kalloc__debug_is_quarantined(const void *ptr,
 HIDDEN void kalloc__report_block(const char *who, const struct kalloc_block *b,
 				 const char *what, const void *caller);
 HIDDEN void kalloc__debug_at_exit(bool leaks);
+HIDDEN void kalloc__debug_forget(kalloc_t *a);
 HIDDEN int kalloc__features_init(kalloc_t *a, const char *core_opts);
 
 /* error.c */
@@ -161,7 +168,7 @@ HIDDEN void kalloc__unregister(kalloc_t *a);
 
 /* failslab.c */
 HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now */
-HIDDEN extern _Thread_local int kalloc__host_depth; /* nested host calls */
+HIDDEN extern FAST_TLS int kalloc__host_depth; /* nested host calls */
 HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
 HIDDEN void kalloc__fail_init(void);
 

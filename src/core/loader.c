@@ -326,6 +326,7 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 
 void kalloc__unload(kalloc_t *a)
 {
+	kalloc__debug_forget(a); /* its quarantined blocks, while it can */
 	kalloc__unregister(a);
 	a->p->fini(a->state);
 	dlclose(a->dl);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static _Thread_local int my_tid;
+static FAST_TLS int my_tid;
 
 static int tid(void)
 {

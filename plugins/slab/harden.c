@@ -1,0 +1,74 @@
+/*
+ * Hardening: the freelist secret and the reports of misuse.
+ *
+ * Free-list links are stored as next ^ secret ^ bswap(slot address) (as the
+ * kernel's SLAB_FREELIST_HARDENED), so a use-after-free write or an
+ * overflow into a free block yields a link outside its slab, caught when the
+ * block is popped.  The allocation bitmap catches double frees; the block
+ * geometry catches frees of interior pointers.  Every report goes through
+ * host->corruption, which names the pointer and aborts.
+ */
+#include "slab.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+uintptr_t slab_secret;
+
+void slab_secret_init(void)
+{
+	if (slab_secret)
+		return;
+	uint64_t v = 0;
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^
+		    (uint64_t)(uintptr_t)&v ^ (uint64_t)ts.tv_sec << 32;
+	}
+	slab_secret = (uintptr_t)(v | 1); /* never 0: links never read as-is */
+}
+
+void slab_double_free(const void *p, size_t size)
+{
+	slab_host->corruption("slab", p, "double free of a %zu-byte block", size);
+}
+
+void slab_corrupt_list(const void *slot, const void *next)
+{
+	slab_host->corruption("slab", slot,
+			      "free list corrupted: the free block's link decodes "
+			      "to %p, outside its slab (use after free or overflow "
+			      "into a freed block)", next);
+}
+
+void slab_bad_free(const void *p)
+{
+	if (!slab_registered(p))
+		slab_host->corruption("slab", p,
+				      "free of a pointer that slab did not allocate");
+	struct chunk *c = chunk_of(p);
+	if (slab_in_large(p)) {
+		const struct large *l = (const struct large *)c;
+		slab_host->corruption("slab", p,
+				      "free of a pointer %zu bytes into a "
+				      "%zu-byte page-mapped block at %p",
+				      (size_t)((const char *)p - l->ptr), l->usable,
+				      (void *)l->ptr);
+	}
+	struct slab *s = slab_of(c, p);
+	if (!s->size)
+		slab_host->corruption("slab", p,
+				      "free of a pointer into a free slab (double "
+				      "free, or never allocated)");
+	uintptr_t off = (uintptr_t)p - (uintptr_t)s->base;
+	if ((uintptr_t)p < (uintptr_t)s->base || off >= s->limit)
+		slab_host->corruption("slab", p,
+				      "free of a pointer outside any %u-byte block "
+				      "of its slab", s->size);
+	size_t inside = off % s->size;
+	slab_host->corruption("slab", p,
+			      "free of a pointer %zu bytes inside a %u-byte block "
+			      "at %p (not the start of a block)", inside, s->size,
+			      (void *)((const char *)p - inside));
+}

@@ -1,0 +1,123 @@
+/*
+ * Large blocks: sizes above CLASS_MAX or alignments above CLASS_MAX_ALIGN,
+ * each its own anonymous mapping.  The mapping starts on a 4 MiB granule
+ * (so the registry and chunk_of() find its header) with one header page,
+ * or `align` bytes of header space for larger alignments; the block follows.
+ * Pages never touched stay unbacked, so the header space costs one page.
+ *
+ * Fresh and grown pages come from the kernel zeroed: callers need not zero
+ * beyond the old usable length.  Growth tries mremap in place, then moves
+ * the pages to a new granule with mremap (no copy); shrinking unmaps the
+ * tail.  Nothing here runs under NOWAIT except in-place no-ops.
+ */
+#include "slab.h"
+
+#include <sys/mman.h>
+
+static _Atomic uint64_t large_count, large_bytes;
+
+static size_t header_space(size_t align)
+{
+	return align > PAGE_SIZE_ ? align : PAGE_SIZE_;
+}
+
+/* Bytes to map for a block of size after hdr bytes; 0 on overflow. */
+static size_t map_len_for(size_t hdr, size_t size)
+{
+	size_t n = hdr + size;
+	if (n < size || n > SIZE_MAX - PAGE_SIZE_)
+		return 0;
+	return (n + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
+}
+
+void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable)
+{
+	if (nowait)
+		return NULL;
+	slab_tick(false);
+	size_t hdr = header_space(align);
+	size_t len = map_len_for(hdr, size);
+	if (!len)
+		return NULL;
+	char *base = slab_map_aligned(len);
+	if (!base)
+		return NULL;
+	struct large *l = (struct large *)base;
+	l->kind = KIND_LARGE;
+	l->map_len = len;
+	l->ptr = base + hdr;
+	l->usable = len - hdr;
+	slab_register(REG_LARGE, base, true);
+	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&large_bytes, len, memory_order_relaxed);
+	*usable = l->usable;
+	return l->ptr;
+}
+
+void slab_large_free(struct large *l)
+{
+	size_t len = l->map_len;
+	slab_register(REG_LARGE, l, false); /* before the range can be mapped again */
+	munmap(l, len);
+	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&large_bytes, len, memory_order_relaxed);
+	slab_tick(false);
+}
+
+void *slab_large_resize(struct large *l, size_t size, size_t align,
+			bool nowait, size_t *usable)
+{
+	char *base = (char *)l;
+	size_t hdr = (size_t)(l->ptr - base);
+	if (((uintptr_t)l->ptr & (align - 1)) != 0)
+		return NULL;
+	size_t len = map_len_for(hdr, size);
+	if (!len)
+		return NULL;
+	size_t old_len = l->map_len;
+	if (len <= old_len) {
+		if (!nowait && len < old_len) {
+			munmap(base + len, old_len - len);
+			l->map_len = len;
+			l->usable = len - hdr;
+			atomic_fetch_sub_explicit(&large_bytes, old_len - len,
+						  memory_order_relaxed);
+		}
+		*usable = l->usable;
+		return l->ptr;
+	}
+	if (nowait)
+		return NULL;
+	if (mremap(base, old_len, len, 0) == MAP_FAILED) {
+		/* move the pages to a fresh granule-aligned range */
+		char *to = slab_map_aligned(len);
+		if (!to)
+			return NULL;
+		slab_register(REG_LARGE, base, false);
+		if (mremap(base, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   to) == MAP_FAILED) {
+			slab_register(REG_LARGE, base, true);
+			munmap(to, len);
+			return NULL;
+		}
+		base = to;
+		l = (struct large *)base;
+		l->ptr = base + hdr;
+		slab_register(REG_LARGE, base, true);
+	}
+	l->map_len = len;
+	l->usable = len - hdr;
+	atomic_fetch_add_explicit(&large_bytes, len - old_len,
+				  memory_order_relaxed);
+	*usable = l->usable;
+	return l->ptr;
+}
+
+int slab_large_stats(kalloc_stats_fn fn, void *ctx)
+{
+	fn(ctx, "slab", "large_blocks",
+	   atomic_load_explicit(&large_count, memory_order_relaxed));
+	fn(ctx, "slab", "large_bytes",
+	   atomic_load_explicit(&large_bytes, memory_order_relaxed));
+	return 0;
+}

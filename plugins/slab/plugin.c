@@ -1,0 +1,355 @@
+/*
+ * slab: the plugin descriptor and its entry points.
+ *
+ * One process-wide allocator: every instance (kalloc_open("slab") or the
+ * shared handle) serves from the same heaps and chunks, as kmalloc is one
+ * allocator for the whole kernel.  So owns() answers for blocks of any slab
+ * instance, and fini leaves the memory in place (blocks may outlive a
+ * handle only if the caller breaks kalloc_close's contract).
+ *
+ * Fast paths (no lock, no atomic read-modify-write): allocation pops the
+ * current slab of the thread's heap; a free of a block whose slab the
+ * thread's heap owns pushes it back.  Everything else is out of line.
+ *
+ * Sizes: classes up to 32 KiB with alignment up to 4096 (class.h); above,
+ * page-granular mappings (large.c) up to alignment 2 MiB.
+ * realloc: in place when the block is big enough and aligned, unless the
+ * new size fits a class at most half the block's size (then it moves, if
+ * that allocation succeeds); large blocks shrink by unmapping their tail and
+ * grow with mremap.  Otherwise allocate, copy, free.
+ */
+#include "slab.h"
+
+#include <string.h>
+
+const kalloc_host_t *slab_host;
+long slab_decay_ms = 1000;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static int instances;
+static int fork_depth; /* prepare hooks run once per instance */
+
+#define DEFAULT_DECAY_MS 1000
+
+static int slab_init(const kalloc_host_t *host, const char *options,
+		     void **state)
+{
+	(void)options;
+	int err = KALLOC_OK;
+	pthread_mutex_lock(&init_lock);
+	if (!slab_host) {
+		long decay = host->option("KALLOC_SLAB_DECAY_MS", DEFAULT_DECAY_MS);
+		slab_decay_ms = decay < 0 ? DEFAULT_DECAY_MS : decay;
+		slab_classes_init();
+		slab_secret_init();
+		err = slab_registry_init();
+		if (!err)
+			err = slab_pool_init();
+		if (!err)
+			err = slab_heap_init();
+		if (!err)
+			slab_host = host;
+		else
+			host->log("slab", "cannot map its initial memory");
+	}
+	if (!err)
+		instances++;
+	pthread_mutex_unlock(&init_lock);
+	*state = &instances;
+	return err;
+}
+
+static void slab_fini(void *state)
+{
+	(void)state;
+	pthread_mutex_lock(&init_lock);
+	instances--;
+	pthread_mutex_unlock(&init_lock);
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+static int alloc_slow(size_t size, size_t align, kalloc_flags_t f,
+		      kalloc_buf_t *out, bool *zeroed)
+{
+	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	bool atomic = f & KALLOC_ATOMIC;
+	int c = slab_class_of(size, align);
+	void *p;
+	size_t len = 0;
+	*zeroed = false;
+	if (c < 0) {
+		p = slab_large_alloc(size, align, nowait, &len);
+		*zeroed = true;
+	} else {
+		struct heap *h = slab_heap_acquire(nowait);
+		if (h == HEAP_TEARDOWN)
+			p = slab_fallback_alloc((unsigned)c, nowait, atomic);
+		else if (h)
+			p = slab_alloc_slow(h, (unsigned)c, nowait, atomic);
+		else
+			p = NULL;
+		len = slab_classes[c].size;
+	}
+	if (!p)
+		return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
+/* Any allocation not served by alloc_block's fast path. */
+static __attribute__((noinline)) int alloc_block_slow(size_t size, size_t align,
+						    kalloc_flags_t f, size_t kept,
+						    kalloc_buf_t *out)
+{
+	bool zeroed;
+	int err = alloc_slow(size, align, f, out, &zeroed);
+	if (!err && (f & KALLOC_ZERO) && !zeroed)
+		memset((char *)out->ptr + kept, 0, out->len - kept);
+	return err;
+}
+
+/* The current slab of the class is exhausted: refill from the thread's own
+ * heap (no lookups), then as alloc_block. */
+static __attribute__((noinline)) int alloc_refill(struct heap *h, int c,
+						kalloc_flags_t f, size_t kept,
+						kalloc_buf_t *out)
+{
+	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	void *p = slab_alloc_slow(h, (unsigned)c, nowait, f & KALLOC_ATOMIC);
+	if (unlikely(!p))
+		return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+	size_t len = slab_classes[c].size;
+	if (f & KALLOC_ZERO)
+		memset((char *)p + kept, 0, len - kept);
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
+/* An allocation; with ZERO, zeros from byte `kept` on. */
+static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
+			      size_t kept, kalloc_buf_t *out)
+{
+	int c = slab_class_of(size, align);
+	struct heap *h = slab_tl_heap;
+	if (likely(c >= 0 && (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
+		struct slab *s = h->cur[c];
+		if (unlikely(!s->free))
+			return alloc_refill(h, c, f, kept, out);
+		void *p = slab_pop(s);
+		if (f & KALLOC_ZERO)
+			memset((char *)p + kept, 0, s->size - kept);
+		*out = (kalloc_buf_t){ p, s->size };
+		return KALLOC_OK;
+	}
+	return alloc_block_slow(size, align, f, kept, out);
+}
+
+/* ---- free --------------------------------------------------------------- */
+
+/* The slab of a slab block p (its block index in *idx), or NULL for a
+ * large block (*large set); reports any other pointer as corruption. */
+static inline struct slab *lookup(const void *p, struct large **large,
+				  uint64_t *idx)
+{
+	struct chunk *c = chunk_of(p);
+	if (unlikely(!slab_in_chunk(p))) {
+		struct large *l = (struct large *)c;
+		if (!slab_in_large(p) || l->ptr != p)
+			slab_bad_free(p);
+		*large = l;
+		return NULL;
+	}
+	struct slab *s = slab_of(c, p);
+	int64_t i = slab_block_index(s, p);
+	if (unlikely(i < 0))
+		slab_bad_free(p);
+	*idx = (uint64_t)i;
+	return s;
+}
+
+static __attribute__((noinline)) void free_large(struct large *l)
+{
+	slab_large_free(l);
+}
+
+static inline __attribute__((always_inline)) void free_block(void *p,
+							     bool nowait)
+{
+	struct large *l = NULL;
+	uint64_t idx;
+	struct slab *s = lookup(p, &l, &idx);
+	if (unlikely(!s)) {
+		free_large(l);
+		return;
+	}
+	struct heap *h = slab_tl_heap;
+	if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h))
+		slab_free_local(h, s, p, idx, nowait);
+	else
+		slab_remote_free(s, p, idx);
+}
+
+/* ---- realloc of a live block ------------------------------------------ */
+
+/* Moves ptr's first `kept` bytes to a new block; false if none was had. */
+static bool move_block(void *ptr, kalloc_layout_t l, kalloc_flags_t f,
+		       size_t kept, bool nowait, kalloc_buf_t *out)
+{
+	if (alloc_block(l.size, l.align, f, kept, out) != KALLOC_OK)
+		return false;
+	memcpy(out->ptr, ptr, kept);
+	free_block(ptr, nowait);
+	return true;
+}
+
+static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
+					  kalloc_layout_t old, kalloc_flags_t f,
+					  kalloc_buf_t *out)
+{
+	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	struct large *lg = NULL;
+	uint64_t idx = 0;
+	struct slab *s = lookup(ptr, &lg, &idx);
+	if (s && unlikely(!slab_is_live(s, idx)))
+		slab_host->corruption("slab", ptr,
+				      "realloc of a %u-byte block that is not "
+				      "allocated (freed?)", s->size);
+	size_t usable = s ? s->size : lg->usable;
+	/* (a stale old layout never makes us copy past the block) */
+	size_t old_size = old.align && old.size < usable ? old.size : usable;
+	size_t kept = old_size < l.size ? old_size : l.size;
+	bool aligned = ((uintptr_t)ptr & (l.align - 1)) == 0;
+	int c = slab_class_of(l.size, l.align);
+
+	if (aligned && l.size <= usable) {
+		/* It fits.  Move only to a much smaller class (slab) or from a
+		 * mapping to a class (never under NOWAIT: that would unmap). */
+		bool smaller = s ? c >= 0 && slab_classes[c].size * 2 <= usable
+				 : c >= 0 && !nowait;
+		if (smaller && move_block(ptr, l, f, kept, nowait, out))
+			return KALLOC_OK;
+		if (!s) /* unmaps the tail pages (not under NOWAIT) */
+			slab_large_resize(lg, l.size, l.align, nowait, &usable);
+		if (f & KALLOC_ZERO)
+			memset((char *)ptr + kept, 0, usable - kept);
+		*out = (kalloc_buf_t){ ptr, usable };
+		return KALLOC_OK;
+	}
+	if (!s && aligned && c < 0) {
+		/* grow a mapping by remapping: pages past `usable` are zero */
+		size_t len;
+		void *p = slab_large_resize(lg, l.size, l.align, nowait, &len);
+		if (p) {
+			if (f & KALLOC_ZERO)
+				memset((char *)p + kept, 0, usable - kept);
+			*out = (kalloc_buf_t){ p, len };
+			return KALLOC_OK;
+		}
+	}
+	if (!s && nowait)
+		return KALLOC_EAGAIN; /* freeing a mapping is a system call */
+	if (move_block(ptr, l, f, kept, nowait, out))
+		return KALLOC_OK;
+	return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+static int slab_realloc(void *state, void *ptr, kalloc_layout_t l,
+			kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
+{
+	(void)state;
+	if (likely(!ptr))
+		return alloc_block(l.size, l.align, f, 0, out);
+	if (l.size == 0) {
+		free_block(ptr, false);
+		return KALLOC_OK;
+	}
+	return resize(ptr, l, old, f, out);
+}
+
+static void slab_free_sized(void *state, void *ptr, kalloc_layout_t old)
+{
+	(void)state;
+	(void)old; /* the slab knows the size: nothing to look up */
+	free_block(ptr, false);
+}
+
+static size_t slab_usable_size(void *state, const void *ptr)
+{
+	(void)state;
+	struct chunk *c = chunk_of(ptr);
+	if (slab_in_large(ptr)) {
+		const struct large *l = (const struct large *)c;
+		return l->ptr == ptr ? l->usable : 0;
+	}
+	if (!slab_in_chunk(ptr))
+		return 0;
+	struct slab *s = slab_of(c, ptr);
+	return slab_block_index(s, ptr) >= 0 ? s->size : 0;
+}
+
+static int slab_owns(void *state, const void *ptr)
+{
+	(void)state;
+	struct chunk *c = chunk_of(ptr);
+	if (slab_in_large(ptr))
+		return ((const struct large *)c)->ptr == ptr;
+	if (!slab_in_chunk(ptr))
+		return 0;
+	struct slab *s = slab_of(c, ptr);
+	int64_t idx = slab_block_index(s, ptr);
+	return idx >= 0 && slab_is_live(s, (uint64_t)idx);
+}
+
+static void slab_atfork_prepare(void *state)
+{
+	(void)state;
+	if (fork_depth++ == 0)
+		slab_heap_atfork_prepare();
+}
+
+static void slab_atfork_parent(void *state)
+{
+	(void)state;
+	if (--fork_depth == 0)
+		slab_heap_atfork_parent();
+}
+
+static void slab_atfork_child(void *state)
+{
+	(void)state;
+	if (--fork_depth == 0)
+		slab_heap_atfork_child();
+}
+
+static int slab_stats(void *state, kalloc_stats_fn fn, void *ctx)
+{
+	(void)state;
+	fn(ctx, "slab", "heaps", slab_heap_count());
+	fn(ctx, "slab", "decay_ms", (uint64_t)slab_decay_ms);
+	slab_large_stats(fn, ctx);
+	return slab_pool_stats(fn, ctx);
+}
+
+KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
+	KALLOC_PLUGIN_HEADER,
+	.name = "slab",
+	.version = "1.0",
+	.description = "own allocator: size classes, per-thread heaps, remote "
+		       "frees, decay to the OS, hardened free lists",
+	.flags = KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC,
+	.max_align = CHUNK_SIZE / 2,
+	.max_size = PTRDIFF_MAX - CHUNK_SIZE,
+	.init = slab_init,
+	.fini = slab_fini,
+	.realloc = slab_realloc,
+	.usable_size = slab_usable_size,
+	.free_sized = slab_free_sized,
+	.owns = slab_owns,
+	.atfork_prepare = slab_atfork_prepare,
+	.atfork_parent = slab_atfork_parent,
+	.atfork_child = slab_atfork_child,
+	.stats = slab_stats,
+};

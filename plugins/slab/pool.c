@@ -1,0 +1,323 @@
+/*
+ * The pool: slab chunks and the spans carved from them, and the decay that
+ * returns free spans to the OS.
+ *
+ * Under pool_lock: the chunk list, every chunk's free/dirty masks and
+ * release times, and the descriptors of free units.  A span handed out
+ * belongs to its heap until it comes back through slab_pool_put.
+ *
+ * Decay: a freed span stays resident ("dirty") so that it can be reused
+ * cheaply; once it has been free for slab_decay_ms it is madvise'd away, and
+ * a chunk whose units are all free and clean is unmapped.  Dirty units are
+ * also capped at 1/4 of the units in use (at least 2 MiB): a span freed
+ * beyond that is returned at once, so a program's peak RSS carries little
+ * freed memory.  Purges run on slow paths (getting or
+ * returning a span, slab_tick) and never under NOWAIT.
+ *
+ * The reserve chunk is mapped at start-up and serves only ATOMIC requests
+ * when no other chunk has room; it is never unmapped.
+ */
+#include "slab.h"
+
+#include <sys/mman.h>
+
+pthread_mutex_t slab_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chunk *chunks;  /* mapped chunks, oldest first */
+static struct chunk *reserve; /* the ATOMIC reserve */
+static long last_purge;       /* ms */
+static size_t units_used;     /* units in spans, all chunks */
+static size_t units_dirty;    /* free units that may be resident */
+
+/* Free units kept resident beyond this are returned at once: the decay
+ * delays returning memory, it does not hoard it. */
+#define DIRTY_MIN_UNITS ((size_t)(2 << 20) / SLAB_UNIT)
+
+static size_t dirty_limit(void)
+{
+	size_t share = units_used / 4;
+	return share > DIRTY_MIN_UNITS ? share : DIRTY_MIN_UNITS;
+}
+
+/* Returns units [u, u + n) of c, free and dirty, to the OS. */
+static void purge_run(struct chunk *c, unsigned u, unsigned n)
+{
+	madvise((char *)c + (size_t)u * SLAB_UNIT, n * SLAB_UNIT, MADV_DONTNEED);
+	us_assign(&c->dirty_units, u, n, false);
+	units_dirty -= n;
+}
+
+/* The units a chunk can give out: all but its metadata units. */
+static unitset_t all_units(void)
+{
+	unitset_t s = { { 0 } };
+	us_assign(&s, CHUNK_META_UNITS, CHUNK_UNITS - CHUNK_META_UNITS, true);
+	return s;
+}
+
+static struct chunk *chunk_new(bool is_reserve)
+{
+	struct chunk *c = slab_map_aligned(CHUNK_SIZE);
+	if (!c)
+		return NULL;
+	c->kind = KIND_CHUNK;
+	c->reserve = is_reserve;
+	c->free_units = all_units();
+	slab_register(REG_CHUNK, c, true);
+	return c;
+}
+
+int slab_pool_init(void)
+{
+	pthread_mutex_lock(&slab_pool_lock);
+	if (!reserve)
+		reserve = chunk_new(true);
+	pthread_mutex_unlock(&slab_pool_lock);
+	return reserve ? KALLOC_OK : KALLOC_ENOMEM;
+}
+
+static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
+			      struct heap *h)
+{
+	const struct class_info *ci = &slab_classes[cls];
+	for (unsigned k = 0; k < ci->span; k++) {
+		c->slabs[u + k].head = (uint8_t)k;
+		units_dirty -= us_test(&c->dirty_units, u + k);
+	}
+	units_used += ci->span;
+	us_assign(&c->free_units, u, ci->span, false);
+	us_assign(&c->dirty_units, u, ci->span, false);
+	struct slab *s = &c->slabs[u];
+	s->free = NULL;
+	s->base = (char *)c + (size_t)u * SLAB_UNIT;
+	s->bits = c->bits[u];
+	s->magic = ci->magic;
+	s->size = ci->size;
+	s->limit = ci->nblocks * ci->size;
+	atomic_store_explicit(&s->used, 0, memory_order_relaxed);
+	s->where = WHERE_CUR;
+	s->cls = (uint8_t)cls;
+	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
+	atomic_store_explicit(&s->thread_free, 0, memory_order_relaxed);
+	s->pending_next = s->next = s->prev = NULL;
+	s->nblocks = ci->nblocks;
+	s->bump = 0;
+	s->span = ci->span;
+	return s;
+}
+
+/* A span for class cls in the chunk list, resident units first (reusing
+ * them costs no page faults and lets the others decay). */
+static struct slab *take_run(struct chunk *list, unsigned cls, struct heap *h)
+{
+	unsigned n = slab_classes[cls].span, align = slab_classes[cls].span_align;
+	for (int pass = 0; pass < 2; pass++)
+		for (struct chunk *c = list; c; c = c->next) {
+			unitset_t m = pass ? c->free_units :
+				      us_and(&c->free_units, &c->dirty_units);
+			int u = us_find_run(&m, n, align);
+			if (u >= 0)
+				return span_take(c, (unsigned)u, cls, h);
+		}
+	return NULL;
+}
+
+/* madvises away c's dirty units freed at least the decay ago. */
+static void purge_chunk(struct chunk *c, long now)
+{
+	unsigned u = us_next(&c->dirty_units, 0);
+	while (u < CHUNK_UNITS) {
+		unsigned end = u;
+		while (end < CHUNK_UNITS && us_test(&c->dirty_units, end) &&
+		       (uint32_t)now - c->released_ms[end] >=
+			       (uint64_t)slab_decay_ms)
+			end++;
+		if (end > u)
+			purge_run(c, u, end - u);
+		u = us_next(&c->dirty_units, end + 1);
+	}
+}
+
+static void purge_locked(long now)
+{
+	last_purge = now;
+	unitset_t all = all_units();
+	for (struct chunk **pp = &chunks, *c; (c = *pp);) {
+		purge_chunk(c, now);
+		if (us_equal(&c->free_units, &all) && us_empty(&c->dirty_units)) {
+			*pp = c->next;
+			slab_register(REG_CHUNK, c, false);
+			munmap(c, CHUNK_SIZE);
+			continue;
+		}
+		pp = &c->next;
+	}
+	if (reserve) /* purged but never unmapped */
+		purge_chunk(reserve, now);
+}
+
+/* Over the dirty cap: return the span just freed ([u, u + n) of c), then
+ * other free units, oldest chunks first, until under the cap. */
+static void trim_dirty(struct chunk *c, unsigned u, unsigned n)
+{
+	purge_run(c, u, n);
+	size_t limit = dirty_limit();
+	for (struct chunk *k = chunks; k && units_dirty > limit; k = k->next) {
+		unsigned d = us_next(&k->dirty_units, 0);
+		while (d < CHUNK_UNITS && units_dirty > limit) {
+			unsigned end = d;
+			while (end < CHUNK_UNITS && us_test(&k->dirty_units, end) &&
+			       units_dirty - (end - d) > limit)
+				end++;
+			if (end == d)
+				end++;
+			purge_run(k, d, end - d);
+			d = us_next(&k->dirty_units, end);
+		}
+	}
+}
+
+static void maybe_purge_locked(void)
+{
+	long now = slab_now_ms();
+	long every = slab_decay_ms / 2;
+	if (now - last_purge >= every)
+		purge_locked(now);
+}
+
+struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
+			   bool atomic)
+{
+	if (nowait) {
+		if (pthread_mutex_trylock(&slab_pool_lock))
+			return NULL;
+	} else {
+		pthread_mutex_lock(&slab_pool_lock);
+	}
+	struct slab *s = take_run(chunks, cls, h);
+	if (!s && !nowait) {
+		struct chunk *c = chunk_new(false);
+		if (c) {
+			struct chunk **pp = &chunks;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = c; /* oldest first: new spans prefer old chunks */
+			s = take_run(c, cls, h);
+		}
+	}
+	if (!s && atomic && reserve) /* (never linked: next is NULL) */
+		s = take_run(reserve, cls, h);
+	if (!nowait)
+		maybe_purge_locked();
+	pthread_mutex_unlock(&slab_pool_lock);
+	return s;
+}
+
+bool slab_pool_put(struct slab *s, bool nowait)
+{
+	if (nowait) {
+		if (pthread_mutex_trylock(&slab_pool_lock))
+			return false;
+	} else {
+		pthread_mutex_lock(&slab_pool_lock);
+	}
+	struct chunk *c = chunk_of(s);
+	unsigned u = (unsigned)(s - c->slabs);
+	unsigned n = s->span;
+	s->size = 0;
+	s->limit = 0;
+	s->where = WHERE_NONE;
+	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+	uint32_t now = (uint32_t)slab_now_ms();
+	for (unsigned k = 0; k < n; k++) {
+		c->slabs[u + k].head = 0;
+		c->released_ms[u + k] = now;
+	}
+	us_assign(&c->free_units, u, n, true);
+	us_assign(&c->dirty_units, u, n, true);
+	units_used -= n;
+	units_dirty += n;
+	if (!nowait) {
+		if (units_dirty > dirty_limit())
+			trim_dirty(c, u, n);
+		maybe_purge_locked();
+	}
+	pthread_mutex_unlock(&slab_pool_lock);
+	return true;
+}
+
+void slab_pool_purge(void)
+{
+	pthread_mutex_lock(&slab_pool_lock);
+	maybe_purge_locked();
+	pthread_mutex_unlock(&slab_pool_lock);
+}
+
+void slab_pool_atfork_child(void)
+{
+	pthread_mutex_unlock(&slab_pool_lock);
+}
+
+/* ---- statistics (the /proc/slabinfo analogue) ---------------------------- */
+
+struct class_count {
+	uint64_t slabs, objs, active;
+};
+
+int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
+{
+	struct class_count cc[CLASS_COUNT] = { { 0, 0, 0 } };
+	uint64_t nchunks = 0, used_units = 0, dirty = 0, clean = 0;
+	pthread_mutex_lock(&slab_pool_lock);
+	unitset_t all = all_units();
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct chunk *c = pass ? reserve : chunks; c;
+		     c = pass ? NULL : c->next) {
+			nchunks++;
+			unsigned nfree = us_count(&c->free_units);
+			unsigned ndirty = us_count(&c->dirty_units);
+			dirty += ndirty;
+			clean += nfree - ndirty;
+			used_units += us_count(&all) - nfree;
+			for (unsigned u = CHUNK_META_UNITS; u < CHUNK_UNITS; u++) {
+				struct slab *s = &c->slabs[u];
+				if (!s->size || s->head)
+					continue;
+				cc[s->cls].slabs++;
+				cc[s->cls].objs += s->nblocks;
+				cc[s->cls].active += atomic_load_explicit(
+					&s->used, memory_order_relaxed);
+			}
+		}
+	}
+	pthread_mutex_unlock(&slab_pool_lock);
+
+	fn(ctx, "slab", "chunks", nchunks);
+	fn(ctx, "slab", "chunk_bytes", nchunks * CHUNK_SIZE);
+	fn(ctx, "slab", "span_bytes", used_units * SLAB_UNIT);
+	fn(ctx, "slab", "free_resident_bytes", dirty * SLAB_UNIT);
+	fn(ctx, "slab", "free_returned_bytes", clean * SLAB_UNIT);
+	for (unsigned k = 0; k < CLASS_COUNT; k++) {
+		if (!cc[k].slabs)
+			continue;
+		const struct class_info *ci = &slab_classes[k];
+		char group[32];
+		/* "kmalloc-<size>", written by hand: no stdio in the plugin */
+		char digits[12];
+		int nd = 0;
+		for (uint32_t v = ci->size; v; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		int g = 0;
+		for (const char *p = "kmalloc-"; *p; p++)
+			group[g++] = *p;
+		while (nd)
+			group[g++] = digits[--nd];
+		group[g] = 0;
+		fn(ctx, group, "active_objs", cc[k].active);
+		fn(ctx, group, "num_objs", cc[k].objs);
+		fn(ctx, group, "objsize", ci->size);
+		fn(ctx, group, "objperslab", ci->nblocks);
+		fn(ctx, group, "unitsperslab", ci->span);
+		fn(ctx, group, "num_slabs", cc[k].slabs);
+	}
+	return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * Frees from a thread that does not own the block's slab.
+ *
+ * The freeing thread pushes the block onto the slab's thread_free stack with
+ * one CAS.  Bit 0 of thread_free says "this slab is announced": the push that
+ * sets it (the first since the owner last collected) also pushes the slab
+ * onto its heap's pending stack.  The owner takes the whole pending stack
+ * with one exchange and, for each slab, the whole thread_free stack with one
+ * exchange (which clears the bit).  Hence:
+ *   - a slab is on its heap's pending stack at most once, and only while its
+ *     announced bit is set;
+ *   - the owner only collects a slab it popped from pending, so a slab is
+ *     never released while a remote thread is still announcing it (the
+ *     remote's block keeps `used` above zero until collected);
+ *   - both stacks are popped whole, so there is no ABA.
+ * A heap outlives its thread (abandoned heaps are reused), so pushing onto
+ * the owner's pending stack is always safe.
+ */
+#include "slab.h"
+
+#define ANNOUNCED ((uintptr_t)1)
+
+void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
+{
+	/* The owner sets the bit at allocation and clears it only once the
+	 * block is back; a clear bit here means the block is not live. */
+	if (unlikely(!slab_is_live(s, idx)))
+		slab_double_free(b, s->size);
+	uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
+	do {
+		struct block *head = (struct block *)(old & ~ANNOUNCED);
+		if (unlikely(head == b))
+			slab_double_free(b, s->size);
+		b->next = link_enc(head, b);
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->thread_free, &old, (uintptr_t)b | ANNOUNCED,
+		memory_order_acq_rel, memory_order_relaxed));
+	if (old & ANNOUNCED)
+		return;
+	struct heap *h = atomic_load_explicit(&s->owner, memory_order_relaxed);
+	struct slab *top = atomic_load_explicit(&h->pending, memory_order_relaxed);
+	do {
+		s->pending_next = top;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&h->pending, &top, s, memory_order_release, memory_order_relaxed));
+}
+
+/*
+ * Moves s's remote frees onto its free list.  Their links are encoded as
+ * the free list's, so the stack is checked block by block (each must be a
+ * block of s, allocated: a block freed twice is caught here) and spliced
+ * whole in front of the free list.
+ */
+static void collect(struct heap *h, struct slab *s, bool nowait)
+{
+	/* acq_rel: our reads of s (pending_next) happen before the next
+	 * announcer, which acquires this store, rewrites them */
+	uintptr_t v = atomic_exchange_explicit(&s->thread_free, 0,
+					       memory_order_acq_rel);
+	struct block *first = (struct block *)(v & ~ANNOUNCED);
+	if (!first)
+		return;
+	bool was_empty = !s->free;
+	struct block *b = first, *prev = NULL;
+	uint32_t n = 0;
+	for (;;) {
+		int64_t idx = slab_block_index(s, b);
+		if (unlikely(idx < 0))
+			slab_corrupt_list(prev ? (void *)prev : (void *)s, b);
+		slab_unmark(s, b, (uint64_t)idx);
+		n++;
+		struct block *next = link_dec(b->next, b);
+		if (!next)
+			break;
+		prev = b;
+		b = next;
+	}
+	b->next = link_enc(s->free, b);
+	s->free = first;
+	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - n;
+	atomic_store_explicit(&s->used, used, memory_order_relaxed);
+	if (was_empty || !used)
+		slab_free_slow(h, s, nowait);
+}
+
+void slab_drain(struct heap *h, bool nowait)
+{
+	struct slab *s = atomic_exchange_explicit(&h->pending, NULL,
+						  memory_order_acquire);
+	while (s) {
+		struct slab *next = s->pending_next;
+		collect(h, s, nowait);
+		s = next;
+	}
+}

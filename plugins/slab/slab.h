@@ -1,0 +1,350 @@
+/*
+ * slab: the project's own allocator (the Kmalloc analogue).  Internal
+ * interfaces shared by its files; nothing here is exported.
+ *
+ * Memory layout.  Slab memory comes in chunks of 4 MiB aligned to 4 MiB.  A
+ * chunk is 128 units of 32 KiB; its first CHUNK_META_UNITS units hold the
+ * chunk header, one slab descriptor per unit and one allocation bitmap per
+ * unit.  A slab (a span of 1-8 units) holds blocks of one size class.  So
+ * any block's descriptor is found from its address alone:
+ *
+ *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 15) & 127;
+ *     slab  = &chunk->slabs[unit] - chunk->slabs[unit].head;
+ *
+ * Large blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN) are their
+ * own mappings, also 4 MiB aligned, with a header page at the mapping start.
+ * The registry (registry.c) has one bit per 4 MiB granule of the address
+ * space that starts a chunk or large mapping of ours, so owns() and the
+ * invalid-free check never touch memory that is not ours.
+ *
+ * Ownership.  Every slab in use belongs to one heap (heap.c); a heap is used
+ * by at most one thread at a time.  The owner allocates and frees on its
+ * slabs with plain loads and stores.  Other threads push frees onto the
+ * slab's atomic thread_free list and, the first time, the slab onto its
+ * heap's atomic pending list (remote.c); the owner collects them.
+ *
+ * Locks, always taken in this order: fallback_lock (heap.c) -> heaps_lock
+ * (heap.c) -> pool_lock (pool.c).  The fast paths take none.
+ */
+#ifndef SLAB_H
+#define SLAB_H
+
+#include <kalloc/plugin.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "class.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define CHUNK_SHIFT 22
+#define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT) /* 4 MiB */
+#define CHUNK_UNITS ((unsigned)(CHUNK_SIZE / SLAB_UNIT)) /* 128 */
+#include "units.h"
+#define PAGE_SIZE_ 4096u
+#define ADDR_BITS 47 /* user address space the registry covers */
+
+/* Marks of our headers (checked in the core dump, not by the code: the
+ * registry says what a granule holds). */
+enum { KIND_CHUNK = 0x51ab0c4a, KIND_LARGE = 0x51ab1a46 };
+
+/* Where a slab in use sits in its heap. */
+enum { WHERE_NONE, WHERE_CUR, WHERE_PARTIAL, WHERE_FULL };
+
+/* A free block's first word: the next free block, encoded (harden.h). */
+struct block {
+	uintptr_t next;
+};
+
+struct heap;
+
+/*
+ * A slab descriptor.  The first cache line is what the owner's fast paths
+ * touch; remote threads read owner, base, size, magic and bits.  Fields of
+ * a unit that is not the head of a span are unused except `head`.
+ * Invariant while in use: used = nblocks - (blocks on `free`) - (blocks
+ * never carved), i.e. live blocks plus remote frees not yet collected.
+ */
+struct slab {
+	struct block *free;        /* owner's free list (encoded links) */
+	char *base;                /* first block */
+	_Atomic uint64_t *bits;    /* allocation bitmap by block index:
+				      bit set = live */
+	uint64_t magic;            /* block index = (off * magic) >> 40 */
+	uint32_t size;             /* block size; 0 when the unit is free */
+	uint32_t limit;            /* nblocks * size */
+	_Atomic uint32_t used;     /* owner-written; others only read it */
+	uint8_t pad0_;
+	uint8_t head;              /* units back to the span's head unit */
+	uint8_t where;             /* WHERE_* */
+	uint8_t cls;
+	_Atomic(struct heap *) owner;
+	/* second line: slower fields */
+	_Atomic uintptr_t thread_free; /* remote frees; bit 0 = slab notified */
+	struct slab *pending_next;     /* link in the owner's pending list */
+	struct slab *next, *prev;      /* heap's partial list (owner only) */
+	uint32_t nblocks;
+	uint32_t bump;                 /* blocks carved so far */
+	uint8_t span;                  /* units in the span */
+	uint8_t pad_[7];
+	uint64_t pad2_[2];
+} __attribute__((aligned(64)));
+
+/* Header of a slab chunk, at its start.  The descriptors come first, so a
+ * block's descriptor is at a fixed multiple of its unit number. */
+struct chunk {
+	struct slab slabs[CHUNK_UNITS];    /* meta units' are never slabs */
+	uint32_t kind;          /* KIND_CHUNK */
+	bool reserve;           /* the ATOMIC reserve: served to ATOMIC only */
+	struct chunk *next;     /* pool's chunk list */
+	unitset_t free_units;   /* units not in a span (never a meta unit) */
+	unitset_t dirty_units;  /* free units whose pages may be resident */
+	uint32_t released_ms[CHUNK_UNITS]; /* when each dirty unit was freed */
+	_Atomic uint64_t bits[CHUNK_UNITS][SLAB_MAX_BLOCKS / 64];
+};
+/* Units holding the metadata above, at the start of every chunk. */
+#define CHUNK_META_UNITS \
+	((unsigned)((sizeof(struct chunk) + SLAB_UNIT - 1) / SLAB_UNIT))
+_Static_assert(CHUNK_META_UNITS <= CHUNK_UNITS / 32,
+	       "chunk metadata stays a small part of the chunk");
+_Static_assert(sizeof(struct slab) == 128, "slab descriptor is two lines");
+
+/* Header page of a large mapping. */
+struct large {
+	uint32_t kind;   /* KIND_LARGE */
+	size_t map_len;  /* bytes mapped from the header page on */
+	char *ptr;       /* the block */
+	size_t usable;   /* map_len - (ptr - header) */
+};
+
+/* A thread's heap: its current slab per class and its partial slabs. */
+struct heap {
+	struct slab *cur[CLASS_COUNT];     /* never NULL: &slab_empty at worst */
+	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur: */
+	struct slab *partial_tail[CLASS_COUNT]; /* a FIFO (see alloc.c) */
+	_Atomic(struct slab *) pending;    /* slabs with remote frees */
+	struct heap *all_next;             /* every heap (heaps_lock) */
+	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
+	int state;                         /* HEAP_* (heaps_lock) */
+} __attribute__((aligned(64)));
+enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
+
+/* ---- globals (plugin.c) ----------------------------------------------- */
+
+HIDDEN extern const kalloc_host_t *slab_host;
+HIDDEN extern long slab_decay_ms;
+
+/* ---- harden.c --------------------------------------------------------- */
+
+HIDDEN extern uintptr_t slab_secret;
+HIDDEN void slab_secret_init(void);
+/* Diagnoses and reports an invalid free of p (never returns). */
+HIDDEN __attribute__((noreturn, cold)) void slab_bad_free(const void *p);
+HIDDEN __attribute__((noreturn, cold)) void slab_double_free(const void *p,
+							      size_t size);
+HIDDEN __attribute__((noreturn, cold)) void slab_corrupt_list(const void *slot,
+							       const void *next);
+
+/* Safe-linking: a free block's link, bound to its own address. */
+static inline uintptr_t link_enc(const void *next, const void *slot)
+{
+	return (uintptr_t)next ^ slab_secret ^
+	       __builtin_bswap64((uint64_t)(uintptr_t)slot);
+}
+static inline struct block *link_dec(uintptr_t v, const void *slot)
+{
+	return (struct block *)(v ^ slab_secret ^
+				__builtin_bswap64((uint64_t)(uintptr_t)slot));
+}
+
+/* ---- registry.c ------------------------------------------------------- */
+
+HIDDEN int slab_registry_init(void);
+/* Two bitmaps of one bit per granule: [0] slab chunks, [1] large mappings. */
+HIDDEN extern _Atomic uint64_t *slab_registry[2];
+#define REGISTRY_GRANULES ((uint64_t)1 << (ADDR_BITS - CHUNK_SHIFT))
+enum { REG_CHUNK, REG_LARGE };
+
+static inline bool registry_test(int map, const void *p)
+{
+	uint64_t g = (uintptr_t)p >> CHUNK_SHIFT;
+	if (unlikely(g >= REGISTRY_GRANULES))
+		return false;
+	return atomic_load_explicit(&slab_registry[map][g / 64],
+				    memory_order_relaxed) &
+	       ((uint64_t)1 << (g % 64));
+}
+
+/* Does p's 4 MiB granule start one of our slab chunks? */
+static inline bool slab_in_chunk(const void *p)
+{
+	return registry_test(REG_CHUNK, p);
+}
+
+/* ... one of our large mappings? */
+static inline bool slab_in_large(const void *p)
+{
+	return registry_test(REG_LARGE, p);
+}
+
+static inline bool slab_registered(const void *p)
+{
+	return slab_in_chunk(p) || slab_in_large(p);
+}
+HIDDEN void slab_register(int map, const void *granule, bool on);
+/* An anonymous mapping of len bytes aligned to CHUNK_SIZE, or NULL. */
+HIDDEN void *slab_map_aligned(size_t len);
+HIDDEN long slab_now_ms(void);
+
+static inline struct chunk *chunk_of(const void *p)
+{
+	return (struct chunk *)((uintptr_t)p & ~(CHUNK_SIZE - 1));
+}
+
+/* The span descriptor of an address inside a slab chunk. */
+static inline struct slab *slab_of(struct chunk *c, const void *p)
+{
+	struct slab *s = &c->slabs[((uintptr_t)p >> SLAB_UNIT_SHIFT) &
+				   (CHUNK_UNITS - 1)];
+	return s - s->head;
+}
+
+/* ---- pool.c ----------------------------------------------------------- */
+
+HIDDEN extern pthread_mutex_t slab_pool_lock;
+HIDDEN int slab_pool_init(void);
+/* A fresh span for class cls owned by h, or NULL (nowait: trylock, no mmap;
+ * atomic: may use the reserve chunk). */
+HIDDEN struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
+				  bool atomic);
+/* Returns an empty span; false (span kept) if nowait and the lock is busy. */
+HIDDEN bool slab_pool_put(struct slab *s, bool nowait);
+/* Returns to the OS the free units released more than the decay ago. */
+HIDDEN void slab_pool_purge(void);
+HIDDEN void slab_pool_atfork_child(void);
+HIDDEN int slab_pool_stats(kalloc_stats_fn fn, void *ctx);
+
+/* ---- slab ops: alloc.c ------------------------------------------------ */
+
+HIDDEN extern struct slab slab_empty; /* the cur of a class with no slab */
+HIDDEN void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait,
+			     bool atomic);
+/* A local free found the slab was full, or now empty. */
+HIDDEN void slab_free_slow(struct heap *h, struct slab *s, bool nowait);
+/* Unlinks an empty slab from h and returns it to the pool (unless nowait
+ * and the pool is busy). */
+HIDDEN void slab_retire_if_empty(struct heap *h, struct slab *s, bool nowait);
+/* Gives up h's current slabs (thread exit): empty ones go to the pool. */
+HIDDEN void slab_heap_drop_current(struct heap *h);
+
+/* ---- remote.c --------------------------------------------------------- */
+
+HIDDEN void slab_remote_free(struct slab *s, struct block *b, uint64_t idx);
+/* Collects h's remote frees into its slabs. */
+HIDDEN void slab_drain(struct heap *h, bool nowait);
+
+/* ---- heap.c ----------------------------------------------------------- */
+
+#define HEAP_TEARDOWN ((struct heap *)1)
+HIDDEN extern __thread struct heap *slab_tl_heap
+	__attribute__((tls_model("initial-exec")));
+HIDDEN int slab_heap_init(void);
+/* This thread's heap, acquiring one if needed; NULL if none can be had
+ * (nowait) or the thread is tearing down (HEAP_TEARDOWN returned). */
+HIDDEN struct heap *slab_heap_acquire(bool nowait);
+/* Allocation on the shared fallback heap (threads past their teardown). */
+HIDDEN void *slab_fallback_alloc(unsigned cls, bool nowait, bool atomic);
+/* Periodic work on slow paths: abandoned heaps' remote frees, decay. */
+HIDDEN void slab_tick(bool nowait);
+HIDDEN void slab_heap_atfork_prepare(void);
+HIDDEN void slab_heap_atfork_parent(void);
+HIDDEN void slab_heap_atfork_child(void);
+HIDDEN unsigned slab_heap_count(void);
+
+/* ---- large.c ---------------------------------------------------------- */
+
+HIDDEN void *slab_large_alloc(size_t size, size_t align, bool nowait,
+			      size_t *usable);
+HIDDEN void slab_large_free(struct large *l);
+/* Resizes in place (or by moving pages); NULL if it cannot. */
+HIDDEN void *slab_large_resize(struct large *l, size_t size, size_t align,
+			       bool nowait, size_t *usable);
+HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
+
+/* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
+
+/* The block index of an offset in s (exact for offsets in the span). */
+static inline uint64_t slab_index(const struct slab *s, uint64_t off)
+{
+	return (off * s->magic) >> CLASS_MAGIC_SHIFT;
+}
+
+/* p's block index if p starts a block of the slab in use s, else -1. */
+static inline int64_t slab_block_index(const struct slab *s, const void *p)
+{
+	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
+	uint64_t idx = slab_index(s, off);
+	if (unlikely(off >= s->limit || idx * s->size != off))
+		return -1;
+	return (int64_t)idx;
+}
+
+static inline bool slab_is_live(const struct slab *s, uint64_t idx)
+{
+	return atomic_load_explicit(&s->bits[idx / 64], memory_order_relaxed) &
+	       ((uint64_t)1 << (idx % 64));
+}
+
+/* Pops the first free block; the caller checked s->free. */
+static inline void *slab_pop(struct slab *s)
+{
+	struct block *b = s->free;
+	struct block *n = link_dec(b->next, b);
+	if (unlikely((uintptr_t)n - (uintptr_t)s->base >= s->limit) && n)
+		slab_corrupt_list(b, n);
+	s->free = n;
+	uint64_t idx = slab_index(s, (uintptr_t)b - (uintptr_t)s->base);
+	_Atomic uint64_t *w = &s->bits[idx / 64];
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |
+				 (uint64_t)1 << (idx % 64),
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->used,
+			      atomic_load_explicit(&s->used, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	return b;
+}
+
+/*
+ * Clears block idx's bit in the bitmap; reports a double free of p when it
+ * was not set.  Only the owner calls it (a plain read-modify-write).
+ */
+static inline void slab_unmark(struct slab *s, const void *p, uint64_t idx)
+{
+	_Atomic uint64_t *w = &s->bits[idx / 64];
+	uint64_t bit = (uint64_t)1 << (idx % 64);
+	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+	if (unlikely(!(v & bit)))
+		slab_double_free(p, s->size);
+	atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
+}
+
+/* The local free of a block of s, owned by h. */
+static inline void slab_free_local(struct heap *h, struct slab *s,
+				   struct block *b, uint64_t idx, bool nowait)
+{
+	slab_unmark(s, b, idx);
+	struct block *head = s->free;
+	b->next = link_enc(head, b);
+	s->free = b;
+	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - 1;
+	atomic_store_explicit(&s->used, used, memory_order_relaxed);
+	if (unlikely(!head || !used))
+		slab_free_slow(h, s, nowait);
+}
+
+#endif

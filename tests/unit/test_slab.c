@@ -1,0 +1,952 @@
+/*
+ * The slab backend: size classes, threads, decay, NOWAIT, hardening, fork.
+ *
+ * Every test opens its own "slab" handle in Check's forked child, so each
+ * starts from a fresh allocator (KALLOC_SLAB_DECAY_MS is read at its init).
+ * The class tables are also checked white-box, by compiling class.c in.
+ */
+#include <check.h>
+#include <kalloc.h>
+#include <kalloc/plugin.h>
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* Tools that keep shadow memory of what was unmapped: RSS is theirs too. */
+#if defined(__SANITIZE_THREAD__)
+#define SHADOW_RSS 1
+#else
+#define SHADOW_RSS RUNNING_ON_VALGRIND
+#endif
+
+#include "../../plugins/slab/class.c"
+
+static kalloc_t *A;
+
+/* An assertion for hot loops and threads: Check's ck_assert records every
+ * passing check through its pipe, far too slow there. */
+#define REQUIRE(cond, ...)                          \
+	do {                                        \
+		if (!(cond))                        \
+			ck_abort_msg(__VA_ARGS__);  \
+	} while (0)
+
+static void open_slab(void)
+{
+	if (kalloc_open("slab", NULL, &A) != KALLOC_OK)
+		ck_abort_msg("cannot open slab: %s", kalloc_errmsg());
+}
+
+static void close_slab(void)
+{
+	kalloc_close(A);
+	A = NULL;
+}
+
+static void *alloc(size_t size, size_t align, kalloc_flags_t f, size_t *len)
+{
+	kalloc_buf_t b;
+	int err = kalloc_alloc(A, KALLOC_LAYOUT(size, align), f, &b);
+	REQUIRE(err == KALLOC_OK, "alloc(%zu, %zu, 0x%x): %s", size, align,
+		(unsigned)f, kalloc_errmsg());
+	REQUIRE(b.len >= size, "len %zu < size %zu", b.len, size);
+	if (len)
+		*len = b.len;
+	return b.ptr;
+}
+
+static void release(void *p)
+{
+	kalloc_free(A, p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+/* A block's cookie: its size at the start, a pattern in its first and last
+ * 8 bytes (it needs size >= 24). */
+static void cookie_put(void *p, size_t size)
+{
+	unsigned char *c = p;
+	memcpy(c, &size, sizeof(size));
+	for (int i = 0; i < 8; i++) {
+		c[8 + i] = (unsigned char)((uintptr_t)p >> i ^ 0x5a);
+		c[size - 8 + i] = (unsigned char)(size >> i ^ 0xa5);
+	}
+}
+
+static size_t cookie_check(const void *p)
+{
+	const unsigned char *c = p;
+	size_t size;
+	memcpy(&size, c, sizeof(size));
+	for (int i = 0; i < 8; i++) {
+		REQUIRE(c[8 + i] == (unsigned char)((uintptr_t)p >> i ^ 0x5a),
+			"cookie head of %p damaged", p);
+		REQUIRE(c[size - 8 + i] == (unsigned char)(size >> i ^ 0xa5),
+			"cookie tail of %p (%zu bytes) damaged", p, size);
+	}
+	return size;
+}
+
+static unsigned rnd(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, res = 0;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &res), 2);
+	fclose(f);
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* ---- size classes (white box) ------------------------------------------ */
+
+START_TEST(class_table_invariants)
+{
+	slab_classes_init();
+	for (unsigned c = 0; c < CLASS_COUNT; c++) {
+		const struct class_info *ci = &slab_classes[c];
+		size_t bytes = ci->span * SLAB_UNIT;
+		ck_assert_uint_ge(ci->nblocks, 1);
+		ck_assert_uint_le(ci->nblocks, SLAB_MAX_BLOCKS);
+		ck_assert_uint_le((size_t)ci->nblocks * ci->size, bytes);
+		if (c)
+			ck_assert_uint_gt(ci->size, slab_classes[c - 1].size);
+		/* the block index of every offset in the span is exact */
+		for (uint64_t off = 0; off < bytes; off++) {
+			uint64_t idx = (off * ci->magic) >> CLASS_MAGIC_SHIFT;
+			if (idx != off / ci->size)
+				ck_abort_msg("class %u (%u B): offset %ju gives "
+					     "index %ju", c, ci->size,
+					     (uintmax_t)off, (uintmax_t)idx);
+		}
+		/* a power-of-two class starts its span on a multiple of its
+		 * size: naturally aligned blocks */
+		if (!(ci->size & (ci->size - 1))) {
+			ck_assert_uint_eq(bytes % ci->size, 0);
+			size_t start_align = ci->span_align * SLAB_UNIT;
+			ck_assert_uint_eq(start_align % ci->size == 0 ||
+						  SLAB_UNIT % ci->size == 0,
+					  1);
+		}
+		/* enough blocks per span that one thread's class is not a
+		 * slab per block */
+		ck_assert_uint_ge(ci->nblocks, SLAB_MIN_BLOCKS);
+	}
+	ck_assert_uint_eq(slab_classes[CLASS_COUNT - 1].size, CLASS_MAX);
+}
+END_TEST
+
+START_TEST(class_lookup_waste_and_alignment)
+{
+	slab_classes_init();
+	for (size_t align = 1; align <= CLASS_MAX_ALIGN; align *= 2) {
+		for (size_t n = 1; n <= CLASS_MAX; n++) {
+			int c = slab_class_of(n, align);
+			size_t rounded = (n + align - 1) & ~(align - 1);
+			if (rounded > CLASS_MAX) {
+				REQUIRE(c == -1, "%zu/%zu: class %d", n, align, c);
+				continue;
+			}
+			REQUIRE(c >= 0, "%zu/%zu: no class", n, align);
+			uint32_t s = slab_classes[c].size;
+			REQUIRE(s >= rounded, "%zu/%zu: class %u", n, align, s);
+			/* the smallest class that fits */
+			REQUIRE(c == 0 || slab_classes[c - 1].size < rounded,
+				"%zu/%zu: class %u is not the smallest", n, align, s);
+			/* blocks at multiples of s are aligned */
+			REQUIRE(s % align == 0, "size %zu align %zu: class %u",
+				n, align, s);
+			/* at most 12.5% waste above 64 bytes */
+			REQUIRE(align > 8 || n <= 64 || (s - n) * 8 <= n,
+				"size %zu: class %u wastes more than 12.5%%", n, s);
+			REQUIRE(align != 1 || n < 16 || (n & (n - 1)) || s == n,
+				"power of two %zu: class %u", n, s);
+		}
+	}
+	ck_assert_int_eq(slab_class_of(CLASS_MAX + 1, 1), -1);
+	ck_assert_int_eq(slab_class_of(16, CLASS_MAX_ALIGN * 2), -1);
+}
+END_TEST
+
+/* The same rules seen through the API. */
+START_TEST(api_sizes_alignment)
+{
+	open_slab();
+	for (size_t n = 1; n <= 40000; n += (n < 2048 ? 1 : 61)) {
+		size_t len;
+		void *p = alloc(n, 1, 0, &len);
+		REQUIRE(kalloc_usable_size(A, p) == len, "usable of %zu", n);
+		memset(p, 0xab, len);
+		REQUIRE(n <= 64 || n > CLASS_MAX || (len - n) * 8 <= n,
+			"%zu -> %zu", n, len);
+		release(p);
+	}
+	for (size_t n = 1; n <= CLASS_MAX; n *= 2) {
+		void *ps[8];
+		for (int i = 0; i < 8; i++) {
+			ps[i] = alloc(n, 1, 0, NULL);
+			ck_assert_msg(((uintptr_t)ps[i] & (n - 1)) == 0,
+				      "%zu-byte block %p not naturally aligned",
+				      n, ps[i]);
+		}
+		for (int i = 0; i < 8; i++)
+			release(ps[i]);
+	}
+	unsigned seed = 7;
+	for (size_t align = 1; align <= ((size_t)2 << 20); align *= 2) {
+		for (int i = 0; i < 20; i++) {
+			size_t n = 1 + rnd(&seed) % (i < 10 ? 3000 : 70000);
+			size_t len;
+			void *p = alloc(n, align, 0, &len);
+			ck_assert_msg(((uintptr_t)p & (align - 1)) == 0,
+				      "%p not aligned to %zu", p, align);
+			memset(p, 1, len);
+			ck_assert_int_eq(kalloc_owns(A, p), 1);
+			release(p);
+		}
+	}
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(A, KALLOC_LAYOUT(16, (size_t)4 << 20),
+				      KALLOC_NOWARN, &b), KALLOC_EALIGN);
+	close_slab();
+}
+END_TEST
+
+START_TEST(owns_and_usable_size)
+{
+	open_slab();
+	size_t len;
+	char *p = alloc(100, 8, 0, &len);
+	char *big = alloc(100000, 8, 0, NULL);
+	int local;
+	ck_assert_int_eq(kalloc_owns(A, p), 1);
+	ck_assert_int_eq(kalloc_owns(A, big), 1);
+	ck_assert_int_eq(kalloc_owns(A, p + 8), 0);
+	ck_assert_int_eq(kalloc_owns(A, big + 4096), 0);
+	ck_assert_int_eq(kalloc_owns(A, &local), 0);
+	ck_assert_int_eq(kalloc_owns(A, (void *)&rss_kib), 0);
+	ck_assert_uint_eq(kalloc_usable_size(A, p), len);
+	ck_assert_uint_ge(kalloc_usable_size(A, big), 100000);
+	release(p);
+	ck_assert_int_eq(kalloc_owns(A, p), 0);
+	release(big);
+	ck_assert_int_eq(kalloc_owns(A, big), 0);
+	close_slab();
+}
+END_TEST
+
+/* ---- realloc -------------------------------------------------------------- */
+
+START_TEST(realloc_in_place_and_moves)
+{
+	open_slab();
+	kalloc_buf_t b;
+	size_t len;
+	char *p = alloc(100, 8, 0, &len);
+	memset(p, 7, 100);
+	/* within the block: same pointer, kept content, zeros after */
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(len, 8),
+					KALLOC_LAYOUT(100, 8), KALLOC_ZERO, &b), 0);
+	ck_assert_ptr_eq(b.ptr, p);
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(p[i] == (i < 100 ? 7 : 0), "byte %zu", i);
+	/* a modest shrink stays */
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(90, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), 0);
+	ck_assert_ptr_eq(b.ptr, p);
+	/* a much smaller size moves to its class, keeping content */
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(20, 8),
+					KALLOC_LAYOUT(90, 8), 0, &b), 0);
+	ck_assert_ptr_ne(b.ptr, p);
+	ck_assert_uint_eq(b.len, 32);
+	for (size_t i = 0; i < 20; i++)
+		REQUIRE(((char *)b.ptr)[i] == 7, "byte %zu", i);
+	p = b.ptr;
+	/* growth through every range: slab -> slab -> mapping -> bigger */
+	size_t sizes[] = { 3000, 30000, 100000, 5000000, 20000000, 200 };
+	size_t have = 20;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(sizes[k], 8),
+						KALLOC_LAYOUT(have, 8),
+						KALLOC_ZERO, &b), 0);
+		ck_assert_uint_ge(b.len, sizes[k]);
+		char *q = b.ptr;
+		size_t kept = have < sizes[k] ? have : sizes[k];
+		for (size_t i = 0; i < kept; i += 1 + i / 64)
+			REQUIRE(q[i] == (char)(i < 20 ? 7 : i % 101),
+				"byte %zu lost growing to %zu", i, sizes[k]);
+		for (size_t i = kept; i < b.len; i += 1 + i / 64)
+			REQUIRE(q[i] == 0, "byte %zu not zero", i);
+		for (size_t i = kept > 20 ? kept : 20; i < sizes[k]; i++)
+			q[i] = (char)(i % 101);
+		p = q;
+		have = sizes[k];
+	}
+	ck_assert_int_eq(kalloc_owns(A, p), 1);
+	release(p);
+	/* a mapping shrinks in place */
+	p = alloc(1000000, 8, 0, NULL);
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(600000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), 0);
+	ck_assert_ptr_eq(b.ptr, p);
+	ck_assert_uint_lt(b.len, 700000);
+	/* a realloc to a larger alignment moves when it must */
+	char *s = alloc(48, 16, 0, NULL);
+	memset(s, 3, 48);
+	ck_assert_int_eq(kalloc_realloc(A, s, KALLOC_LAYOUT(48, 4096),
+					KALLOC_LAYOUT(48, 16), 0, &b), 0);
+	ck_assert_uint_eq((uintptr_t)b.ptr % 4096, 0);
+	ck_assert_int_eq(((char *)b.ptr)[47], 3);
+	release(b.ptr);
+	release(p);
+	close_slab();
+}
+END_TEST
+
+START_TEST(zero_flag)
+{
+	open_slab();
+	/* dirty some blocks, free them, then ask for zeroed ones */
+	for (int round = 0; round < 2; round++) {
+		void *ps[64];
+		for (int i = 0; i < 64; i++) {
+			size_t len;
+			ps[i] = alloc(200, 8, round ? KALLOC_ZERO : 0, &len);
+			if (round)
+				for (size_t k = 0; k < len; k++)
+					REQUIRE(((char *)ps[i])[k] == 0,
+						"byte %zu not zero", k);
+			memset(ps[i], 0xee, len);
+		}
+		for (int i = 0; i < 64; i++)
+			release(ps[i]);
+	}
+	close_slab();
+}
+END_TEST
+
+/* ---- threads -------------------------------------------------------------- */
+
+#define SLOTS 2048
+static _Atomic(void *) slots[SLOTS];
+
+static void *churn(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	int rounds = RUNNING_ON_VALGRIND ? 20000 : 150000;
+	for (int i = 0; i < rounds; i++) {
+		unsigned r = rnd(&seed);
+		size_t size = 24 + (r % 16 == 0 ? rnd(&seed) % 40000 :
+				    rnd(&seed) % 1000);
+		void *p = alloc(size, 8, 0, NULL);
+		cookie_put(p, size);
+		void *old = atomic_exchange(&slots[r % SLOTS], p);
+		if (old) {
+			cookie_check(old);
+			release(old);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(cross_thread_frees_under_churn)
+{
+	open_slab();
+	pthread_t t[4];
+	for (uintptr_t i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, churn,
+						(void *)(i * 7919 + 1)), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < SLOTS; i++) {
+		void *p = atomic_exchange(&slots[i], NULL);
+		if (p) {
+			cookie_check(p);
+			release(p);
+		}
+	}
+	close_slab();
+}
+END_TEST
+
+#define KEEP 20000
+static void *kept_blocks[KEEP];
+static pthread_key_t late_key;
+static _Atomic int late_ok;
+
+/* Runs after slab's own destructor (a later key): the thread is tearing
+ * down, and still allocates and frees. */
+static void late_destructor(void *v)
+{
+	release(v); /* a block this thread allocated before teardown */
+	void *ps[100];
+	for (int i = 0; i < 100; i++) {
+		kalloc_buf_t b;
+		if (kalloc_alloc(A, KALLOC_LAYOUT(24 + i * 10, 8), 0, &b))
+			return;
+		ps[i] = b.ptr;
+		cookie_put(ps[i], 24 + (size_t)i * 10);
+	}
+	for (int i = 0; i < 100; i++) {
+		cookie_check(ps[i]);
+		release(ps[i]);
+	}
+	atomic_fetch_add(&late_ok, 1);
+}
+
+static void *make_and_exit(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	for (int i = 0; i < KEEP; i++) {
+		size_t size = 24 + rnd(&seed) % 3000;
+		kept_blocks[i] = alloc(size, 8, 0, NULL);
+		cookie_put(kept_blocks[i], size);
+	}
+	pthread_setspecific(late_key, alloc(64, 8, 0, NULL));
+	return NULL;
+}
+
+static void *free_half(void *arg)
+{
+	for (int i = (int)(uintptr_t)arg; i < KEEP; i += 2) {
+		cookie_check(kept_blocks[i]);
+		release(kept_blocks[i]);
+	}
+	return NULL;
+}
+
+struct want {
+	const char *group, *key;
+	uint64_t value;
+	int found;
+};
+
+static void find_stat(void *ctx, const char *group, const char *key,
+		      uint64_t value)
+{
+	struct want *w = ctx;
+	if (!strcmp(group, w->group) && !strcmp(key, w->key)) {
+		w->value = value;
+		w->found++;
+	}
+}
+
+static uint64_t stat_of(const char *group, const char *key)
+{
+	struct want w = { group, key, 0, 0 };
+	ck_assert_int_gt(kalloc_stats_foreach(A, find_stat, &w), 0);
+	return w.found ? w.value : UINT64_MAX;
+}
+
+START_TEST(thread_exit_blocks_live_on)
+{
+	open_slab();
+	ck_assert_int_eq(pthread_key_create(&late_key, late_destructor), 0);
+	for (int round = 0; round < 4; round++) {
+		pthread_t t, f[2];
+		ck_assert_int_eq(pthread_create(&t, NULL, make_and_exit,
+						(void *)(uintptr_t)(round + 1)), 0);
+		pthread_join(t, NULL);
+		/* the thread is gone; its blocks are intact and freed by
+		 * two other threads at once */
+		for (uintptr_t k = 0; k < 2; k++)
+			pthread_create(&f[k], NULL, free_half, (void *)k);
+		for (int k = 0; k < 2; k++)
+			pthread_join(f[k], NULL);
+	}
+	ck_assert_int_eq(atomic_load(&late_ok), 4);
+	/* exited threads' heaps are reused, not piled up: at most the
+	 * main thread's, one per live thread and the pre-mapped one */
+	uint64_t heaps = stat_of("slab", "heaps");
+	ck_assert_msg(heaps <= 5, "%ju heaps after 12 threads", (uintmax_t)heaps);
+	close_slab();
+}
+END_TEST
+
+/* ---- memory goes back to the OS ----------------------------------------- */
+
+#define RSS_BLOCKS (64 * 4096) /* 64 MiB of 256-byte blocks */
+
+static void **rss_blocks;
+
+static void *rss_alloc_part(void *arg)
+{
+	for (int i = (int)(uintptr_t)arg; i < RSS_BLOCKS; i += 2) {
+		rss_blocks[i] = alloc(256, 8, 0, NULL);
+		memset(rss_blocks[i], 1, 256);
+	}
+	return NULL;
+}
+
+/* Runs a slow path, where decay is checked: a page-mapped block. */
+static void slow_path(void)
+{
+	release(alloc(1 << 20, 8, 0, NULL));
+}
+
+static void rss_round(bool threads, long decay_ms)
+{
+	rss_blocks = calloc(RSS_BLOCKS, sizeof(void *));
+	ck_assert_ptr_nonnull(rss_blocks);
+	memset(rss_blocks, 0, RSS_BLOCKS * sizeof(void *));
+	release(alloc(256, 8, 0, NULL));
+	long base = rss_kib();
+	if (threads) {
+		pthread_t t[2];
+		for (uintptr_t k = 0; k < 2; k++)
+			pthread_create(&t[k], NULL, rss_alloc_part, (void *)k);
+		for (int k = 0; k < 2; k++)
+			pthread_join(t[k], NULL);
+	} else {
+		rss_alloc_part((void *)0);
+		rss_alloc_part((void *)1);
+	}
+	long full = rss_kib();
+	ck_assert_msg(full - base >= 60 * 1024, "RSS grew by %ld KiB only",
+		      full - base);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < RSS_BLOCKS; i++)
+		release(rss_blocks[i]);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long took_ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+		       (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* (a slow run, under valgrind, may outlast the decay) */
+	if (decay_ms > 0 && took_ms < decay_ms / 4) {
+		/* the decay keeps a little freed memory resident for reuse,
+		 * never more than its cap (2 MiB while nothing is in use) */
+		uint64_t kept = stat_of("slab", "free_resident_bytes");
+		ck_assert_msg(kept > 0, "nothing kept resident for the decay");
+		ck_assert_msg(kept <= (3u << 20), "%ju bytes kept resident",
+			      (uintmax_t)kept);
+		long held = rss_kib();
+		ck_assert_msg(SHADOW_RSS || held - base < 8 * 1024,
+			      "%ld KiB above start right after freeing", held - base);
+	}
+	long slack = SHADOW_RSS ? (full - base) / 8 : 4 * 1024;
+	long settled = 0;
+	for (int tries = 0; tries < 10; tries++) {
+		long ms = decay_ms + 20;
+		struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+		nanosleep(&ts, NULL);
+		slow_path();
+		settled = rss_kib();
+		if (settled - base < slack)
+			break;
+	}
+	ck_assert_msg(settled - base < slack,
+		      "RSS %ld KiB above start after freeing everything "
+		      "(was %ld above)", settled - base, full - base);
+	ck_assert_uint_eq(stat_of("slab", "free_resident_bytes"), 0);
+	free(rss_blocks);
+}
+
+START_TEST(rss_returns_after_free_all_decay_0)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "0", 1);
+	open_slab();
+	rss_round(false, 0);
+	close_slab();
+}
+END_TEST
+
+START_TEST(rss_returns_after_decay)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "1000", 1);
+	open_slab();
+	rss_round(false, 1000);
+	close_slab();
+}
+END_TEST
+
+START_TEST(rss_returns_from_exited_threads)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "0", 1);
+	open_slab();
+	rss_round(true, 0);
+	close_slab();
+}
+END_TEST
+
+/* ---- NOWAIT / ATOMIC ---------------------------------------------------- */
+
+/* From here on, any memory-mapping system call kills the process. */
+static int forbid_mapping(void)
+{
+	static const int nrs[] = { __NR_mmap, __NR_munmap, __NR_mremap,
+				   __NR_madvise, __NR_brk, __NR_mprotect };
+	struct sock_filter f[2 + 2 * 6 + 1];
+	int n = 0;
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+					      offsetof(struct seccomp_data, nr));
+	for (int i = 0; i < 6; i++) {
+		f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+						      (unsigned)nrs[i], 0, 1);
+		f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
+						      SECCOMP_RET_KILL_PROCESS);
+	}
+	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog prog = { (unsigned short)n, f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* Exit code: 0 all as expected, else the number of the failed step. */
+static int nowait_child(void)
+{
+	if (forbid_mapping())
+		return 90;
+	const kalloc_flags_t NW = KALLOC_NOWAIT | KALLOC_NOWARN;
+	kalloc_buf_t b, c;
+	/* a class with a current slab: served from the thread's heap */
+	if (kalloc_alloc(A, KALLOC_LAYOUT(64, 8), NW, &b))
+		return 1;
+	/* a class never used: a new slab from a chunk already mapped */
+	if (kalloc_alloc(A, KALLOC_LAYOUT(3000, 8), NW | KALLOC_ZERO, &b))
+		return 2;
+	for (size_t i = 0; i < 3000; i++)
+		if (((char *)b.ptr)[i])
+			return 3;
+	/* a page-mapped block needs mmap: refused */
+	if (kalloc_alloc(A, KALLOC_LAYOUT(100000, 8), NW, &c) != KALLOC_EAGAIN)
+		return 4;
+	/* growing past the classes needs mmap: refused, block intact */
+	memset(b.ptr, 9, 3000);
+	if (kalloc_realloc(A, b.ptr, KALLOC_LAYOUT(50000, 8),
+			   KALLOC_LAYOUT(3000, 8), NW, &c) != KALLOC_EAGAIN)
+		return 5;
+	if (((char *)b.ptr)[2999] != 9)
+		return 6;
+	/* eat every chunk already mapped: then NOWAIT fails fast */
+	int n = 0, err;
+	while ((err = kalloc_alloc(A, KALLOC_LAYOUT(32768, 8), NW, &c)) == 0)
+		if (++n > 100000)
+			return 7;
+	if (err != KALLOC_EAGAIN || n == 0)
+		return 8;
+	/* ATOMIC may still draw on the reserve */
+	if (kalloc_alloc(A, KALLOC_LAYOUT(32768, 8), KALLOC_ATOMIC | KALLOC_NOWARN,
+			 &c))
+		return 9;
+	memset(c.ptr, 1, 32768);
+	/* frees need no system call either */
+	kalloc_free(A, c.ptr, KALLOC_LAYOUT(32768, 8));
+	kalloc_free(A, b.ptr, KALLOC_LAYOUT(3000, 8));
+	return 0;
+}
+
+START_TEST(nowait_never_maps)
+{
+	open_slab();
+	release(alloc(64, 8, 0, NULL)); /* warm the 64-byte class */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(nowait_child());
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS,
+		      "a NOWAIT call made a memory-mapping system call");
+	ck_assert_msg(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
+	ck_assert_msg(WEXITSTATUS(st) == 0, "NOWAIT step %d failed",
+		      WEXITSTATUS(st));
+	close_slab();
+}
+END_TEST
+
+/* ---- misuse: reported with the pointer, then abort ----------------------- */
+
+typedef void (*misuse_fn)(void *p);
+
+/* Runs fn(p) in a child; expects SIGABRT and a message naming p and want. */
+static void expect_abort(misuse_fn fn, void *p, const char *want)
+{
+	int fd[2];
+	ck_assert_int_eq(pipe(fd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		close(fd[0]);
+		signal(SIGABRT, SIG_DFL);
+		fn(p);
+		_exit(0);
+	}
+	close(fd[1]);
+	char msg[2048];
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof(msg) - 1 &&
+	       (r = read(fd[0], msg + got, sizeof(msg) - 1 - got)) > 0)
+		got += (size_t)r;
+	msg[got] = 0;
+	close(fd[0]);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		      "misuse not caught (want '%s'); stderr: %s", want, msg);
+	char ptr[32];
+	snprintf(ptr, sizeof(ptr), "%p", p);
+	ck_assert_msg(strstr(msg, ptr), "message does not name %s: %s", ptr, msg);
+	ck_assert_msg(strstr(msg, want), "message lacks '%s': %s", want, msg);
+}
+
+static void free_twice(void *p)
+{
+	release(p);
+	release(p);
+}
+
+static void *free_in_thread(void *p)
+{
+	release(p);
+	return NULL;
+}
+
+static void free_here_then_remote(void *p)
+{
+	release(p);
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_thread, p);
+	pthread_join(t, NULL);
+}
+
+static void *free_twice_in_thread(void *p)
+{
+	release(p);
+	release(p);
+	return NULL;
+}
+
+static void remote_free_twice(void *p)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, free_twice_in_thread, p);
+	pthread_join(t, NULL);
+}
+
+static void free_interior(void *p)
+{
+	release((char *)p);
+}
+
+static void write_after_free(void *p)
+{
+	release(p);
+	memset(p, 0x41, 16); /* clobbers the encoded link */
+	release(alloc(64, 8, 0, NULL));
+}
+
+START_TEST(double_free_detected)
+{
+	open_slab();
+	void *p = alloc(64, 8, 0, NULL);
+	expect_abort(free_twice, p, "double free of a 64-byte block");
+	expect_abort(free_here_then_remote, p, "double free of a 64-byte block");
+	expect_abort(remote_free_twice, p, "double free of a 64-byte block");
+	void *big = alloc(200000, 8, 0, NULL);
+	expect_abort(free_twice, big, "did not allocate");
+	close_slab();
+}
+END_TEST
+
+START_TEST(invalid_free_detected)
+{
+	open_slab();
+	char *p = alloc(64, 8, 0, NULL);
+	expect_abort(free_interior, p + 16, "16 bytes inside a 64-byte block");
+	char *big = alloc(200000, 8, 0, NULL);
+	expect_abort(free_interior, big + 64, "page-mapped block");
+	static char not_ours[64];
+	expect_abort(free_interior, not_ours + 16, "did not allocate");
+	char *q = alloc(64, 8, 0, NULL);
+	expect_abort(write_after_free, q, "free list corrupted");
+	close_slab();
+}
+END_TEST
+
+/* ---- fork ----------------------------------------------------------------- */
+
+static _Atomic int stop_churn;
+
+static void *churn_until_stopped(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	void *mine[64] = { 0 };
+	while (!atomic_load(&stop_churn)) {
+		unsigned k = rnd(&seed) % 64;
+		if (mine[k])
+			release(mine[k]);
+		kalloc_buf_t b;
+		size_t size = 16 + rnd(&seed) % (k == 0 ? 100000 : 2000);
+		mine[k] = kalloc_alloc(A, KALLOC_LAYOUT(size, 8), 0, &b) ?
+				  NULL : b.ptr;
+	}
+	for (int k = 0; k < 64; k++)
+		if (mine[k])
+			release(mine[k]);
+	return NULL;
+}
+
+static __attribute__((unused)) void *child_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1000; i++)
+		release(alloc(16 + (size_t)i * 7, 8, 0, NULL));
+	return NULL;
+}
+
+START_TEST(fork_from_multithreaded_parent)
+{
+	open_slab();
+	pthread_t t[2];
+	for (uintptr_t k = 0; k < 2; k++)
+		pthread_create(&t[k], NULL, churn_until_stopped, (void *)(k + 3));
+	int forks = RUNNING_ON_VALGRIND ? 4 : 30; /* each child is a new VM */
+	for (int i = 0; i < forks; i++) {
+		void *parent_block = alloc(100, 8, 0, NULL);
+		cookie_put(parent_block, 100);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			alarm(10); /* a deadlock fails the test, not hangs it */
+			cookie_check(parent_block);
+			release(parent_block);
+			void *ps[300];
+			for (int k = 0; k < 300; k++)
+				ps[k] = alloc(16 + (size_t)k * 131, 8, 0, NULL);
+			for (int k = 0; k < 300; k++)
+				release(ps[k]);
+#ifndef __SANITIZE_THREAD__ /* TSan cannot start threads there */
+			pthread_t ct;
+			if (pthread_create(&ct, NULL, child_thread, NULL))
+				_exit(2);
+			pthread_join(ct, NULL);
+#endif
+			_exit(0);
+		}
+		int st;
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			      "fork child %d failed (status 0x%x)", i, st);
+		release(parent_block);
+	}
+	atomic_store(&stop_churn, 1);
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	close_slab();
+}
+END_TEST
+
+/* ---- stats ---------------------------------------------------------------- */
+
+START_TEST(stats_per_class)
+{
+	open_slab();
+	uint64_t before = stat_of("kmalloc-96", "active_objs");
+	if (before == UINT64_MAX)
+		before = 0;
+	void *ps[1000];
+	for (int i = 0; i < 1000; i++)
+		ps[i] = alloc(90, 8, 0, NULL);
+	ck_assert_uint_eq(stat_of("kmalloc-96", "active_objs"), before + 1000);
+	ck_assert_uint_eq(stat_of("kmalloc-96", "objsize"), 96);
+	uint64_t objs = stat_of("kmalloc-96", "num_objs");
+	uint64_t per = stat_of("kmalloc-96", "objperslab");
+	ck_assert_uint_ge(objs, before + 1000);
+	ck_assert_uint_eq(objs % per, 0);
+	ck_assert_uint_eq(stat_of("kmalloc-96", "num_slabs"), objs / per);
+	void *big = alloc(300000, 8, 0, NULL);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 1);
+	ck_assert_uint_ge(stat_of("slab", "large_bytes"), 300000);
+	release(big);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 0);
+	for (int i = 0; i < 1000; i++)
+		release(ps[i]);
+	uint64_t after = stat_of("kmalloc-96", "active_objs");
+	ck_assert_uint_eq(after == UINT64_MAX ? 0 : after, before);
+	close_slab();
+}
+END_TEST
+
+static Suite *slab_suite(void)
+{
+	Suite *s = suite_create("slab");
+	TCase *tc = tcase_create("classes");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, class_table_invariants);
+	tcase_add_test(tc, class_lookup_waste_and_alignment);
+	tcase_add_test(tc, api_sizes_alignment);
+	tcase_add_test(tc, owns_and_usable_size);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("realloc");
+	tcase_add_test(tc, realloc_in_place_and_moves);
+	tcase_add_test(tc, zero_flag);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, cross_thread_frees_under_churn);
+	tcase_add_test(tc, thread_exit_blocks_live_on);
+	tcase_add_test(tc, fork_from_multithreaded_parent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("decay");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, rss_returns_after_free_all_decay_0);
+	tcase_add_test(tc, rss_returns_after_decay);
+	tcase_add_test(tc, rss_returns_from_exited_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("nowait");
+	tcase_add_test(tc, nowait_never_maps);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hardening");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, double_free_detected);
+	tcase_add_test(tc, invalid_free_detected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stats");
+	tcase_add_test(tc, stats_per_class);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(slab_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
