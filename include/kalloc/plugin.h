@@ -118,6 +118,23 @@ typedef struct kalloc_plugin {
 	/* Report counters through fn (see kalloc_stats_foreach: group is
 	 * e.g. a size class "kmalloc-64", key a counter name); returns 0. */
 	int (*stats)(void *state, kalloc_stats_fn fn, void *ctx);
+
+	/*
+	 * Optional lean entries (appended; read only when struct_size covers
+	 * them).  Each stands for one case of realloc, with the same contract,
+	 * fewer words to pass and no case analysis, for the core's plain path
+	 * (a fresh allocation or a free with no instrumentation in the way):
+	 *   alloc(state, layout, flags, out)
+	 *       == realloc(state, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out)
+	 *       (layout.size >= 1);
+	 *   free(state, ptr)
+	 *       == realloc(state, ptr, {0, 1}, KALLOC_LAYOUT_UNKNOWN, 0, &ignored)
+	 *       (the unsized free; a known layout goes to free_sized).
+	 * The core may call realloc for these cases all the same.
+	 */
+	int (*alloc)(void *state, kalloc_layout_t layout, kalloc_flags_t flags,
+		     kalloc_buf_t *out);
+	void (*free)(void *state, void *ptr);
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

@@ -20,6 +20,12 @@
  * Refuses NOWAIT/ATOMIC: mimalloc maps memory on demand.  Under valgrind
  * it runs on valgrind's malloc (see "Under valgrind" below).
  *
+ * The plain path (the lean alloc and free entries): a layout aligned to
+ * 16 or less is asked of mi_malloc as max(size, align) bytes when every
+ * size class above 8 bytes is a multiple of 16 and comes 16-aligned
+ * (checked at init), with its usable length from a table of mi_good_size;
+ * unknown layouts are freed with mi_free.
+ *
  * libmimalloc.so.2 is built with initial-exec TLS too, but needs only 9
  * bytes of it, which the default static-TLS surplus holds: no tunable is
  * needed (a unit test checks).  If a process has used up that surplus, the
@@ -35,6 +41,19 @@
 #include <string.h>
 
 static char version[64];
+
+#define likely(x) __builtin_expect(!!(x), 1)
+
+/* Usable lengths of mi_malloc requests up to this come from a table. */
+#define TABLE_MAX 4096
+
+static struct {
+	/* mi_malloc(max(size, align)) serves alignments up to this (0: the
+	 * plain path is off, as when replaced) */
+	size_t align;
+	/* mi_good_size(n) for n <= TABLE_MAX: classes[(n + 7) / 8] */
+	uint32_t classes[TABLE_MAX / 8 + 1];
+} plain;
 
 /*
  * Under valgrind.  Debian's libmimalloc also exports malloc, free, realloc
@@ -82,12 +101,45 @@ static void check_replaced(void)
 	replaced.on = 1;
 }
 
+/*
+ * Sets plain (once, after check_replaced): the table, exact for every n, and
+ * the alignment mi_malloc gives: 16 when every class above 8 bytes is a
+ * multiple of 16 and a block of each comes 16-aligned, else 8.
+ */
+static void plain_setup(void)
+{
+	if (replaced.on || replaced.broken)
+		return;
+	for (size_t i = 1; i <= TABLE_MAX / 8; i++)
+		plain.classes[i] = (uint32_t)mi_good_size(i * 8);
+	size_t align = 16;
+	for (size_t n = 1; n <= TABLE_MAX; n++) {
+		if (mi_good_size(n) != plain.classes[(n + 7) / 8])
+			return; /* no table: no plain path */
+		if (n > 8 && mi_good_size(n) % 16)
+			align = 8;
+	}
+	for (size_t i = 2; i <= TABLE_MAX / 8 && align == 16; i += 2) {
+		void *p = mi_malloc(i * 8);
+		if (!p || ((uintptr_t)p & 15) || mi_usable_size(p) != plain.classes[i])
+			align = 8;
+		mi_free(p);
+	}
+	plain.align = align;
+}
+
+static void setup(void)
+{
+	check_replaced();
+	plain_setup();
+}
+
 static int plug_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
 	(void)options;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, check_replaced);
+	pthread_once(&once, setup);
 	if (replaced.broken) {
 		host->log("mimalloc", "mi_free is replaced by the host's free "
 			  "(valgrind?) and no matching aligned allocation was "
@@ -231,6 +283,28 @@ static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
+/* The plain path's allocation: realloc(NULL, ...) without the cases. */
+static int plug_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
+		      kalloc_buf_t *out)
+{
+	if (likely(l.align <= plain.align && !flags)) {
+		size_t n = l.size < l.align ? l.align : l.size;
+		void *p = mi_malloc(n);
+		if (!p)
+			return KALLOC_ENOMEM;
+		*out = (kalloc_buf_t){ p, n <= TABLE_MAX ? plain.classes[(n + 7) >> 3]
+						       : mi_usable_size(p) };
+		return KALLOC_OK;
+	}
+	return plug_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
+}
+
+static void plug_free(void *state, void *ptr)
+{
+	(void)state;
+	mi_free(ptr);
+}
+
 static size_t plug_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -264,4 +338,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.usable_size = plug_usable_size,
 	.free_sized = plug_free_sized,
 	.stats = plug_stats,
+	.alloc = plug_alloc,
+	.free = plug_free,
 };

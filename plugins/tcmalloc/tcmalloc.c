@@ -35,6 +35,12 @@
  *
  * ZERO: only the bytes after the kept content are cleared.  Refuses
  * NOWAIT/ATOMIC: tcmalloc takes spin locks and maps memory.
+ *
+ * The plain path (the lean alloc and free entries): a layout aligned to 16
+ * or less is asked of tc_malloc as max(size, align) bytes, which lands on
+ * an aligned class of the same class as hint() names, and its usable
+ * length comes from a table of tc_nallocx filled once; unknown layouts are
+ * freed with tc_free.
  */
 #include <kalloc/plugin.h>
 
@@ -55,6 +61,11 @@
 /* Valgrind's memalign, standing in for tc_memalign, aborts above this. */
 #define REPLACED_MAX_ALIGN ((size_t)1 << 24)
 
+/* Usable lengths of requests up to this come from a table. */
+#define TABLE_MAX 4096
+
+#define likely(x) __builtin_expect(!!(x), 1)
+
 /* Below this alignment tcmalloc's page-level blocks never start. */
 #define PAGE_MASK ((uintptr_t)4096 - 1)
 
@@ -69,6 +80,13 @@ static struct {
 	__typeof__(MallocExtension_GetNumericProperty) *property; /* optional */
 	size_t natural16_from;  /* tc_malloc aligns sizes above this to 16 */
 	int replaced;           /* tc_* are not tcmalloc's own (valgrind) */
+	/* tc_malloc(max(size, align)) serves alignments up to this (0: never,
+	 * when replaced) */
+	size_t plain_align;
+	/* usable length of tc_malloc(n) for n <= table_max: classes[(n + 7) / 8];
+	 * table_max is TABLE_MAX if that is exact, else 0 (tc_nallocx) */
+	size_t table_max;
+	uint32_t classes[TABLE_MAX / 8 + 1];
 	char where[256];        /* which library, for the version string */
 	char error[512];        /* why resolving failed, "" if it did not */
 } tc;
@@ -158,6 +176,14 @@ static void resolve(void)
 			tc.natural16_from = SIZE_MAX;
 			break;
 		}
+	/* Every class is a multiple of 8: classes[(n + 7) / 8] is exact when
+	 * it agrees with tc_nallocx for every n (else no table). */
+	for (size_t i = 1; i <= TABLE_MAX / 8; i++)
+		tc.classes[i] = (uint32_t)tc.nallocx(i * 8, 0);
+	int exact = 1;
+	for (size_t n = 1; n <= TABLE_MAX; n++)
+		exact &= tc.nallocx(n, 0) == tc.classes[(n + 7) / 8];
+	tc.table_max = exact ? TABLE_MAX : 0;
 	int major, minor;
 	const char *patch;
 	/* Valgrind replaces tc_* with its own malloc: the sizes are then
@@ -167,6 +193,7 @@ static void resolve(void)
 	void *probe = tc.malloc(1);
 	tc.replaced = !probe || tc.malloc_size(probe) != tc.nallocx(1, 0);
 	tc.free(probe);
+	tc.plain_align = tc.replaced ? 0 : tc.natural16_from == 8 ? 16 : 8;
 	snprintf(version, sizeof(version), "%s (%s%s)",
 		 tc.version(&major, &minor, &patch), tc.where,
 		 tc.replaced ? ", replaced by the host's malloc" : "");
@@ -210,9 +237,30 @@ static size_t hint(kalloc_layout_t l)
 	return natural(l) ? l.size : (l.size + l.align - 1) & ~(l.align - 1);
 }
 
+/* Usable length of tc_malloc(n). */
+static size_t malloc_len(size_t n)
+{
+	if (likely(n <= tc.table_max))
+		return tc.classes[(n + 7) >> 3];
+	return tc.nallocx(n, 0);
+}
+
+/* The size tc_malloc serves a layout with, or 0 if it cannot: up to
+ * plain_align, max(size, align) lands on an aligned class, the one of
+ * hint(l). */
+static size_t plain_size(kalloc_layout_t l)
+{
+	if (l.align > tc.plain_align)
+		return 0;
+	return l.size < l.align ? l.align : l.size;
+}
+
 /* Usable length of a fresh block for the layout. */
 static size_t class_len(kalloc_layout_t l)
 {
+	size_t n = plain_size(l);
+	if (n)
+		return malloc_len(n);
 	return tc.nallocx(l.size, natural(l) ? 0 : MALLOCX_LG_ALIGN(lg(l.align)));
 }
 
@@ -220,12 +268,21 @@ static void *fresh(kalloc_layout_t l)
 {
 	if (tc.replaced && l.align > REPLACED_MAX_ALIGN)
 		return NULL;
+	size_t n = plain_size(l);
+	if (n)
+		return tc.malloc(n);
 	return natural(l) ? tc.malloc(l.size) : tc.memalign(l.align, l.size);
 }
 
 static void tc_free_sized_entry(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
+	/* Not page-aligned, so on a class (see the top), and that class is
+	 * the one of this size: what C++'s sized delete would pass. */
+	if (likely(old.align <= tc.plain_align && ((uintptr_t)ptr & PAGE_MASK))) {
+		tc.free_sized(ptr, old.size < old.align ? old.align : old.size);
+		return;
+	}
 	if (((uintptr_t)ptr & PAGE_MASK) == 0 || tc.replaced)
 		tc.free(ptr); /* may be a page-level block: let tcmalloc look */
 	else
@@ -278,6 +335,27 @@ static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
+/* The plain path's allocation: realloc(NULL, ...) without the cases. */
+static int tc_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
+		    kalloc_buf_t *out)
+{
+	if (likely(l.align <= tc.plain_align && !flags)) {
+		size_t n = l.size < l.align ? l.align : l.size;
+		void *p = tc.malloc(n);
+		if (!p)
+			return KALLOC_ENOMEM;
+		*out = (kalloc_buf_t){ p, malloc_len(n) };
+		return KALLOC_OK;
+	}
+	return tc_realloc_entry(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
+}
+
+static void tc_free_entry(void *state, void *ptr)
+{
+	(void)state;
+	tc.free(ptr);
+}
+
 static size_t tc_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -316,4 +394,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.usable_size = tc_usable_size,
 	.free_sized = tc_free_sized_entry,
 	.stats = tc_stats,
+	.alloc = tc_alloc,
+	.free = tc_free_entry,
 };

@@ -71,30 +71,101 @@ static void size_text(size_t v, char *buf, size_t cap)
 	snprintf(buf, cap, "%.1f %s", d, unit[u]);
 }
 
-static void row(const char *name, const kalloc_info_t *info, const char *err,
-		void *ctx)
+/* Longest version shown; a longer one ends in "..." (-v shows it whole). */
+#define VERSION_MAX 48
+#define MAX_ROWS 64
+
+/* One backend's line, kept until every column's width is known. */
+struct row {
+	char name[72];
+	char version[VERSION_MAX + 1];
+	char flags[96], align[32], size[32];
+	const char *err; /* NULL: loaded */
+	char err_text[512];
+	char description[160];
+	char path[512];
+};
+
+static struct row rows[MAX_ROWS];
+
+/* Copies s into buf (cap > 3), ending it in "..." when it does not fit. */
+static void clipped(char *buf, size_t cap, const char *s)
+{
+	if (strlen(s) < cap) {
+		snprintf(buf, cap, "%s", s);
+		return;
+	}
+	snprintf(buf, cap, "%.*s...", (int)(cap - 4), s);
+}
+
+static void collect(const char *name, const kalloc_info_t *info,
+		    const char *err, void *ctx)
 {
 	struct listing *l = ctx;
+	if (l->loaded + l->failed >= MAX_ROWS)
+		return;
+	struct row *r = &rows[l->loaded + l->failed];
+	snprintf(r->name, sizeof(r->name), "%s", name);
 	if (!info) {
 		l->failed++;
-		if (!l->names)
-			printf("%-10s failed to load: %s\n", name, err);
+		snprintf(r->err_text, sizeof(r->err_text), "%s", err);
+		r->err = r->err_text;
 		return;
 	}
 	l->loaded++;
-	if (l->names) {
-		printf("%s\n", name);
-		return;
+	clipped(r->version, sizeof(r->version), info->version);
+	flags_text(info->flags, r->flags, sizeof(r->flags));
+	size_text(info->max_align, r->align, sizeof(r->align));
+	size_text(info->max_size, r->size, sizeof(r->size));
+	snprintf(r->description, sizeof(r->description), "%s",
+		 info->description);
+	snprintf(r->path, sizeof(r->path), "%s", info->path);
+	if (l->verbose && strlen(info->version) > VERSION_MAX)
+		snprintf(r->description, sizeof(r->description), "%s (version %s)",
+			 info->description, info->version);
+}
+
+static int widest(int w, const char *s)
+{
+	int n = (int)strlen(s);
+	return n > w ? n : w;
+}
+
+/* The table, every column as wide as its longest entry. */
+static void print_rows(const struct listing *l)
+{
+	int n = l->loaded + l->failed;
+	int wn = (int)strlen("BACKEND"), wv = (int)strlen("VERSION"),
+	    wf = (int)strlen("FLAGS HONORED"), wa = (int)strlen("MAX ALIGN");
+	for (int i = 0; i < n; i++) {
+		wn = widest(wn, rows[i].name);
+		if (rows[i].err)
+			continue;
+		wv = widest(wv, rows[i].version);
+		wf = widest(wf, rows[i].flags);
+		wa = widest(wa, rows[i].align);
 	}
-	char flags[96], align[32], size[32];
-	flags_text(info->flags, flags, sizeof(flags));
-	size_text(info->max_align, align, sizeof(align));
-	size_text(info->max_size, size, sizeof(size));
-	printf("%-10s %-16s %-34s %-9s %s\n", name, info->version, flags, align,
-	       size);
-	if (l->verbose)
-		printf("%-10s %s\n%-10s %s\n", "", info->description, "",
-		       info->path);
+	if (!l->names)
+		printf("%-*s  %-*s  %-*s  %-*s  %s\n", wn, "BACKEND", wv,
+		       "VERSION", wf, "FLAGS HONORED", wa, "MAX ALIGN",
+		       "MAX SIZE");
+	for (int i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		if (l->names) {
+			if (!r->err)
+				printf("%s\n", r->name);
+			continue;
+		}
+		if (r->err) {
+			printf("%-*s  failed to load: %s\n", wn, r->name, r->err);
+			continue;
+		}
+		printf("%-*s  %-*s  %-*s  %-*s  %s\n", wn, r->name, wv, r->version,
+		       wf, r->flags, wa, r->align, r->size);
+		if (l->verbose)
+			printf("%-*s  %s\n%-*s  %s\n", wn, "", r->description, wn,
+			       "", r->path);
+	}
 }
 
 int cmd_list(int argc, char **argv)
@@ -131,10 +202,8 @@ int cmd_list(int argc, char **argv)
 		execv("/proc/self/exe", cli_argv);
 		/* could not re-execute: list anyway, jemalloc may fail */
 	}
-	if (!l.names)
-		printf("%-10s %-16s %-34s %-9s %s\n", "BACKEND", "VERSION",
-		       "FLAGS HONORED", "MAX ALIGN", "MAX SIZE");
-	int found = kalloc_list(row, &l);
+	int found = kalloc_list(collect, &l);
+	print_rows(&l);
 	if (found == 0) {
 		fprintf(stderr, "kalloc list: no backends found; searched %s "
 			"(set KALLOC_PLUGIN_PATH to a directory of kalloc-NAME.so)\n",

@@ -99,6 +99,20 @@ backend_failed(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
 				     kalloc_strerror(err)), l, f);
 }
 
+/* Frees a real block without instrumentation, by the leanest entry the
+ * plugin has for what is known of its layout. */
+static inline void plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
+{
+	if (old.align && a->free_sized) {
+		a->free_sized(a->state, ptr, old);
+	} else if (!old.align && a->free_unsized) {
+		a->free_unsized(a->state, ptr);
+	} else {
+		kalloc_buf_t ignored;
+		a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	}
+}
+
 /*
  * Is this call instrumented?  Calls a backend makes through the host (kv on
  * slab and page) never are: the outer call already was, and one pointer must
@@ -114,16 +128,10 @@ static inline bool instrumented(kalloc_t *a, unsigned extra)
 static void release(const void *caller, kalloc_t *a, void *ptr,
 		    kalloc_layout_t old)
 {
-	if (unlikely(instrumented(a, 0))) {
+	if (unlikely(instrumented(a, 0)))
 		kalloc__track_free(caller, a, ptr, old);
-		return;
-	}
-	if (a->free_sized && old.align) {
-		a->free_sized(a->state, ptr, old);
-		return;
-	}
-	kalloc_buf_t ignored;
-	a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	else
+		plain_free(a, ptr, old);
 }
 
 /*
@@ -197,52 +205,88 @@ realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
 }
 
 /*
- * Sentinels live at or below CORE_MAX_ALIGN and heap blocks practically
- * always above it, so one compare rules a sentinel out.
+ * Rules a sentinel out in one cheap test: p & (p - 1) clears p's lowest set
+ * bit, so a result above 16 means p is no power of two and above 32.  (Any
+ * real block passes, wherever it is mapped: a bound on the address alone
+ * would send every block of a low-mapped heap, as under valgrind or in a
+ * non-PIE program's brk heap, to the slow path.)  False for a few non-
+ * sentinels (powers of two, 17..32), which the slow path then tells apart.
  */
-#define ABOVE_SENTINELS(p) ((uintptr_t)(p) > CORE_MAX_ALIGN)
+#define NOT_SENTINEL(p) (((uintptr_t)(p) & ((uintptr_t)(p) - 1)) > 16)
+
+/*
+ * A layout argument's two words, as registers.  GCC 12 otherwise stores a
+ * struct argument to the stack and reloads it at each use, which on the
+ * free path costs more than the checks.
+ */
+#define IN_REGS(size, align) __asm__("" : "+r"(size), "+r"(align))
+
+/* A plain-path call, kept in memory for the rare outcomes (plain_result):
+ * the fast path then holds no registers across the plugin's call but out. */
+struct plain_call {
+	kalloc_t *a;
+	size_t size, align;
+	kalloc_flags_t flags;
+};
+
+/* The plain path's rare outcomes: a failure, or a result that may be a
+ * sentinel. */
+__attribute__((noinline)) static int
+plain_result(const struct plain_call *c, int err, kalloc_buf_t *out)
+{
+	kalloc_layout_t layout = KALLOC_LAYOUT(c->size, c->align);
+	if (err)
+		return backend_failed(c->a, err, layout, c->flags);
+	if (!kalloc_is_sentinel(out->ptr))
+		return KALLOC_OK;
+	err = kalloc__retire_sentinel(c->a, layout,
+				      c->flags & KALLOC_PLUGIN_FLAGS, false, out);
+	return err ? backend_failed(c->a, err, layout, c->flags) : KALLOC_OK;
+}
 
 /*
  * The plain path: a fresh allocation with a valid layout, flags the plugin
- * takes as they are, and no instrumentation goes straight to the plugin.
- * (max_size <= SIZE_MAX / 2 and max_align <= CORE_MAX_ALIGN, so size + align
- * cannot overflow here.)  Everything else takes realloc_slow.
+ * takes as they are, and no instrumentation goes straight to the plugin,
+ * by its lean alloc entry when it has one.  (max_size <= SIZE_MAX / 2 and
+ * max_align <= CORE_MAX_ALIGN, so size + align cannot overflow here.)
+ * Everything else takes realloc_slow.
  */
-static inline int do_realloc(const void *caller, kalloc_t *a, void *ptr,
-			     kalloc_layout_t layout, kalloc_layout_t old,
-			     kalloc_flags_t flags, kalloc_buf_t *out)
+static inline __attribute__((always_inline)) int
+do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
+	   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
 {
-	size_t al = layout.align;
-	if (layout.size == 0 && ABOVE_SENTINELS(ptr) && (old.size || !old.align) &&
-	    al && !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {
-		release(caller, a, ptr, old); /* a free: instrumented or not */
-		*out = (kalloc_buf_t){ kalloc_sentinel(al), 0 };
-		return KALLOC_OK;
-	}
-	if (likely(!ptr && layout.size - 1 < a->max_size && al - 1 < a->max_align &&
+	if (likely(!ptr && size - 1 < a->max_size && al - 1 < a->max_align &&
 		   !(al & (al - 1)) && !(flags & ~a->direct_flags) &&
 		   !(atomic_load_explicit(&a->features, memory_order_relaxed) |
 		     atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)))) {
-		int err = a->realloc(a->state, NULL, layout, KALLOC_LAYOUT_UNKNOWN,
-				     flags & KALLOC_PLUGIN_FLAGS, out);
-		if (likely(!err && ABOVE_SENTINELS(out->ptr)))
+		struct plain_call c = { a, size, al, flags };
+		__asm__("" : : "m"(c));
+		kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
+		int err = likely(a->alloc) ?
+			a->alloc(a->state, KALLOC_LAYOUT(size, al), pf, out) :
+			a->realloc(a->state, NULL, KALLOC_LAYOUT(size, al),
+				   KALLOC_LAYOUT_UNKNOWN, pf, out);
+		if (likely(!err && NOT_SENTINEL(out->ptr)))
 			return KALLOC_OK;
-		if (err)
-			return backend_failed(a, err, layout, flags);
-		if (!kalloc_is_sentinel(out->ptr))
-			return KALLOC_OK;
-		err = kalloc__retire_sentinel(a, layout, flags & KALLOC_PLUGIN_FLAGS,
-					      false, out);
-		return err ? backend_failed(a, err, layout, flags) : KALLOC_OK;
+		return plain_result(&c, err, out);
 	}
-	return realloc_slow(caller, a, ptr, layout, old, flags, out);
+	if (size == 0 && NOT_SENTINEL(ptr) && (old.size || !old.align) && al &&
+	    !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {
+		release(caller, a, ptr, old); /* a free: instrumented or not */
+		*out = (kalloc_buf_t){ kalloc_sentinel(al), 0 };
+		return KALLOC_OK;
+	}
+	return realloc_slow(caller, a, ptr, KALLOC_LAYOUT(size, al), old, flags,
+			    out);
 }
 
 int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 		   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
 {
-	return do_realloc(__builtin_return_address(0), a, ptr, layout, old,
+	size_t size = layout.size, align = layout.align;
+	IN_REGS(size, align);
+	return do_realloc(__builtin_return_address(0), a, ptr, size, align, old,
 			  flags, out);
 }
 
@@ -250,38 +294,66 @@ int kalloc_realloc_at(const void *caller, kalloc_t *a, void *ptr,
 		      kalloc_layout_t layout, kalloc_layout_t old,
 		      kalloc_flags_t flags, kalloc_buf_t *out)
 {
-	return do_realloc(caller, a, ptr, layout, old, flags, out);
+	size_t size = layout.size, align = layout.align;
+	IN_REGS(size, align);
+	return do_realloc(caller, a, ptr, size, align, old, flags, out);
 }
 
 int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
 		 kalloc_buf_t *out)
 {
-	return do_realloc(__builtin_return_address(0), a, NULL, layout,
+	size_t size = layout.size, align = layout.align;
+	IN_REGS(size, align);
+	return do_realloc(__builtin_return_address(0), a, NULL, size, align,
 			  KALLOC_LAYOUT_UNKNOWN, flags, out);
 }
 
-void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
-		    kalloc_layout_t layout)
+/* Every free the plain path below does not take. */
+__attribute__((noinline)) static void
+free_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout)
 {
-	if (likely(ABOVE_SENTINELS(ptr) && (layout.size || !layout.align) &&
-		   !atomic_load_explicit(&a->features, memory_order_relaxed))) {
-		if (a->free_sized && layout.align) {
-			a->free_sized(a->state, ptr, layout);
-		} else {
-			kalloc_buf_t ignored;
-			a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), layout, 0,
-				   &ignored);
-		}
-		return;
-	}
 	if (!ptr || kalloc_is_sentinel(ptr) || (layout.size == 0 && layout.align))
 		return;
 	release(caller, a, ptr, layout);
 }
 
+/*
+ * The plain path of a free: a pointer that is clearly no sentinel, no
+ * instrumentation, and a lean entry for what is known of the layout
+ * (free_sized for a known one, the unsized free otherwise).
+ */
+static inline __attribute__((always_inline)) void
+do_free(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t align)
+{
+	if (likely(NOT_SENTINEL(ptr) &&
+		   !atomic_load_explicit(&a->features, memory_order_relaxed))) {
+		if (align) {
+			if (likely(size && a->free_sized)) {
+				a->free_sized(a->state, ptr,
+					      KALLOC_LAYOUT(size, align));
+				return;
+			}
+		} else if (likely(a->free_unsized)) {
+			a->free_unsized(a->state, ptr);
+			return;
+		}
+	}
+	free_slow(caller, a, ptr, KALLOC_LAYOUT(size, align));
+}
+
+void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
+		    kalloc_layout_t layout)
+{
+	size_t size = layout.size, align = layout.align;
+	IN_REGS(size, align);
+	do_free(caller, a, ptr, size, align);
+}
+
 void kalloc_free(kalloc_t *a, void *ptr, kalloc_layout_t layout)
 {
-	kalloc_free_at(__builtin_return_address(0), a, ptr, layout);
+	size_t size = layout.size, align = layout.align;
+	IN_REGS(size, align);
+	do_free(__builtin_return_address(0), a, ptr, size, align);
 }
 
 size_t kalloc_usable_size(kalloc_t *a, const void *ptr)

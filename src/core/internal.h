@@ -60,6 +60,8 @@ struct kalloc {
 		       kalloc_flags_t, kalloc_buf_t *);
 	size_t (*usable_size)(void *, const void *);
 	void (*free_sized)(void *, void *, kalloc_layout_t);
+	int (*alloc)(void *, kalloc_layout_t, kalloc_flags_t, kalloc_buf_t *);
+	void (*free_unsized)(void *, void *);
 	int (*owns)(void *, const void *);
 	void (*fork_prepare)(void *);
 	void (*fork_parent)(void *);

@@ -289,6 +289,8 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		.realloc = p->realloc,
 		.usable_size = p->usable_size,
 		.free_sized = OPTIONAL(p, free_sized),
+		.alloc = OPTIONAL(p, alloc),
+		.free_unsized = OPTIONAL(p, free),
 		.owns = OPTIONAL(p, owns),
 		.fork_prepare = OPTIONAL(p, atfork_prepare),
 		.fork_parent = OPTIONAL(p, atfork_parent),

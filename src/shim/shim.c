@@ -37,6 +37,14 @@
 enum { UNINIT, STARTING, READY };
 
 static atomic_int state;
+/*
+ * The hot paths' one test: set with state READY (release), bits saying
+ * which calls may go straight to the core.  FAST_MALLOC: malloc's
+ * alignment is within the backend's limit.  FAST_FREE: the backend cannot
+ * tell its blocks from others, so free asks nothing but "arena or mapping?".
+ */
+enum { FAST_MALLOC = 1, FAST_FREE = 2 };
+static atomic_int fast;
 /* Written once before state becomes READY (release), read after (acquire). */
 static kalloc_t *backend;
 static size_t backend_max_align;
@@ -80,6 +88,10 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	backend_tells = kalloc_owns(a, &state) != -1;
 	backend = a;
 	atomic_store_explicit(&state, READY, memory_order_release);
+	atomic_store_explicit(&fast,
+			      (backend_max_align >= SHIM_MALLOC_ALIGN ? FAST_MALLOC : 0) |
+			      (backend_tells ? 0 : FAST_FREE),
+			      memory_order_release);
 	return a;
 }
 
@@ -270,15 +282,42 @@ void shim_free(void *p, size_t size, size_t align, const void *caller)
 
 /* ---- the exported API ---------------------------------------------------- */
 
+/* malloc and free test one word (fast) before going to the core: they are
+ * most of a program's calls.  Every other case takes alloc and release. */
 SHIM_API void *malloc(size_t size)
 {
+	if (shim_likely(atomic_load_explicit(&fast, memory_order_acquire) &
+			FAST_MALLOC)) {
+		kalloc_buf_t b;
+		if (shim_likely(!kalloc_realloc_at(CALLER, backend, NULL,
+						   KALLOC_LAYOUT(size ? size : 1,
+								 SHIM_MALLOC_ALIGN),
+						   KALLOC_LAYOUT_UNKNOWN,
+						   KALLOC_NOWARN, &b)))
+			return b.ptr;
+		errno = ENOMEM;
+		return NULL;
+	}
 	return alloc(size ? size : 1, SHIM_MALLOC_ALIGN, false, CALLER);
 }
 
-SHIM_API void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p, const void *caller)
 {
 	if (p)
-		release(p, KALLOC_LAYOUT_UNKNOWN, "free", CALLER);
+		release(p, KALLOC_LAYOUT_UNKNOWN, "free", caller);
+}
+
+/* Page-aligned pointers may be the shim's mappings: free_slow looks. */
+SHIM_API void free(void *p)
+{
+	if (shim_likely((atomic_load_explicit(&fast, memory_order_acquire) &
+			 FAST_FREE) && ((uintptr_t)p & 4095) && !shim_boot_owns(p))) {
+		int saved = errno;
+		kalloc_free_at(CALLER, backend, p, KALLOC_LAYOUT_UNKNOWN);
+		errno = saved;
+		return;
+	}
+	free_slow(p, CALLER);
 }
 
 SHIM_API void *calloc(size_t n, size_t size)

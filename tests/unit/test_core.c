@@ -12,6 +12,7 @@
 #include <kalloc.h>
 
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -639,6 +640,136 @@ START_TEST(warnings_rate_limited)
 }
 END_TEST
 
+/* ---- the plugin's lean entries (alloc, free) ----------------------------- */
+
+struct lean_counts {
+	unsigned allocs, frees, last_flags;
+};
+
+static kalloc_t *open_lean(const char *options, struct lean_counts **counts)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("lean"), options, &a) == KALLOC_OK,
+		      "fixture-lean: %s", kalloc_errmsg());
+	void *dl = dlopen(FIXTURE("lean"), RTLD_NOW | RTLD_NOLOAD);
+	ck_assert_ptr_nonnull(dl);
+	*counts = dlsym(dl, "fixture_lean");
+	ck_assert_ptr_nonnull(*counts);
+	dlclose(dl);
+	**counts = (struct lean_counts){ 0, 0, 0 };
+	return a;
+}
+
+/* Fresh allocations and unsized frees on the plain path take the lean
+ * entries, with the flags the plugin may see; everything else realloc. */
+START_TEST(lean_entries_serve_the_plain_path)
+{
+	struct lean_counts *n;
+	kalloc_t *a = open_lean(NULL, &n);
+	kalloc_buf_t b[4];
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 8), 0, &b[0]),
+			 KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 1);
+	ck_assert_uint_ge(b[0].len, 100);
+	memset(b[0].ptr, 1, b[0].len);
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(50, 64), KALLOC_ZERO |
+				      KALLOC_NOWARN | KALLOC_HIGHMEM, &b[1]),
+			 KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 2);
+	ck_assert_uint_eq(n->last_flags, KALLOC_ZERO); /* the core's own: kept */
+	ck_assert_uint_eq((uintptr_t)b[1].ptr % 64, 0);
+	ck_assert_int_eq(kalloc_realloc(a, NULL, KALLOC_LAYOUT(10, 1),
+					KALLOC_LAYOUT(99, 8), 0, &b[2]), KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 3);
+
+	/* refused before the plugin: counts unchanged */
+	kalloc_buf_t bad;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(10, 3), KALLOC_NOWARN,
+				      &bad), KALLOC_EINVAL);
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(10, 8192), KALLOC_NOWARN,
+				      &bad), KALLOC_EALIGN);
+	ck_assert_uint_eq(n->allocs, 3);
+	/* size 0 is the sentinel, not a plugin call */
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(0, 8), 0, &bad), KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 3);
+
+	/* an unknown layout: the lean free; a known one: not (this fixture has
+	 * no free_sized, so realloc); a resize: realloc */
+	kalloc_free(a, b[0].ptr, KALLOC_LAYOUT_UNKNOWN);
+	ck_assert_uint_eq(n->frees, 1);
+	ck_assert(!mapped(b[0].ptr));
+	kalloc_free(a, b[1].ptr, KALLOC_LAYOUT(50, 64));
+	ck_assert_uint_eq(n->frees, 1);
+	ck_assert(!mapped(b[1].ptr));
+	ck_assert_int_eq(kalloc_realloc(a, b[2].ptr, KALLOC_LAYOUT(8000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b[2]), KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 3);
+	kalloc_free_at(NULL, a, b[2].ptr, KALLOC_LAYOUT_UNKNOWN);
+	ck_assert_uint_eq(n->frees, 2);
+	ck_assert(!mapped(b[2].ptr));
+
+	/* ACCOUNT goes through the instrumented path, which uses realloc; and
+	 * once a block was charged, every free looks it up there too */
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(10, 8), KALLOC_ACCOUNT,
+				      &b[3]), KALLOC_OK);
+	ck_assert_uint_eq(n->allocs, 3);
+	kalloc_free(a, b[3].ptr, KALLOC_LAYOUT_UNKNOWN);
+	ck_assert_uint_eq(n->frees, 2);
+	ck_assert(!mapped(b[3].ptr));
+	kalloc_close(a);
+}
+END_TEST
+
+/* With instrumentation on, every call goes through the instrumented path. */
+START_TEST(lean_entries_not_used_with_stats)
+{
+	struct lean_counts *n;
+	kalloc_t *a = open_lean("stats=1", &n);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 8), 0, &b), KALLOC_OK);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT_UNKNOWN);
+	ck_assert_uint_eq(n->allocs, 0);
+	ck_assert_uint_eq(n->frees, 0);
+	kalloc_stats_t st;
+	ck_assert_int_eq(kalloc_stats(a, &st), KALLOC_OK);
+	ck_assert_uint_eq(st.allocs, 1);
+	ck_assert_uint_eq(st.frees, 1);
+	kalloc_close(a);
+}
+END_TEST
+
+/* A lean alloc's result at a sentinel address is retired, as realloc's. */
+START_TEST(lean_alloc_at_sentinel_address_not_handed_out)
+{
+	struct lean_counts *n;
+	kalloc_t *a = open_lean("sentinel_alloc", &n);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 8), 0, &b), KALLOC_OK);
+	ck_assert_msg(!kalloc_is_sentinel(b.ptr), "got the sentinel %p", b.ptr);
+	ck_assert_uint_eq(n->allocs, 1);
+	ck_assert(mapped((void *)((uintptr_t)1 << 20))); /* the retired block */
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(100, 8));
+	kalloc_close(a);
+}
+END_TEST
+
+/* Entries beyond a plugin's struct_size are never read (they abort). */
+START_TEST(lean_entries_beyond_struct_size_ignored)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("leanold"), NULL, &a) == KALLOC_OK,
+		      "fixture-leanold: %s", kalloc_errmsg());
+	kalloc_buf_t b, c;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 8), 0, &b), KALLOC_OK);
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(200, 16), 0, &c), KALLOC_OK);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_free(a, c.ptr, KALLOC_LAYOUT(200, 16));
+	ck_assert(!mapped(b.ptr));
+	ck_assert(!mapped(c.ptr));
+	kalloc_close(a);
+}
+END_TEST
+
 /* ---- several handles ------------------------------------------------------ */
 
 START_TEST(several_handles_at_once)
@@ -771,6 +902,13 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, errmsg_one_line_per_thread);
 	tcase_add_test(tc, failure_prints_one_line);
 	tcase_add_test(tc, warnings_rate_limited);
+	suite_add_tcase(s, tc);
+
+	tc = new_tcase("lean_entries");
+	tcase_add_test(tc, lean_entries_serve_the_plain_path);
+	tcase_add_test(tc, lean_entries_not_used_with_stats);
+	tcase_add_test(tc, lean_alloc_at_sentinel_address_not_handed_out);
+	tcase_add_test(tc, lean_entries_beyond_struct_size_ignored);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("handles");

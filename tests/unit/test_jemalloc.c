@@ -90,16 +90,19 @@ END_TEST
 START_TEST(sized_free_returns_block_to_its_class)
 {
 	static const kalloc_layout_t layouts[] = {
-		{ 1, 1 }, { 8, 16 }, { 24, 8 }, { 100, 16 }, { 100, 64 },
+		{ 1, 1 }, { 8, 16 }, { 4, 16 }, { 3, 8 }, { 9, 16 }, { 16, 2 },
+		{ 24, 8 }, { 100, 16 }, { 100, 64 },
 		{ 3000, 4096 }, { 5000, 8 }, { 20000, 16 }, { 20000, 8192 },
 	};
-	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
-		kalloc_layout_t l = layouts[i];
+	/* freed with its layout (sdallocx), then unknown (free) */
+	for (size_t i = 0; i < 2 * sizeof(layouts) / sizeof(layouts[0]); i++) {
+		kalloc_layout_t l = layouts[i / 2];
 		kalloc_buf_t b;
 		ck_assert_int_eq(kalloc_alloc(a, l, 0, &b), KALLOC_OK);
+		ck_assert_uint_eq((uintptr_t)b.ptr % l.align, 0);
 		ck_assert_uint_eq(b.len, je.sallocx(b.ptr, 0));
 		fill(b.ptr, 0x5a, b.len);
-		kalloc_free(a, b.ptr, l);
+		kalloc_free(a, b.ptr, i % 2 ? KALLOC_LAYOUT_UNKNOWN : l);
 		void *again = je.mallocx(b.len, 0);
 		ck_assert_msg(again == b.ptr,
 			      "layout {%zu, %zu}: freed %p, next %zu-byte block %p",

@@ -121,6 +121,26 @@ START_TEST(blocks_stay_disjoint)
 }
 END_TEST
 
+/* The plain path (mi_malloc of max(size, align), length from a table):
+ * every small size at every alignment up to 16, aligned, with the real
+ * usable length. */
+START_TEST(small_layouts_aligned_with_usable_length)
+{
+	for (size_t size = 1; size <= 5000; size++)
+		for (size_t align = 1; align <= 16; align *= 2) {
+			kalloc_buf_t b;
+			ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(size, align),
+						      0, &b), KALLOC_OK);
+			ck_assert_msg(((uintptr_t)b.ptr & (align - 1)) == 0,
+				      "{%zu, %zu} at %p", size, align, b.ptr);
+			ck_assert_uint_eq(b.len, mi_usable(b.ptr));
+			fill(b.ptr, 0x11, b.len);
+			kalloc_free(a, b.ptr, (size & 1) ? KALLOC_LAYOUT_UNKNOWN :
+				    KALLOC_LAYOUT(size, align));
+		}
+}
+END_TEST
+
 /* mimalloc 2.0.9 misaligns some blocks whose size is a multiple of an
  * alignment of 256 to 1024 (see plugins/mimalloc/mimalloc.c). */
 START_TEST(size_multiple_of_alignment)
@@ -376,6 +396,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, declares_zero_only);
 	tcase_add_test(tc, backend_counters);
 	tcase_add_test(tc, blocks_stay_disjoint);
+	tcase_add_test(tc, small_layouts_aligned_with_usable_length);
 	tcase_add_test(tc, size_multiple_of_alignment);
 	tcase_add_test(tc, realloc_keeps_large_alignment);
 	tcase_add_test(tc, zero_on_realloc);

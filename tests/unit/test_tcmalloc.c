@@ -122,17 +122,20 @@ START_TEST(sized_free_returns_block_to_its_class)
 		return;
 	}
 	static const kalloc_layout_t layouts[] = {
-		{ 1, 1 }, { 8, 16 }, { 24, 8 }, { 100, 16 }, { 100, 64 },
+		{ 1, 1 }, { 8, 16 }, { 4, 16 }, { 3, 8 }, { 9, 16 }, { 16, 2 },
+		{ 24, 8 }, { 100, 16 }, { 100, 64 },
 		{ 300, 256 }, { 3000, 4096 }, { 5000, 8 }, { 20000, 16 },
 		{ 20000, 2048 },
 	};
-	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
-		kalloc_layout_t l = layouts[i];
+	/* freed with its layout (tc_free_sized), then unknown (tc_free) */
+	for (size_t i = 0; i < 2 * sizeof(layouts) / sizeof(layouts[0]); i++) {
+		kalloc_layout_t l = layouts[i / 2];
 		kalloc_buf_t b;
 		ck_assert_int_eq(kalloc_alloc(a, l, 0, &b), KALLOC_OK);
+		ck_assert_uint_eq((uintptr_t)b.ptr % l.align, 0);
 		ck_assert_uint_eq(b.len, tc.malloc_size(b.ptr));
 		fill(b.ptr, 0x5a, b.len);
-		kalloc_free(a, b.ptr, l);
+		kalloc_free(a, b.ptr, i % 2 ? KALLOC_LAYOUT_UNKNOWN : l);
 		void *again = tc.malloc(b.len);
 		ck_assert_msg(again == b.ptr,
 			      "layout {%zu, %zu}: freed %p, next %zu-byte block %p",
