@@ -108,4 +108,21 @@ START_TEST(alignments_up_to_max)
 }
 END_TEST
 
+/* Finds one of the backend's own counters through kalloc_stats_foreach. */
+struct found {
+	const char *group, *key;
+	uint64_t value;
+	int seen;
+};
+
+static void find_counter(void *ctx, const char *group, const char *key,
+			 uint64_t value)
+{
+	struct found *f = ctx;
+	if (strcmp(group, f->group) == 0 && strcmp(key, f->key) == 0) {
+		f->value = value;
+		f->seen++;
+	}
+}
+
 #endif

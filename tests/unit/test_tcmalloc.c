@@ -230,22 +230,6 @@ START_TEST(realloc_keeps_large_alignment)
 END_TEST
 
 /* The backend's own counters reach kalloc_stats_foreach. */
-struct found {
-	const char *key;
-	uint64_t value;
-	int seen;
-};
-
-static void find_counter(void *ctx, const char *group, const char *key,
-			 uint64_t value)
-{
-	struct found *f = ctx;
-	if (strcmp(group, "tcmalloc") == 0 && strcmp(key, f->key) == 0) {
-		f->value = value;
-		f->seen++;
-	}
-}
-
 START_TEST(backend_counters)
 {
 	if (replaced()) {
@@ -256,7 +240,7 @@ START_TEST(backend_counters)
 	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(4u << 20, 16), 0, &b),
 			 KALLOC_OK);
 	fill(b.ptr, 1, b.len);
-	struct found f = { "current_allocated_bytes", 0, 0 };
+	struct found f = { "tcmalloc", "current_allocated_bytes", 0, 0 };
 	ck_assert_int_gt(kalloc_stats_foreach(a, find_counter, &f), 0);
 	ck_assert_int_eq(f.seen, 1);
 	ck_assert_uint_ge(f.value, 4u << 20);
