@@ -5,11 +5,16 @@
  *   - alloc: the small backend first.  Sizes up to the threshold
  *     (KALLOC_KV_THRESHOLD, default 4096: one page, as the kernel) stay
  *     there, success or failure; larger ones, or alignments the small
- *     backend refuses, fall back to page when it fails (kvmalloc).
+ *     backend refuses, fall back to page when it fails (kvmalloc).  Sizes
+ *     above `large` (default 32 KiB, slab's largest class) go to page
+ *     first, as kmalloc hands them to the page allocator (kmalloc_large):
+ *     page caches and mremaps them, where the small backend would map and
+ *     unmap each one.
  *   - realloc (kvrealloc): a page block stays in page (vrealloc), except that
  *     shrinking to the threshold or below moves it to the small backend; a
  *     small block is resized by the small backend and moves to page when
- *     that fails for a size above the threshold.  Moves copy min(old, new)
+ *     it grows above `large`, or when that fails for a size above the
+ *     threshold.  Moves copy min(old, new)
  *     bytes and free the old block.
  *   - free, usable_size: the owner is page when page's owns() says so (it
  *     answers exactly, from its table, without touching the block), else the
@@ -19,7 +24,7 @@
  * the host gives no way to ask a backend what it honors.
  *
  * Options ("key=value,..."): small=NAME (a backend other than kv),
- * threshold=BYTES (overriding KALLOC_KV_THRESHOLD).
+ * threshold=BYTES (overriding KALLOC_KV_THRESHOLD), large=BYTES.
  */
 #include <kalloc/plugin.h>
 
@@ -32,12 +37,14 @@
 
 #define NAME "kv"
 #define DEFAULT_THRESHOLD 4096L
+#define DEFAULT_LARGE 32768L
 
 struct kv {
 	const kalloc_host_t *host;
 	kalloc_t *small;
 	kalloc_t *page;
 	size_t threshold;
+	size_t large; /* above it, page first */
 };
 
 static size_t min_size(size_t a, size_t b)
@@ -107,6 +114,9 @@ static int move(const struct kv *kv, kalloc_t *from, kalloc_t *to, void *ptr,
 static int kv_alloc(const struct kv *kv, kalloc_layout_t l, kalloc_flags_t f,
 		    kalloc_buf_t *out)
 {
+	if (l.size > kv->large &&
+	    sub(kv, kv->page, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out) == KALLOC_OK)
+		return KALLOC_OK;
 	int err = sub(kv, kv->small, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
 	if (err && page_may_serve(kv, l, err))
 		err = sub(kv, kv->page, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
@@ -122,6 +132,9 @@ static int kv_resize(const struct kv *kv, void *ptr, kalloc_layout_t l,
 			return KALLOC_OK;
 		return sub(kv, kv->page, ptr, l, old, f, out);
 	}
+	if (l.size > kv->large &&
+	    move(kv, kv->small, kv->page, ptr, l, old, f, out) == KALLOC_OK)
+		return KALLOC_OK;
 	int err = sub(kv, kv->small, ptr, l, old, f, out);
 	if (err && page_may_serve(kv, l, err))
 		err = move(kv, kv->small, kv->page, ptr, l, old, f, out);
@@ -165,12 +178,14 @@ static int kv_stats(void *state, kalloc_stats_fn fn, void *ctx)
 {
 	const struct kv *kv = state;
 	fn(ctx, NAME, "threshold", kv->threshold);
+	fn(ctx, NAME, "large", kv->large);
 	return 0;
 }
 
-/* "small=libc,threshold=8192" */
+/* "small=libc,threshold=8192,large=65536" */
 static bool parse_options(const kalloc_host_t *host, const char *opts,
-			  char *small, size_t small_cap, long *threshold)
+			  char *small, size_t small_cap, long *threshold,
+			  long *large)
 {
 	for (const char *s = opts; s && *s;) {
 		size_t n = strcspn(s, ",");
@@ -185,13 +200,14 @@ static bool parse_options(const kalloc_host_t *host, const char *opts,
 				goto bad;
 			memcpy(small, v, vlen);
 			small[vlen] = 0;
-		} else if (klen == 9 && memcmp(s, "threshold", 9) == 0) {
+		} else if ((klen == 9 && memcmp(s, "threshold", 9) == 0) ||
+			   (klen == 5 && memcmp(s, "large", 5) == 0)) {
 			char *end;
 			errno = 0;
 			long t = strtol(v, &end, 0);
 			if (errno || end == v || end != s + n || t < 0)
 				goto bad;
-			*threshold = t;
+			*(klen == 5 ? large : threshold) = t;
 		} else {
 			goto bad;
 		}
@@ -200,7 +216,8 @@ static bool parse_options(const kalloc_host_t *host, const char *opts,
 	return true;
 bad:
 	host->error(KALLOC_EINVAL, "invalid options '%s'; valid: small=NAME (a "
-		    "backend other than kv), threshold=BYTES (comma-separated)",
+		    "backend other than kv), threshold=BYTES, large=BYTES "
+		    "(comma-separated)",
 		    opts);
 	return false;
 }
@@ -213,8 +230,9 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	const char *env_small = host->option_str("KALLOC_KV_SMALL");
 	if (env_small)
 		snprintf(small_name, sizeof(small_name), "%s", env_small);
+	long large = DEFAULT_LARGE;
 	if (!parse_options(host, options, small_name, sizeof(small_name),
-			   &threshold))
+			   &threshold, &large))
 		return KALLOC_EINVAL;
 	if (threshold < 0)
 		threshold = DEFAULT_THRESHOLD;
@@ -235,7 +253,9 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (kv == MAP_FAILED)
 		return KALLOC_ENOMEM;
-	*kv = (struct kv){ host, small, page, (size_t)threshold };
+	if (large < threshold)
+		large = threshold;
+	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large };
 	*state = kv;
 	return KALLOC_OK;
 }

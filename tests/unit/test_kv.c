@@ -41,13 +41,18 @@ static void find_limited(void)
 	}
 }
 
-/* kv over kv-limited, with more options after a comma if given. */
+/*
+ * kv over kv-limited, with more options after a comma if given.  `large` is
+ * out of the way: these tests are about the small backend's fallback.
+ */
+#define NO_LARGE "large=1073741824"
+
 static kalloc_t *open_limited(const char *more)
 {
 	char opts[700];
 	ck_assert_msg(limited_opt[0], "kv-limited.so not in KALLOC_PLUGIN_PATH");
-	snprintf(opts, sizeof(opts), "%s%s%s", limited_opt, more ? "," : "",
-		 more ? more : "");
+	snprintf(opts, sizeof(opts), "%s," NO_LARGE "%s%s", limited_opt,
+		 more ? "," : "", more ? more : "");
 	kalloc_t *a = NULL;
 	int err = kalloc_open("kv", opts, &a);
 	ck_assert_msg(err == KALLOC_OK, "open kv (%s): %s", opts, kalloc_errmsg());
@@ -123,7 +128,7 @@ static kalloc_buf_t realloc_ok(kalloc_t *a, void *p, size_t size,
 
 START_TEST(small_sizes_stay_on_the_small_backend)
 {
-	kalloc_t *a = open_kv("small=libc");
+	kalloc_t *a = open_kv("small=libc," NO_LARGE);
 	/* the small backend serves even large sizes when it can (kvmalloc) */
 	const size_t sizes[] = { 1, 100, 4096, 4097, MiB };
 	for (size_t i = 0; i < 5; i++) {
@@ -145,6 +150,27 @@ START_TEST(small_sizes_stay_on_the_small_backend)
 	b = alloc_ok(a, 131073, 16, 0);
 	ck_assert(in_page(b.ptr));
 	kalloc_free(a, b.ptr, KALLOC_LAYOUT(131073, 16));
+	kalloc_close(a);
+}
+END_TEST
+
+/* Above `large` blocks go to page first, as kmalloc_large does, and a small
+ * block growing past it moves there, content kept. */
+START_TEST(sizes_above_large_go_to_page)
+{
+	kalloc_t *a = open_kv("small=libc,large=32768");
+	kalloc_buf_t b = alloc_ok(a, 32768, 16, 0);
+	ck_assert(!in_page(b.ptr));
+	memset(b.ptr, 0x5c, 32768);
+	kalloc_buf_t g = realloc_ok(a, b.ptr, 32769, 32768, 0);
+	ck_assert(in_page(g.ptr));
+	for (size_t i = 0; i < 32768; i++)
+		ck_assert_int_eq(((unsigned char *)g.ptr)[i], 0x5c);
+	kalloc_free(a, g.ptr, KALLOC_LAYOUT(32769, 16));
+	b = alloc_ok(a, 32769, 16, KALLOC_ZERO);
+	ck_assert(in_page(b.ptr));
+	ck_assert_int_eq(((char *)b.ptr)[32768], 0);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(32769, 16));
 	kalloc_close(a);
 }
 END_TEST
@@ -395,6 +421,7 @@ int main(void)
 	TCase *tc = tcase_create("kv");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, small_sizes_stay_on_the_small_backend);
+	tcase_add_test(tc, sizes_above_large_go_to_page);
 	tcase_add_test(tc, large_sizes_fall_back_to_page);
 	tcase_add_test(tc, alignments_the_small_backend_refuses_go_to_page);
 	tcase_add_test(tc, realloc_crosses_the_threshold_both_ways);
