@@ -12,7 +12,8 @@
  * slabs go back to the pool) and the next new thread adopts it with its
  * slabs.  Remote frees keep arriving on an abandoned heap's pending stack;
  * slab_tick collects them (under heaps_lock) every few milliseconds so its
- * slabs can empty and go back to the pool.
+ * slabs can empty and go back to the pool; it also runs the decay of the
+ * pool and of the large cache.
  *
  * heaps_lock guards the heap list, the abandoned list, states and the arena.
  */
@@ -177,6 +178,7 @@ void slab_tick(bool nowait)
 		pthread_mutex_unlock(&fallback_lock);
 	}
 	slab_pool_purge();
+	slab_lcache_decay();
 }
 
 unsigned slab_heap_count(void)
@@ -194,10 +196,12 @@ void slab_heap_atfork_prepare(void)
 	pthread_mutex_lock(&fallback_lock);
 	pthread_mutex_lock(&heaps_lock);
 	pthread_mutex_lock(&slab_pool_lock);
+	pthread_mutex_lock(&slab_lcache_lock);
 }
 
 void slab_heap_atfork_parent(void)
 {
+	pthread_mutex_unlock(&slab_lcache_lock);
 	pthread_mutex_unlock(&slab_pool_lock);
 	pthread_mutex_unlock(&heaps_lock);
 	pthread_mutex_unlock(&fallback_lock);
@@ -213,6 +217,7 @@ void slab_heap_atfork_child(void)
 {
 	/* The forking thread holds them (prepare); plain mutexes may be
 	 * unlocked in the child, which keeps sanitizers' lock state right. */
+	pthread_mutex_unlock(&slab_lcache_lock);
 	slab_pool_atfork_child();
 	pthread_mutex_unlock(&heaps_lock);
 	pthread_mutex_unlock(&fallback_lock);

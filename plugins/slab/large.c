@@ -8,7 +8,9 @@
  * Fresh and grown pages come from the kernel zeroed: callers need not zero
  * beyond the old usable length.  Growth tries mremap in place, then moves
  * the pages to a new granule with mremap (no copy); shrinking unmaps the
- * tail.  Nothing here runs under NOWAIT except in-place no-ops.
+ * tail.  A freed mapping goes to the large cache (lcache.c) when it fits
+ * there; a reused one is dirty, and may be up to twice the length asked.
+ * Under NOWAIT only in-place no-ops and reuse from the cache run.
  */
 #include "slab.h"
 
@@ -30,16 +32,31 @@ static size_t map_len_for(size_t hdr, size_t size)
 	return (n + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
 }
 
-void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable)
+/* Bytes the large cache may hold: a quarter of the live large bytes, and
+ * at least LCACHE_MIN_BUDGET. */
+#define LCACHE_MIN_BUDGET ((size_t)128 << 20)
+
+static size_t cache_budget(void)
 {
-	if (nowait)
-		return NULL;
-	slab_tick(false);
+	size_t live = atomic_load_explicit(&large_bytes, memory_order_relaxed);
+	return live / 4 > LCACHE_MIN_BUDGET ? live / 4 : LCACHE_MIN_BUDGET;
+}
+
+void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
+		       bool *zeroed)
+{
 	size_t hdr = header_space(align);
 	size_t len = map_len_for(hdr, size);
 	if (!len)
 		return NULL;
-	char *base = slab_map_aligned(len);
+	slab_tick(nowait);
+	size_t got;
+	char *base = slab_lcache_get(len, nowait, &got);
+	*zeroed = !base;
+	if (base)
+		len = got;
+	else if (!nowait)
+		base = slab_map_aligned(len);
 	if (!base)
 		return NULL;
 	struct large *l = (struct large *)base;
@@ -57,10 +74,12 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable)
 void slab_large_free(struct large *l)
 {
 	size_t len = l->map_len;
-	slab_register(REG_LARGE, l, false); /* before the range can be mapped again */
-	munmap(l, len);
+	/* unregistered before the range can be reused or mapped again */
+	slab_register(REG_LARGE, l, false);
 	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&large_bytes, len, memory_order_relaxed);
+	if (!slab_lcache_put(l, len, cache_budget()))
+		munmap(l, len);
 	slab_tick(false);
 }
 

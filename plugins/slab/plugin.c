@@ -79,8 +79,7 @@ static int alloc_slow(size_t size, size_t align, kalloc_flags_t f,
 	size_t len = 0;
 	*zeroed = false;
 	if (c < 0) {
-		p = slab_large_alloc(size, align, nowait, &len);
-		*zeroed = true;
+		p = slab_large_alloc(size, align, nowait, &len, zeroed);
 	} else {
 		struct heap *h = slab_heap_acquire(nowait);
 		if (h == HEAP_TEARDOWN)
@@ -330,6 +329,7 @@ static int slab_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	fn(ctx, "slab", "heaps", slab_heap_count());
 	fn(ctx, "slab", "decay_ms", (uint64_t)slab_decay_ms);
 	slab_large_stats(fn, ctx);
+	slab_lcache_stats(fn, ctx);
 	return slab_pool_stats(fn, ctx);
 }
 

@@ -24,7 +24,8 @@
  * heap's atomic pending list (remote.c); the owner collects them.
  *
  * Locks, always taken in this order: fallback_lock (heap.c) -> heaps_lock
- * (heap.c) -> pool_lock (pool.c).  The fast paths take none.
+ * (heap.c) -> pool_lock (pool.c) -> lcache_lock (lcache.c).  The fast
+ * paths take none.
  */
 #ifndef SLAB_H
 #define SLAB_H
@@ -268,13 +269,27 @@ HIDDEN unsigned slab_heap_count(void);
 
 /* ---- large.c ---------------------------------------------------------- */
 
+/* *zeroed: the block comes from the kernel (else from the cache, dirty). */
 HIDDEN void *slab_large_alloc(size_t size, size_t align, bool nowait,
-			      size_t *usable);
+			      size_t *usable, bool *zeroed);
 HIDDEN void slab_large_free(struct large *l);
 /* Resizes in place (or by moving pages); NULL if it cannot. */
 HIDDEN void *slab_large_resize(struct large *l, size_t size, size_t align,
 			       bool nowait, size_t *usable);
 HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
+
+/* ---- lcache.c --------------------------------------------------------- */
+
+HIDDEN extern pthread_mutex_t slab_lcache_lock;
+/* A cached mapping of len..2*len bytes (its length in *got), unregistered
+ * and dirty, or NULL (nowait: trylock). */
+HIDDEN void *slab_lcache_get(size_t len, bool nowait, size_t *got);
+/* Keeps an unregistered mapping for reuse; false if the caller must unmap
+ * it.  Unmaps the oldest entries beyond budget bytes or past the decay. */
+HIDDEN bool slab_lcache_put(void *base, size_t len, size_t budget);
+/* Unmaps the entries freed at least the decay ago. */
+HIDDEN void slab_lcache_decay(void);
+HIDDEN int slab_lcache_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
 

@@ -681,6 +681,121 @@ START_TEST(nowait_never_maps)
 }
 END_TEST
 
+/* ---- the large cache ------------------------------------------------------ */
+
+/* Child of large_cache_reuses_mappings: a NOWAIT allocation of the size just
+ * freed is served from the cache, with no system call, dirty pages zeroed. */
+static int reuse_child(char *freed)
+{
+	if (forbid_mapping())
+		return 90;
+	kalloc_buf_t b;
+	if (kalloc_alloc(A, KALLOC_LAYOUT(1 << 20, 8),
+			 KALLOC_NOWAIT | KALLOC_NOWARN | KALLOC_ZERO, &b))
+		return 1;
+	if (b.ptr != freed)
+		return 2;
+	for (size_t i = 0; i < b.len; i++)
+		if (((char *)b.ptr)[i])
+			return 3;
+	return 0;
+}
+
+START_TEST(large_cache_reuses_mappings)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	size_t len;
+	char *p = alloc(1 << 20, 8, 0, &len);
+	memset(p, 0x5a, len);
+	release(p);
+	/* a cached mapping is not a block: not owned, not sized */
+	ck_assert_int_eq(kalloc_owns(A, p), 0);
+	ck_assert_uint_ge(stat_of("slab", "large_cached_bytes"), 1 << 20);
+	uint64_t hits = stat_of("slab", "large_cache_hits");
+
+	/* the same size again: the same mapping, dirty pages zeroed (ZERO) */
+	char *q = alloc(1 << 20, 8, KALLOC_ZERO, &len);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(stat_of("slab", "large_cache_hits"), hits + 1);
+	ck_assert_uint_eq(stat_of("slab", "large_cached_bytes"), 0);
+	ck_assert_int_eq(kalloc_owns(A, q), 1);
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(q[i] == 0, "byte %zu of a reused ZERO block is %d", i, q[i]);
+
+	/* without ZERO, reuse keeps what was there (no page was given back) */
+	memset(q, 0x77, len);
+	release(q);
+	char *r = alloc(900 << 10, 8, 0, NULL); /* shorter: still a fit */
+	ck_assert_ptr_eq(r, p);
+	ck_assert_int_eq(r[1000], 0x77);
+	memset(r, 0x33, 900 << 10);
+	release(r);
+
+	/* a much shorter request does not take a long mapping */
+	char *small = alloc(100 << 10, 8, 0, NULL);
+	ck_assert_ptr_ne(small, p);
+	release(small);
+
+	/* NOWAIT is served from the cache without any mapping call */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(reuse_child(p));
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS,
+		      "reuse from the large cache made a mapping system call");
+	ck_assert_msg(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
+	ck_assert_msg(WEXITSTATUS(st) == 0, "cache reuse step %d failed",
+		      WEXITSTATUS(st));
+	close_slab();
+}
+END_TEST
+
+START_TEST(large_cache_decays)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "200", 1);
+	open_slab();
+	enum { N = 16 };
+	char *p[N];
+	long base = rss_kib();
+	for (int i = 0; i < N; i++) {
+		size_t len;
+		p[i] = alloc(1 << 20, 8, 0, &len);
+		memset(p[i], 1, len);
+	}
+	long full = rss_kib();
+	ck_assert_msg(full - base >= 15 * 1024, "RSS grew by %ld KiB only",
+		      full - base);
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	/* kept, resident, for reuse until the decay */
+	ck_assert_uint_ge(stat_of("slab", "large_cached_bytes"), (uint64_t)N << 20);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 0);
+	long settled = 0;
+	uint64_t cached = 0;
+	for (int tries = 0; tries < 10; tries++) {
+		struct timespec ts = { 0, 300 * 1000000L };
+		nanosleep(&ts, NULL);
+		/* a slow path after the decay: it releases the cache (and
+		 * its own small block, too short for any cached mapping,
+		 * stays cached) */
+		release(alloc(40 << 10, 8, 0, NULL));
+		settled = rss_kib();
+		cached = stat_of("slab", "large_cached_bytes");
+		if (cached < (1 << 20) && (SHADOW_RSS || settled - base < 4 * 1024))
+			break;
+	}
+	ck_assert_msg(cached < (1 << 20), "%ju bytes still cached after the decay",
+		      (uintmax_t)cached);
+	ck_assert_msg(SHADOW_RSS || settled - base < 4 * 1024,
+		      "RSS %ld KiB above start after the decay (was %ld above)",
+		      settled - base, full - base);
+	close_slab();
+}
+END_TEST
+
 /* ---- misuse: reported with the pointer, then abort ----------------------- */
 
 typedef void (*misuse_fn)(void *p);
@@ -926,6 +1041,12 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, rss_returns_after_free_all_decay_0);
 	tcase_add_test(tc, rss_returns_after_decay);
 	tcase_add_test(tc, rss_returns_from_exited_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("large cache");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, large_cache_reuses_mappings);
+	tcase_add_test(tc, large_cache_decays);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowait");
