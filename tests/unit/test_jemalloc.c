@@ -303,6 +303,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, zero_on_alloc);
 	tcase_add_test(tc, alignments_up_to_max);
 	tcase_add_test(tc, realloc_raises_alignment);
+	tcase_add_test(tc, realloc_keeps_large_alignment);
 	tcase_add_test(tc, process_malloc_unaffected);
 	suite_add_tcase(s, tc);
 

@@ -192,43 +192,6 @@ START_TEST(sized_free_keeps_blocks_disjoint)
 }
 END_TEST
 
-/* tc_realloc only keeps 16: realloc at 4096 (and 1 MiB) must keep it. */
-START_TEST(realloc_keeps_large_alignment)
-{
-	static const size_t sizes[] = { 100, 5000, 300000, 50, 9000, 4096, 1 };
-	for (size_t align = 4096; align <= (1u << 20); align *= 256) {
-		kalloc_layout_t l = KALLOC_LAYOUT(sizes[0], align);
-		kalloc_buf_t b;
-		ck_assert_int_eq(kalloc_alloc(a, l, 0, &b), KALLOC_OK);
-		fill(b.ptr, 0x11, l.size);
-		for (size_t i = 1; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			kalloc_layout_t n = KALLOC_LAYOUT(sizes[i], align);
-			kalloc_buf_t r;
-			ck_assert_int_eq(kalloc_realloc(a, b.ptr, n, l, 0, &r),
-					 KALLOC_OK);
-			ck_assert_msg(((uintptr_t)r.ptr & (align - 1)) == 0,
-				      "%zu->%zu at %zu: %p", l.size, n.size, align,
-				      r.ptr);
-			size_t kept = l.size < n.size ? l.size : n.size;
-			ck_assert_uint_eq(first_not(r.ptr, 0x11, 0, kept), kept);
-			fill(r.ptr, 0x11, n.size);
-			b = r;
-			l = n;
-		}
-		kalloc_free(a, b.ptr, l);
-	}
-	/* a block made with a small alignment, reallocated to a large one */
-	kalloc_buf_t b, r;
-	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(200, 16), 0, &b), KALLOC_OK);
-	fill(b.ptr, 0x22, 200);
-	ck_assert_int_eq(kalloc_realloc(a, b.ptr, KALLOC_LAYOUT(200, 4096),
-					KALLOC_LAYOUT_UNKNOWN, 0, &r), KALLOC_OK);
-	ck_assert(((uintptr_t)r.ptr & 4095) == 0);
-	ck_assert_uint_eq(first_not(r.ptr, 0x22, 0, 200), 200);
-	kalloc_free(a, r.ptr, KALLOC_LAYOUT(200, 4096));
-}
-END_TEST
-
 /* The backend's own counters reach kalloc_stats_foreach. */
 START_TEST(backend_counters)
 {
