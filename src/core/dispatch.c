@@ -318,25 +318,16 @@ free_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout)
 }
 
 /*
- * The plain path of a free: a pointer that is clearly no sentinel, no
- * instrumentation, and a lean entry for what is known of the layout
- * (free_sized for a known one, the unsized free otherwise).
+ * The plain path of a free: a pointer that is clearly no sentinel, a layout
+ * that is not the zero-size one, no instrumentation.
  */
 static inline __attribute__((always_inline)) void
 do_free(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t align)
 {
-	if (likely(NOT_SENTINEL(ptr) &&
+	if (likely(NOT_SENTINEL(ptr) && (size || !align) &&
 		   !atomic_load_explicit(&a->features, memory_order_relaxed))) {
-		if (align) {
-			if (likely(size && a->free_sized)) {
-				a->free_sized(a->state, ptr,
-					      KALLOC_LAYOUT(size, align));
-				return;
-			}
-		} else if (likely(a->free_unsized)) {
-			a->free_unsized(a->state, ptr);
-			return;
-		}
+		plain_free(a, ptr, KALLOC_LAYOUT(size, align));
+		return;
 	}
 	free_slow(caller, a, ptr, KALLOC_LAYOUT(size, align));
 }
