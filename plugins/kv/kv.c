@@ -45,6 +45,7 @@ struct kv {
 	kalloc_t *page;
 	size_t threshold;
 	size_t large; /* above it, page first */
+	char small_name[64]; /* for reports */
 };
 
 static size_t min_size(size_t a, size_t b)
@@ -84,6 +85,28 @@ static kalloc_t *owner(const struct kv *kv, const void *ptr)
 	if (small == 0)
 		return kv->page;
 	return in_page(kv, ptr) ? kv->page : kv->small;
+}
+
+/*
+ * The owner of a block kv is asked to free, resize or measure.  When both
+ * backends can tell and neither holds ptr (a double free, an interior or
+ * foreign pointer), kv reports it as its own corruption, naming both, rather
+ * than handing ptr to page, whose report would blame page alone.
+ */
+static kalloc_t *owner_checked(const struct kv *kv, const void *ptr,
+			       const char *op)
+{
+	int small = kv->host->owns(kv->small, ptr);
+	if (small == 1)
+		return kv->small;
+	if (in_page(kv, ptr))
+		return kv->page;
+	if (small == 0)
+		kv->host->corruption(NAME, ptr, "%s of an address that is not a "
+				     "live block of '%s' nor of 'page' (double "
+				     "free, interior or foreign pointer)", op,
+				     kv->small_name);
+	return kv->small;
 }
 
 /* Whether a failure of the small backend may fall back to page. */
@@ -126,7 +149,7 @@ static int kv_alloc(const struct kv *kv, kalloc_layout_t l, kalloc_flags_t f,
 static int kv_resize(const struct kv *kv, void *ptr, kalloc_layout_t l,
 		     kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
 {
-	if (owner(kv, ptr) == kv->page) {
+	if (owner_checked(kv, ptr, "realloc") == kv->page) {
 		if (l.size <= kv->threshold &&
 		    move(kv, kv->page, kv->small, ptr, l, old, f, out) == KALLOC_OK)
 			return KALLOC_OK;
@@ -147,7 +170,7 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	const struct kv *kv = state;
 	if (l.size == 0) {
-		sub_free(kv, owner(kv, ptr), ptr, old);
+		sub_free(kv, owner_checked(kv, ptr, "free"), ptr, old);
 		return KALLOC_OK;
 	}
 	if (!ptr)
@@ -158,13 +181,13 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 static void kv_free_sized(void *state, void *ptr, kalloc_layout_t old)
 {
 	const struct kv *kv = state;
-	sub_free(kv, owner(kv, ptr), ptr, old);
+	sub_free(kv, owner_checked(kv, ptr, "free"), ptr, old);
 }
 
 static size_t kv_usable_size(void *state, const void *ptr)
 {
 	const struct kv *kv = state;
-	return kv->host->usable_size(owner(kv, ptr), ptr);
+	return kv->host->usable_size(owner_checked(kv, ptr, "usable_size"), ptr);
 }
 
 static int kv_owns(void *state, const void *ptr)
@@ -244,6 +267,8 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 		small = host->get(small_name);
 	} else {
 		small = host->get("slab");
+		snprintf(small_name, sizeof(small_name), "%s",
+			 small ? "slab" : "libc");
 		if (!small)
 			small = host->get("libc");
 	}
@@ -255,7 +280,9 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 		return KALLOC_ENOMEM;
 	if (large < threshold)
 		large = threshold;
-	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large };
+	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
+			   "" };
+	snprintf(kv->small_name, sizeof(kv->small_name), "%s", small_name);
 	*state = kv;
 	return KALLOC_OK;
 }
