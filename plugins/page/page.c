@@ -18,9 +18,15 @@
  *     one byte past the size (rounded up to the alignment) faults at once.
  *   - NOWAIT/ATOMIC: served from the cache only, trylocks only, no mmap,
  *     mremap or brk; otherwise KALLOC_EAGAIN.
+ *   - Huge pages: a mapping of KALLOC_PAGE_HUGE bytes or more (8 MiB by
+ *     default, 0 = never) is advised MADV_HUGEPAGE when it is mapped or
+ *     moved, so filling it costs one page fault per 2 MiB, not per 4 KiB
+ *     (the kernel's transparent huge pages in "madvise" mode).  Below the
+ *     threshold a sparsely written block stays small-paged.  Freeing such
+ *     a mapping takes the advice back before the cache reuses its pages.
  *
- * Options ("key=value,..."): guard=0|1, cache=BYTES (overriding
- * KALLOC_PAGE_GUARD and KALLOC_PAGE_CACHE).
+ * Options ("key=value,..."): guard=0|1, cache=BYTES, huge=BYTES (overriding
+ * KALLOC_PAGE_GUARD, KALLOC_PAGE_CACHE and KALLOC_PAGE_HUGE).
  */
 #include "page.h"
 
@@ -39,11 +45,14 @@
 #define ZERO_BY_MADVISE ((size_t)256 << 10)
 /* Largest block copied into warm cached pages rather than mremapped. */
 #define COPY_MAX ((size_t)4 << 20)
+/* Mappings at least this large are advised MADV_HUGEPAGE. */
+#define DEFAULT_HUGE_BYTES ((long)8 << 20)
 
 struct page {
 	const kalloc_host_t *host;
 	size_t pagesz;
 	bool guard;
+	size_t huge;         /* advise MADV_HUGEPAGE from this size; 0: never */
 	atomic_ulong blocks; /* live blocks */
 	atomic_ulong mapped; /* bytes of their mappings */
 	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
@@ -111,6 +120,34 @@ static size_t shape_usable(const struct page *pg, const struct shape *sh)
 
 /* ---- mappings ---------------------------------------------------------- */
 
+/*
+ * Huge-page advice for a mapping that just came to be (mapped, grown or
+ * moved).  Advice only: where the kernel has no huge page to give, or THP
+ * is off, the mapping works as before.  Guard mappings are left alone: a
+ * huge page cannot end at a guard page.
+ */
+static void advise_huge(const struct page *pg, uintptr_t map, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	if (pg->huge && len >= pg->huge && !pg->guard)
+		(void)madvise((void *)map, len, MADV_HUGEPAGE);
+#else
+	(void)pg, (void)map, (void)len;
+#endif
+}
+
+/* Takes the advice back from a huge mapping's pages going to the cache,
+ * which may cut smaller blocks from them. */
+static void unadvise_huge(const struct page *pg, uintptr_t map, size_t len)
+{
+#ifdef MADV_NOHUGEPAGE
+	if (pg->huge && len >= pg->huge && !pg->guard)
+		(void)madvise((void *)map, len, MADV_NOHUGEPAGE);
+#else
+	(void)pg, (void)map, (void)len;
+#endif
+}
+
 static void zero(const struct page *pg, uintptr_t addr, size_t len, bool nowait)
 {
 	if (!nowait && len >= ZERO_BY_MADVISE && !(addr & (pg->pagesz - 1)) &&
@@ -155,6 +192,8 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 			hit.addr = (uintptr_t)p;
 			hit.len = sh->map_len;
 		}
+		if (!nowait)
+			advise_huge(pg, hit.addr, hit.len);
 		if (want_zero && dirty)
 			zero(pg, hit.addr, dirty, nowait);
 		*map = hit.addr;
@@ -173,6 +212,7 @@ fresh:;
 		unmap((uintptr_t)p, sh->map_len);
 		return KALLOC_ENOMEM;
 	}
+	advise_huge(pg, (uintptr_t)p, sh->map_len);
 	*map = (uintptr_t)p;
 	*len = sh->map_len;
 	*vma = new_vma(pg);
@@ -183,6 +223,8 @@ fresh:;
 static void release(struct page *pg, uintptr_t map, size_t len, uint64_t vma,
 		    bool nowait)
 {
+	if (!nowait)
+		unadvise_huge(pg, map, len);
 	cache_put(&pg->cache, map, len, vma, nowait);
 }
 
@@ -359,6 +401,7 @@ static int move_remap(struct page *pg, const struct rec *r, kalloc_layout_t l,
 				     "for the block table while moving a block");
 	if (q == MAP_FAILED)
 		return KALLOC_ENOMEM;
+	advise_huge(pg, (uintptr_t)q, len);
 	count(pg, 0, (long)len - (long)r->map_len);
 	/* Pages past the old mapping are fresh; the old ones may hold bytes
 	 * past the old size. */
@@ -398,6 +441,8 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		count(pg, 0, (long)(len - slot->map_len));
 		slot->map_len = len;
 		in_place = true;
+		if (!nowait)
+			advise_huge(pg, p, len);
 	}
 	if (in_place) {
 		if (!pg->guard && !nowait && len < slot->map_len) {
@@ -526,7 +571,7 @@ static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)
 
 /* "guard=1,cache=1048576": overrides of the environment settings. */
 static bool parse_options(const kalloc_host_t *host, const char *opts,
-			  long *guard, long *cache)
+			  long *guard, long *cache, long *huge)
 {
 	for (const char *s = opts; s && *s;) {
 		size_t n = strcspn(s, ",");
@@ -543,14 +588,16 @@ static bool parse_options(const kalloc_host_t *host, const char *opts,
 			*guard = v;
 		else if (klen == 5 && memcmp(s, "cache", 5) == 0)
 			*cache = v;
+		else if (klen == 4 && memcmp(s, "huge", 4) == 0)
+			*huge = v;
 		else
 			goto bad;
 		s += n + (s[n] == ',');
 	}
 	return true;
 bad:
-	host->log(NAME, "invalid options '%s'; valid: guard=0|1, cache=BYTES "
-		  "(comma-separated)", opts);
+	host->log(NAME, "invalid options '%s'; valid: guard=0|1, cache=BYTES, "
+		  "huge=BYTES (comma-separated)", opts);
 	return false;
 }
 
@@ -559,7 +606,8 @@ static int page_init(const kalloc_host_t *host, const char *options,
 {
 	long guard = host->option("KALLOC_PAGE_GUARD", 0);
 	long cache = host->option("KALLOC_PAGE_CACHE", DEFAULT_CACHE_BYTES);
-	if (!parse_options(host, options, &guard, &cache))
+	long huge = host->option("KALLOC_PAGE_HUGE", DEFAULT_HUGE_BYTES);
+	if (!parse_options(host, options, &guard, &cache, &huge))
 		return KALLOC_EINVAL;
 	struct page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -568,6 +616,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	pg->guard = guard != 0;
+	pg->huge = huge > 0 ? (size_t)huge : 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
 	atomic_init(&pg->vmas, 0);

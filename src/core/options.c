@@ -22,6 +22,7 @@ static const struct option options[] = {
 	{ "KALLOC_LEAKS", "1: list the blocks still allocated at exit, largest first" },
 	{ "KALLOC_PAGE_GUARD", "page backend: 1 = a PROT_NONE page right after every block" },
 	{ "KALLOC_PAGE_CACHE", "page backend: bytes of freed mappings kept for reuse" },
+	{ "KALLOC_PAGE_HUGE", "page backend: blocks of this many bytes or more get transparent huge pages (default 8 MiB, 0 = never)" },
 	{ "KALLOC_KV_THRESHOLD", "kv backend: largest size tried on the small backend only" },
 	{ "KALLOC_KV_SMALL", "kv backend: the small backend's name (default slab, else libc)" },
 	{ "KALLOC_SLAB_DECAY_MS", "slab backend: delay before empty slabs return to the OS" },

@@ -34,8 +34,9 @@
 /* KALLOC_* variables read whenever a backend opens (src/core/options.c):
  * the plugins' own, then the core's instrumentation. */
 static const char *const open_vars[] = {
-	"KALLOC_PAGE_GUARD", "KALLOC_PAGE_CACHE", "KALLOC_KV_THRESHOLD",
-	"KALLOC_KV_SMALL", "KALLOC_SLAB_DECAY_MS", "KALLOC_STATS",
+	"KALLOC_PAGE_GUARD", "KALLOC_PAGE_CACHE", "KALLOC_PAGE_HUGE",
+	"KALLOC_KV_THRESHOLD", "KALLOC_SLAB_DECAY_MS", "KALLOC_KV_SMALL",
+	"KALLOC_STATS",
 	"KALLOC_LEAKS", "KALLOC_DEBUG",
 };
 #define NVARS (sizeof(open_vars) / sizeof(open_vars[0]))

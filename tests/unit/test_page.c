@@ -14,8 +14,10 @@
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -564,6 +566,89 @@ END_TEST
 
 static int a_static;
 
+/* ---- transparent huge pages --------------------------------------------- */
+
+/* The THP mode in brackets in /sys/kernel/mm/transparent_hugepage/enabled. */
+static bool thp_madvise_works(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, "[madvise]") || strstr(buf, "[always]");
+}
+
+/* The mapping's VM flags from /proc/self/smaps: "hg" is MADV_HUGEPAGE. */
+static bool advised_huge(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	ck_assert_ptr_nonnull(f);
+	char line[512];
+	bool inside = false, hg = false;
+	uintptr_t a = (uintptr_t)p;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) { /* a mapping */
+			inside = a >= lo && a < hi;
+			continue;
+		}
+		if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+			hg = strstr(line, " hg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return hg;
+}
+
+START_TEST(large_blocks_get_huge_pages)
+{
+	if (RUNNING_ON_VALGRIND)
+		return; /* valgrind keeps its own view of madvise */
+	kalloc_t *a = open_page(NULL); /* default threshold: 8 MiB */
+	void *small = alloc_ok(a, 4 * MiB, 16, 0, NULL);
+	ck_assert_msg(!advised_huge(small), "a 4 MiB block was advised huge");
+	void *big = alloc_ok(a, 32 * MiB, 16, 0, NULL);
+	ck_assert_msg(advised_huge(big), "a 32 MiB block was not advised huge");
+	/* growth past the threshold by mremap advises the moved mapping */
+	small = realloc_ok(a, small, 64 * MiB, 16, 4 * MiB, 16, 0, NULL);
+	ck_assert_msg(advised_huge(small), "a block grown to 64 MiB was not "
+		      "advised huge");
+	memset(small, 1, 64 * MiB);
+	kalloc_free(a, small, KALLOC_LAYOUT(64 * MiB, 16));
+	kalloc_free(a, big, KALLOC_LAYOUT(32 * MiB, 16));
+	kalloc_close(a);
+
+	kalloc_t *off = open_page("huge=0");
+	void *p = alloc_ok(off, 32 * MiB, 16, 0, NULL);
+	ck_assert_msg(!advised_huge(p), "huge=0, yet a 32 MiB block was "
+		      "advised huge");
+	kalloc_free(off, p, KALLOC_LAYOUT(32 * MiB, 16));
+	kalloc_close(off);
+	/* where the kernel offers THP, a written huge block holds some */
+	if (thp_madvise_works()) {
+		kalloc_t *on = open_page("cache=0");
+		char *q = alloc_ok(on, 32 * MiB, 16, 0, NULL);
+		memset(q, 1, 32 * MiB);
+		FILE *f = fopen("/proc/self/smaps_rollup", "r");
+		ck_assert_ptr_nonnull(f);
+		char line[256];
+		long huge_kb = -1;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "AnonHugePages: %ld kB", &huge_kb) == 1)
+				break;
+		fclose(f);
+		ck_assert_msg(huge_kb > 0, "no AnonHugePages after writing a "
+			      "32 MiB block (%ld kB)", huge_kb);
+		kalloc_free(on, q, KALLOC_LAYOUT(32 * MiB, 16));
+		kalloc_close(on);
+	}
+}
+END_TEST
+
 START_TEST(owns_answers_for_any_address)
 {
 	kalloc_t *a = open_page(NULL);
@@ -884,6 +969,7 @@ int main(void)
 	tcase_add_test(tc, guard_page_faults_one_byte_past_the_end);
 	tcase_add_test(tc, guard_from_the_environment);
 	tcase_add_test(tc, alignments_2mib_to_64mib);
+	tcase_add_test(tc, large_blocks_get_huge_pages);
 	tcase_add_test(tc, owns_answers_for_any_address);
 	tcase_add_test(tc, many_blocks_grow_the_table);
 	tcase_add_test(tc, free_of_a_foreign_pointer_aborts);
