@@ -44,6 +44,7 @@
 static char version[64];
 
 #define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Usable lengths of mi_malloc requests up to this come from a table. */
 #define TABLE_MAX 4096
@@ -313,13 +314,12 @@ static void plug_free(void *state, void *ptr)
  */
 static void *plug_direct_alloc(size_t size)
 {
-	if (likely(plain.align >= 16)) {
-		void *p = mi_malloc(size < 16 ? 16 : size);
-		if (likely(p))
-			return p;
-		errno = ENOMEM; /* mi_malloc does not for every size */
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM; /* mi_malloc's errno there is not ENOMEM */
 		return NULL;
 	}
+	if (likely(plain.align >= 16))
+		return mi_malloc(size < 16 ? 16 : size);
 	kalloc_buf_t b;
 	if (plug_realloc(NULL, NULL, KALLOC_LAYOUT(size, 16),
 			 KALLOC_LAYOUT_UNKNOWN, 0, &b)) {
