@@ -220,6 +220,50 @@ KALLOC_API int kalloc_realloc_at(const void *caller, kalloc_t *a, void *ptr,
 KALLOC_API void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
 			       kalloc_layout_t layout);
 
+/* ---- the direct path (for the LD_PRELOAD shim and other wrappers) ------ */
+
+/*
+ * A backend's malloc and free, with nothing of the core in between: no
+ * checks, statistics, debug, tracking, accounting nor fault injection.
+ *
+ *   alloc(size), size >= 1: a block of at least size bytes aligned to 16
+ *       (malloc's guarantee), or NULL with errno ENOMEM when the backend
+ *       has no memory;
+ *   free(ptr), ptr not NULL: frees ptr and returns 1 when it is a block of
+ *       the backend; returns 0 and leaves ptr alone when the backend can
+ *       tell it is not (slab: a pointer outside its memory, or a block
+ *       already free).  Backends that cannot tell free it and return 1.
+ *
+ * Blocks are the handle's own: a block from alloc may be freed (or resized,
+ * or measured) by the kalloc_* calls on the handle, and free takes any live
+ * block the handle handed out while it was plain, however it was
+ * allocated.  The entries serve every handle of the backend alike (its
+ * instances share one heap).
+ *
+ * The contract: use alloc and free only while *plain is non-zero, and read
+ * it before every call (one load; it is a handle's word, in place for the
+ * handle's life).  It is non-zero exactly while the handle has no
+ * instrumentation (stats, leaks, debug, no block charged to an accounting
+ * domain) and no fault injection is armed anywhere in the process
+ * (KALLOC_FAIL, kalloc_fail_config, a pending kalloc_fail_nth of any
+ * thread).  It goes to 0 before kalloc_fail_nth or kalloc_fail_config
+ * return, and back once nothing is armed; so a thread's own
+ * kalloc_fail_nth(1) makes its next allocation take the core and fail.
+ * While it is 0, go through kalloc_realloc/kalloc_free instead.
+ */
+typedef struct kalloc_direct {
+	void *(*alloc)(size_t size);
+	int (*free)(void *ptr);
+	const volatile int *plain;
+} kalloc_direct_t;
+
+/*
+ * Fills *out with the backend's direct entries: KALLOC_OK, or
+ * KALLOC_ENOTSUP (with errmsg, *out untouched) when its plugin has none
+ * (page, kv: per-instance state) or out is NULL (KALLOC_EINVAL).
+ */
+KALLOC_API int kalloc_direct(kalloc_t *a, kalloc_direct_t *out);
+
 /* ---- statistics (KALLOC_STATS=1, or the open option "stats=1") -------- */
 
 typedef struct kalloc_stats {

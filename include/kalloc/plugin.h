@@ -135,6 +135,26 @@ typedef struct kalloc_plugin {
 	int (*alloc)(void *state, kalloc_layout_t layout, kalloc_flags_t flags,
 		     kalloc_buf_t *out);
 	void (*free)(void *state, void *ptr);
+
+	/*
+	 * Optional direct entries (appended; read only when struct_size covers
+	 * them), for plugins whose instances all share one process-wide heap
+	 * (so no state argument).  The core hands them out through
+	 * kalloc_direct() only when both are set; callers reach the backend
+	 * with nothing of the core in between:
+	 *   direct_alloc(size), size >= 1: a block of at least size bytes
+	 *       aligned to 16 (malloc's guarantee), or NULL with errno ENOMEM
+	 *       on failure (so a malloc may tail-call it); the
+	 *       same block as alloc(state, {size, 16}, 0, out) would give, so
+	 *       every entry may free it;
+	 *   direct_free(ptr), ptr not NULL: frees ptr and returns 1 when it is
+	 *       a block of this backend (of any instance); returns 0, touching
+	 *       nothing, when the backend can tell ptr is none of its blocks
+	 *       (what owns() would answer 0 for).  A backend that cannot tell
+	 *       frees and returns 1.  Blocks of alloc and realloc are freed too.
+	 */
+	void *(*direct_alloc)(size_t size);
+	int (*direct_free)(void *ptr);
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

@@ -36,6 +36,7 @@
 #include <kalloc/plugin.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <jemalloc/jemalloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -53,6 +54,9 @@ static struct {
 	/* jemalloc's own malloc and free, or mallocx/dallocx with no flag */
 	void *(*malloc)(size_t);
 	void (*free)(void *);
+	/* the direct entry's allocation of n >= 16 bytes, 16-aligned: malloc
+	 * when plain_align is 16, else mallocx16 */
+	void *(*malloc16)(size_t);
 	/* a flagless request of max(size, align) bytes serves alignments up
 	 * to this: 16 when every class above 8 bytes is a multiple of 16 */
 	size_t plain_align;
@@ -111,9 +115,19 @@ static void dallocx_plain(void *p)
 	dallocx(p, 0);
 }
 
-/* Fills je (once): the table, and jemalloc's own malloc and free when they
- * are found and really jemalloc's. */
-static void setup(void)
+/* For malloc16 where flagless requests are only 8-aligned; sets errno as
+ * malloc does. */
+static void *mallocx16(size_t n)
+{
+	void *p = mallocx(n, MALLOCX_LG_ALIGN(4));
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+/* Fills je's table, and jemalloc's own malloc and free when they are found
+ * and really jemalloc's. */
+static void setup_entries(void)
 {
 	je.plain_align = 16;
 	for (size_t n = 9; n <= TABLE_MAX; n++)
@@ -158,6 +172,13 @@ static void setup(void)
 		je.free = f;
 	}
 	f(p);
+}
+
+/* Fills je, once. */
+static void setup(void)
+{
+	setup_entries();
+	je.malloc16 = je.plain_align >= 16 ? je.malloc : mallocx16;
 }
 
 static int je_init(const kalloc_host_t *host, const char *options,
@@ -283,6 +304,23 @@ static int je_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
 	return je_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
 }
 
+/*
+ * The direct entries (jemalloc has one heap per process): jemalloc's own
+ * malloc and free.  A request below 16 bytes is raised to 16, as req_for
+ * does for {size, 16}: jemalloc's 8-byte class is only 8-aligned.
+ */
+static void *je_direct_alloc(size_t size)
+{
+	return je.malloc16(size < 16 ? 16 : size);
+}
+
+/* jemalloc cannot tell its blocks from others: every pointer is freed. */
+static int je_direct_free(void *ptr)
+{
+	je.free(ptr);
+	return 1;
+}
+
 static size_t je_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -324,4 +362,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.stats = je_stats,
 	.alloc = je_alloc,
 	.free = je_free,
+	.direct_alloc = je_direct_alloc,
+	.direct_free = je_direct_free,
 };

@@ -13,6 +13,7 @@
 #include <kalloc/plugin.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <gnu/libc-version.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,6 +134,27 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
+/* The direct entries (one malloc per process): malloc(3), whose blocks
+ * are 16-aligned where MALLOC_ALIGN is 16, and free(3). */
+static void *libc_direct_alloc(size_t size)
+{
+	if (MALLOC_ALIGN >= 16)
+		return libc.malloc(size);
+	void *p;
+	if (libc.posix_memalign(&p, 16, size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+/* free(3) cannot tell its blocks from others: every pointer is freed. */
+static int libc_direct_free(void *ptr)
+{
+	libc.free(ptr);
+	return 1;
+}
+
 static size_t libc_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -151,4 +173,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.fini = libc_fini,
 	.realloc = libc_realloc,
 	.usable_size = libc_usable_size,
+	.direct_alloc = libc_direct_alloc,
+	.direct_free = libc_direct_free,
 };

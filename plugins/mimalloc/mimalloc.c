@@ -34,6 +34,7 @@
 #include <kalloc/plugin.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <mimalloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@
 static char version[64];
 
 #define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Usable lengths of mi_malloc requests up to this come from a table. */
 #define TABLE_MAX 4096
@@ -305,6 +307,35 @@ static void plug_free(void *state, void *ptr)
 	mi_free(ptr);
 }
 
+/*
+ * The direct entries (mimalloc has one heap per process): mi_malloc of at
+ * least 16 bytes, what plug_alloc asks for {size, 16}, or plug_realloc's
+ * way when the plain path is off.
+ */
+static void *plug_direct_alloc(size_t size)
+{
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM; /* mi_malloc's errno there is not ENOMEM */
+		return NULL;
+	}
+	if (likely(plain.align >= 16))
+		return mi_malloc(size < 16 ? 16 : size);
+	kalloc_buf_t b;
+	if (plug_realloc(NULL, NULL, KALLOC_LAYOUT(size, 16),
+			 KALLOC_LAYOUT_UNKNOWN, 0, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b.ptr;
+}
+
+/* mi_free takes any pointer it is given: every pointer is freed. */
+static int plug_direct_free(void *ptr)
+{
+	mi_free(ptr);
+	return 1;
+}
+
 static size_t plug_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -340,4 +371,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.stats = plug_stats,
 	.alloc = plug_alloc,
 	.free = plug_free,
+	.direct_alloc = plug_direct_alloc,
+	.direct_free = plug_direct_free,
 };

@@ -20,7 +20,12 @@
  */
 #include "slab.h"
 
+#include <errno.h>
 #include <string.h>
+
+/* The largest block: a large mapping's size plus its alignment and header
+ * never overflow. */
+#define SLAB_MAX_SIZE ((size_t)PTRDIFF_MAX - CHUNK_SIZE)
 
 const kalloc_host_t *slab_host;
 long slab_decay_ms = 1000;
@@ -172,6 +177,17 @@ static __attribute__((noinline)) void free_large(struct large *l)
 	slab_large_free(l);
 }
 
+/* Frees block idx of s, p. */
+static inline __attribute__((always_inline)) void
+free_in_slab(struct slab *s, void *p, uint64_t idx, bool nowait)
+{
+	struct heap *h = slab_tl_heap;
+	if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h))
+		slab_free_local(h, s, p, idx, nowait);
+	else
+		slab_remote_free(s, p, idx);
+}
+
 static inline __attribute__((always_inline)) void free_block(void *p,
 							     bool nowait)
 {
@@ -182,11 +198,7 @@ static inline __attribute__((always_inline)) void free_block(void *p,
 		free_large(l);
 		return;
 	}
-	struct heap *h = slab_tl_heap;
-	if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h))
-		slab_free_local(h, s, p, idx, nowait);
-	else
-		slab_remote_free(s, p, idx);
+	free_in_slab(s, p, idx, nowait);
 }
 
 /* ---- realloc of a live block ------------------------------------------ */
@@ -302,6 +314,46 @@ static int slab_owns(void *state, const void *ptr)
 	return idx >= 0 && slab_is_live(s, (uint64_t)idx);
 }
 
+/*
+ * The direct entries (one slab allocator per process).  direct_free looks
+ * p up once, answering owns() and finding what to free in the same steps:
+ * 0, and nothing touched, for what owns() answers 0 for (outside slab's
+ * memory, not a block's start, a block not allocated).
+ */
+static __attribute__((noinline, cold)) void *no_memory(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* The core's checks for {size, 16}, of which slab's large blocks need one:
+ * size within max_size (so size + alignment cannot overflow). */
+static void *slab_direct_alloc(size_t size)
+{
+	kalloc_buf_t b;
+	if (unlikely(size > SLAB_MAX_SIZE ||
+		     alloc_block(size, 16, 0, 0, &b)))
+		return no_memory();
+	return b.ptr;
+}
+
+static int slab_direct_free(void *p)
+{
+	struct chunk *c = chunk_of(p);
+	if (likely(slab_in_chunk(p))) {
+		struct slab *s = slab_of(c, p);
+		int64_t idx = slab_block_index(s, p);
+		if (unlikely(idx < 0 || !slab_is_live(s, (uint64_t)idx)))
+			return 0;
+		free_in_slab(s, p, (uint64_t)idx, false);
+		return 1;
+	}
+	if (!slab_in_large(p) || ((struct large *)c)->ptr != p)
+		return 0;
+	free_large((struct large *)c);
+	return 1;
+}
+
 static void slab_atfork_prepare(void *state)
 {
 	(void)state;
@@ -341,7 +393,7 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 		       "frees, decay to the OS, hardened free lists",
 	.flags = KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC,
 	.max_align = CHUNK_SIZE / 2,
-	.max_size = PTRDIFF_MAX - CHUNK_SIZE,
+	.max_size = SLAB_MAX_SIZE,
 	.init = slab_init,
 	.fini = slab_fini,
 	.realloc = slab_realloc,
@@ -352,4 +404,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.atfork_parent = slab_atfork_parent,
 	.atfork_child = slab_atfork_child,
 	.stats = slab_stats,
+	.direct_alloc = slab_direct_alloc,
+	.direct_free = slab_direct_free,
 };

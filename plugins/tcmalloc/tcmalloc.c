@@ -45,6 +45,7 @@
 #include <kalloc/plugin.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <gperftools/malloc_extension_c.h>
 #include <gperftools/nallocx.h>
 #include <gperftools/tcmalloc.h>
@@ -83,6 +84,9 @@ static struct {
 	/* tc_malloc(max(size, align)) serves alignments up to this (0: never,
 	 * when replaced) */
 	size_t plain_align;
+	/* the direct entry's allocation of n >= 16 bytes, 16-aligned: malloc
+	 * when plain_align >= 16, else fresh16 */
+	void *(*malloc16)(size_t);
 	/* usable length of tc_malloc(n) for n <= table_max: classes[(n + 7) / 8];
 	 * table_max is TABLE_MAX if that is exact, else 0 (tc_nallocx) */
 	size_t table_max;
@@ -139,6 +143,8 @@ static int bind(void *h)
 	       tc.malloc_size && tc.nallocx && tc.version;
 }
 
+static void *fresh16(size_t n);
+
 static void resolve(void)
 {
 	void *h = NULL; /* RTLD_DEFAULT is NULL too: `found` says */
@@ -194,6 +200,7 @@ static void resolve(void)
 	tc.replaced = !probe || tc.malloc_size(probe) != tc.nallocx(1, 0);
 	tc.free(probe);
 	tc.plain_align = tc.replaced ? 0 : tc.natural16_from == 8 ? 16 : 8;
+	tc.malloc16 = tc.plain_align >= 16 ? tc.malloc : fresh16;
 	snprintf(version, sizeof(version), "%s (%s%s)",
 		 tc.version(&major, &minor, &patch), tc.where,
 		 tc.replaced ? ", replaced by the host's malloc" : "");
@@ -272,6 +279,15 @@ static void *fresh(kalloc_layout_t l)
 	if (n)
 		return tc.malloc(n);
 	return natural(l) ? tc.malloc(l.size) : tc.memalign(l.align, l.size);
+}
+
+/* For malloc16 when tc_malloc alone does not align to 16; errno as malloc. */
+static void *fresh16(size_t n)
+{
+	void *p = fresh(KALLOC_LAYOUT(n, 16));
+	if (!p)
+		errno = ENOMEM;
+	return p;
 }
 
 static void tc_free_sized_entry(void *state, void *ptr, kalloc_layout_t old)
@@ -356,6 +372,23 @@ static void tc_free_entry(void *state, void *ptr)
 	tc.free(ptr);
 }
 
+/*
+ * The direct entries (one tcmalloc per process): tc_malloc of at least 16
+ * bytes, what tc_alloc asks for {size, 16}; fresh16 when tc_malloc does
+ * not align to 16 (replaced).
+ */
+static void *tc_direct_alloc(size_t size)
+{
+	return tc.malloc16(size < 16 ? 16 : size);
+}
+
+/* tcmalloc cannot tell its blocks from others: every pointer is freed. */
+static int tc_direct_free(void *ptr)
+{
+	tc.free(ptr);
+	return 1;
+}
+
 static size_t tc_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -396,4 +429,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.stats = tc_stats,
 	.alloc = tc_alloc,
 	.free = tc_free_entry,
+	.direct_alloc = tc_direct_alloc,
+	.direct_free = tc_direct_free,
 };

@@ -27,9 +27,9 @@ FAST_TLS int kalloc__host_depth;
 void kalloc_fail_nth(unsigned n)
 {
 	if (countdown && !n)
-		atomic_fetch_sub(&kalloc__fail_armed, 1);
+		kalloc__fail_arm(-1);
 	else if (!countdown && n)
-		atomic_fetch_add(&kalloc__fail_armed, 1);
+		kalloc__fail_arm(1);
 	countdown = n;
 }
 
@@ -123,7 +123,7 @@ int kalloc_fail_config(const char *spec)
 		return err;
 	pthread_mutex_lock(&fs_lock);
 	if (fs.on != next.on)
-		atomic_fetch_add(&kalloc__fail_armed, next.on ? 1 : -1);
+		kalloc__fail_arm(next.on ? 1 : -1);
 	fs = next;
 	fs_calls = fs_space_used = 0;
 	fs_rng = next.seed ? next.seed : 1;
@@ -176,7 +176,7 @@ bool kalloc__fail_now(size_t size, kalloc_flags_t flags)
 {
 	bool fail = false;
 	if (countdown && --countdown == 0) {
-		atomic_fetch_sub(&kalloc__fail_armed, 1);
+		kalloc__fail_arm(-1);
 		fail = true;
 	} else {
 		int verbose;

@@ -67,7 +67,13 @@ struct kalloc {
 	void (*fork_parent)(void *);
 	void (*fork_child)(void *);
 	int (*stats_fn)(void *, kalloc_stats_fn, void *);
-	_Atomic unsigned features; /* FEAT_* and DEBUG_* bits */
+	void *(*direct_alloc)(size_t);  /* both set, or both NULL */
+	int (*direct_free)(void *);
+	_Atomic unsigned features; /* FEAT_* and DEBUG_* bits; set before the
+				    * handle is registered, then only grow
+				    * (kalloc__plain_add_features) */
+	int plain;             /* !features && !kalloc__fail_armed (direct.c) */
+	struct kalloc *plain_next; /* direct.c's list, under its lock */
 	struct kalloc_counters stats;
 	struct kalloc *next;   /* registry of open handles (fork hooks) */
 };
@@ -166,8 +172,17 @@ HIDDEN void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx);
 HIDDEN void kalloc__register(kalloc_t *a);
 HIDDEN void kalloc__unregister(kalloc_t *a);
 
+/* direct.c: each handle's plain word.  The inputs of a->plain change only
+ * here: features after registration, and kalloc__fail_armed. */
+HIDDEN void kalloc__plain_attach(kalloc_t *a);   /* at registration */
+HIDDEN void kalloc__plain_detach(kalloc_t *a);   /* at unregistration */
+HIDDEN void kalloc__plain_add_features(kalloc_t *a, unsigned bits);
+HIDDEN void kalloc__fail_arm(int delta);         /* kalloc__fail_armed += delta */
+HIDDEN void kalloc__plain_atfork(int phase);     /* 0 prepare, 1 parent, 2 child */
+
 /* failslab.c */
-HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now */
+HIDDEN extern _Atomic int kalloc__fail_armed; /* non-zero: consult kalloc__fail_now;
+					     * changed by kalloc__fail_arm only */
 HIDDEN extern FAST_TLS int kalloc__host_depth; /* nested host calls */
 HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
 HIDDEN void kalloc__fail_init(void);

@@ -297,6 +297,10 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		.fork_child = OPTIONAL(p, atfork_child),
 		.stats_fn = OPTIONAL(p, stats),
 	};
+	if (OPTIONAL(p, direct_alloc) && OPTIONAL(p, direct_free)) {
+		a->direct_alloc = p->direct_alloc;
+		a->direct_free = p->direct_free;
+	}
 	char plugin_opts[512], core_opts[128];
 	if (!kalloc__options_split(options, plugin_opts, sizeof(plugin_opts),
 				   core_opts, sizeof(core_opts)) ||

@@ -31,6 +31,7 @@ static void atfork_prepare(void)
 		if (a->fork_prepare)
 			a->fork_prepare(a->state);
 	kalloc__block_lock_all();
+	kalloc__plain_atfork(0);
 }
 
 /* Runs the parent or child hooks in reverse registration order. */
@@ -46,6 +47,7 @@ static void run_after(kalloc_t *a, bool child)
 
 static void atfork_parent(void)
 {
+	kalloc__plain_atfork(1);
 	kalloc__block_unlock_all(false);
 	run_after(handles, false);
 	pthread_mutex_unlock(&registry_lock);
@@ -53,6 +55,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	kalloc__plain_atfork(2);
 	kalloc__block_unlock_all(true);
 	run_after(handles, true);
 	/* The child's thread has a new id: a recursive mutex refuses its
@@ -83,10 +86,12 @@ void kalloc__register(kalloc_t *a)
 	a->next = NULL;
 	*pp = a;
 	pthread_mutex_unlock(&registry_lock);
+	kalloc__plain_attach(a); /* after process_init: KALLOC_FAIL is armed */
 }
 
 void kalloc__unregister(kalloc_t *a)
 {
+	kalloc__plain_detach(a);
 	pthread_mutex_lock(&registry_lock);
 	for (kalloc_t **pp = &handles; *pp; pp = &(*pp)->next)
 		if (*pp == a) {

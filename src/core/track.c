@@ -144,7 +144,8 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 		int err = kalloc__charge(dom, layout.size - old_charge);
 		if (err)
 			return failed(a, f, err);
-		atomic_fetch_or(&a->features, FEAT_ACCOUNT);
+		if (!(f & FEAT_ACCOUNT))
+			kalloc__plain_add_features(a, FEAT_ACCOUNT);
 	}
 
 	/* Stats count usable_size on both sides, whatever len says. */

@@ -14,8 +14,18 @@
  *      is being opened; never freed;
  *   2. the shim's own mappings (maps.c): alignments above the backend's
  *      max_align, and bootstrap overflow;
- *   3. the backend, unless kalloc_owns() says it is not its block (0): then
- *      the pointer is foreign, reported once on stderr and left alone.
+ *   3. the backend, unless it says the pointer is not its block: then the
+ *      pointer is foreign, reported once on stderr and left alone.  While
+ *      the handle is plain, free asks the backend's direct_free, which
+ *      answers and frees in one lookup (0: foreign); otherwise, and for
+ *      realloc and malloc_usable_size, kalloc_owns() answers (0: foreign).
+ *
+ * The direct path: when the backend has direct entries (kalloc_direct),
+ * malloc and free call them, with nothing of the core in between, as long
+ * as the handle's plain word is non-zero (no stats, debug, leaks,
+ * accounting, and no fault injection armed: kalloc_fail_nth in the program
+ * makes its next malloc take the core and fail).  Every other call goes to
+ * the core; blocks cross freely between the two paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -38,10 +48,11 @@ enum { UNINIT, STARTING, READY };
 
 static atomic_int state;
 /*
- * The hot paths' one test: set with state READY (release), bits saying
- * which calls may go straight to the core.  FAST_MALLOC: malloc's
- * alignment is within the backend's limit.  FAST_FREE: the backend cannot
- * tell its blocks from others, so free asks nothing but "arena or mapping?".
+ * The hot paths' second test (after the plain word below): set with state
+ * READY (release), bits saying which calls may go straight to the core.
+ * FAST_MALLOC: malloc's alignment is within the backend's limit.
+ * FAST_FREE: the backend cannot tell its blocks from others, so free asks
+ * nothing but "arena or mapping?".
  */
 enum { FAST_MALLOC = 1, FAST_FREE = 2 };
 static atomic_int fast;
@@ -51,6 +62,17 @@ static size_t backend_max_align;
 static bool backend_zero; /* the backend honors KALLOC_ZERO */
 static bool backend_tells; /* kalloc_owns can answer 0 (not -1 always) */
 static const char *backend_name;
+/*
+ * The backend's direct entries (kalloc_direct), which malloc and free call,
+ * bypassing the core, while *plain is non-zero: the handle then has no
+ * stats, debug... and no fault injection is armed.  plain points to a word
+ * that stays 0 until the backend is up with direct entries; then to the
+ * handle's (release, after direct is filled).  So the hot paths' first test
+ * is one word, read at every call: fault injection is armed at run time.
+ */
+static kalloc_direct_t direct;
+static const volatile int never;
+static const volatile int *_Atomic plain = &never;
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
 static atomic_bool constructed;
@@ -86,6 +108,9 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	/* Can it tell its blocks from others?  Asked once, of an address that
 	 * is certainly no block; -1 means never, so free skips the question. */
 	backend_tells = kalloc_owns(a, &state) != -1;
+	bool has_direct = kalloc_direct(a, &direct) == KALLOC_OK;
+	if (has_direct)
+		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	backend = a;
 	atomic_store_explicit(&state, READY, memory_order_release);
 	atomic_store_explicit(&fast,
@@ -139,6 +164,12 @@ static void foreign(const char *fn, const void *p)
 							     sizeof(line) - 1);
 		(void)r;
 	}
+}
+
+/* May malloc and free take the direct entries now? */
+static inline bool direct_now(void)
+{
+	return *atomic_load_explicit(&plain, memory_order_acquire);
 }
 
 /* Is p the backend's block (or cannot it tell)?  Reports it if not. */
@@ -198,8 +229,12 @@ static inline void release(void *p, kalloc_layout_t old, const char *fn,
 	if (shim_unlikely(shim_map_maybe(p)) && shim_map_free(p))
 		goto out;
 	kalloc_t *a = ready_backend();
-	if (backend_block(a, fn, p))
+	if (a && !old.align && !kalloc_is_sentinel(p) && direct_now()) {
+		if (!direct.free(p)) /* one lookup: owns and free in one */
+			foreign(fn, p);
+	} else if (backend_block(a, fn, p)) {
 		kalloc_free_at(caller, a, p, old);
+	}
 out:
 	errno = saved;
 }
@@ -282,23 +317,33 @@ void shim_free(void *p, size_t size, size_t align, const void *caller)
 
 /* ---- the exported API ---------------------------------------------------- */
 
-/* malloc and free test one word (fast) before going to the core: they are
- * most of a program's calls.  Every other case takes alloc and release. */
-SHIM_API void *malloc(size_t size)
+/* The rest of malloc: the core, or the shim's own memory. */
+static __attribute__((noinline)) void *malloc_core(size_t size,
+						   const void *caller)
 {
 	if (shim_likely(atomic_load_explicit(&fast, memory_order_acquire) &
 			FAST_MALLOC)) {
 		kalloc_buf_t b;
-		if (shim_likely(!kalloc_realloc_at(CALLER, backend, NULL,
-						   KALLOC_LAYOUT(size ? size : 1,
-								 SHIM_MALLOC_ALIGN),
+		if (shim_likely(!kalloc_realloc_at(caller, backend, NULL,
+						   KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN),
 						   KALLOC_LAYOUT_UNKNOWN,
 						   KALLOC_NOWARN, &b)))
 			return b.ptr;
 		errno = ENOMEM;
 		return NULL;
 	}
-	return alloc(size ? size : 1, SHIM_MALLOC_ALIGN, false, CALLER);
+	return alloc(size, SHIM_MALLOC_ALIGN, false, caller);
+}
+
+/* malloc and free test the plain word, then go to the backend's direct
+ * entries: they are most of a program's calls.  Otherwise they test one
+ * word (fast) before going to the core.  Every other case takes alloc and
+ * release.  direct.alloc sets errno itself. */
+SHIM_API void *malloc(size_t size)
+{
+	if (shim_likely(direct_now()))
+		return direct.alloc(size ? size : 1);
+	return malloc_core(size ? size : 1, CALLER);
 }
 
 static __attribute__((noinline)) void free_slow(void *p, const void *caller)
@@ -307,17 +352,37 @@ static __attribute__((noinline)) void free_slow(void *p, const void *caller)
 		release(p, KALLOC_LAYOUT_UNKNOWN, "free", caller);
 }
 
-/* Page-aligned pointers may be the shim's mappings: free_slow looks. */
-SHIM_API void free(void *p)
+/* The rest of free: the core, or free_slow's checks. */
+static __attribute__((noinline)) void free_core(void *p, const void *caller)
 {
 	if (shim_likely((atomic_load_explicit(&fast, memory_order_acquire) &
 			 FAST_FREE) && ((uintptr_t)p & 4095) && !shim_boot_owns(p))) {
 		int saved = errno;
-		kalloc_free_at(CALLER, backend, p, KALLOC_LAYOUT_UNKNOWN);
+		kalloc_free_at(caller, backend, p, KALLOC_LAYOUT_UNKNOWN);
 		errno = saved;
 		return;
 	}
-	free_slow(p, CALLER);
+	free_slow(p, caller);
+}
+
+/*
+ * Page-aligned pointers may be the shim's mappings: free_slow looks; so do
+ * NULL and the other addresses below 4096 (kalloc's sentinels, ignored).
+ * The direct entry's 0 is a foreign pointer, left alone.
+ */
+SHIM_API void free(void *p)
+{
+	uintptr_t u = (uintptr_t)p;
+	if (shim_likely(direct_now() && (u & 4095) && u > 4095 &&
+			!shim_boot_owns(p))) {
+		int *err = &errno; /* before the call: p need not be kept */
+		int saved = *err;
+		if (shim_unlikely(!direct.free(p)))
+			foreign("free", p);
+		*err = saved;
+		return;
+	}
+	free_core(p, CALLER);
 }
 
 SHIM_API void *calloc(size_t n, size_t size)

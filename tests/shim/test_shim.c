@@ -327,6 +327,51 @@ START_TEST(failures_set_enomem)
 }
 END_TEST
 
+/*
+ * malloc and free take the backend's direct entries while the handle is
+ * plain, and the core while fault injection is armed: process-wide
+ * injection fails malloc, and blocks cross from one path to the other.
+ */
+START_TEST(armed_injection_takes_malloc_to_the_core)
+{
+	enum { N = 64 };
+	void *direct_made[N], *core_made[N];
+	for (int i = 0; i < N; i++) {
+		direct_made[i] = malloc((size_t)i * 24 + 1);
+		ck_assert_ptr_nonnull(direct_made[i]);
+		fill(direct_made[i], (size_t)i * 24 + 1, (unsigned)i);
+	}
+	/* (no check call in between: it may allocate) */
+	int err = kalloc_fail_config("probability:100,times:1");
+	errno = 0;
+	void *q = malloc(100);
+	int e = errno;
+	ck_assert_int_eq(err, KALLOC_OK);
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(e, ENOMEM);
+	/* still armed (times exhausted): the core serves, no failure */
+	for (int i = 0; i < N; i++) {
+		core_made[i] = malloc((size_t)i * 40 + 3);
+		ck_assert_ptr_nonnull(core_made[i]);
+		fill(core_made[i], (size_t)i * 40 + 3, (unsigned)i + 1);
+	}
+	for (int i = 0; i < N; i += 2)
+		free(direct_made[i]); /* through the core */
+	ck_assert_int_eq(kalloc_fail_config(""), KALLOC_OK);
+	for (int i = 1; i < N; i += 2) {
+		ck_assert(holds(direct_made[i], (size_t)i * 24 + 1, (unsigned)i));
+		free(direct_made[i]); /* direct again */
+	}
+	for (int i = 0; i < N; i++) {
+		ck_assert(holds(core_made[i], (size_t)i * 40 + 3, (unsigned)i + 1));
+		free(core_made[i]);
+	}
+	void *p = malloc(100);
+	ck_assert_ptr_nonnull(p);
+	free(p);
+}
+END_TEST
+
 /* ---- aligned allocation ------------------------------------------------ */
 
 START_TEST(posix_memalign_einval_leaves_memptr)
@@ -674,6 +719,7 @@ static Suite *shim_suite(void)
 	tcase_add_test(tc, realloc_keeps_content);
 	tcase_add_test(tc, realloc_failure_keeps_block);
 	tcase_add_test(tc, failures_set_enomem);
+	tcase_add_test(tc, armed_injection_takes_malloc_to_the_core);
 	tcase_add_test(tc, posix_memalign_einval_leaves_memptr);
 	tcase_add_test(tc, aligned_alloc_einval);
 	tcase_add_test(tc, alignments_up_to_4mib);

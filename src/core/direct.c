@@ -1,0 +1,94 @@
+/*
+ * The direct path: a backend's direct_alloc/direct_free handed to a caller
+ * (kalloc_direct), and each handle's plain word that says when the caller
+ * may use them.
+ *
+ * Invariant: a registered handle's word a->plain is non-zero exactly when
+ * a->features == 0 and kalloc__fail_armed == 0.  Both inputs change only
+ * through this file, under plain_lock, and the words they affect are stored
+ * before the lock is released.  So no store of a stale value can follow a
+ * fresher one, and a thread that arms fault injection finds every word 0
+ * once its call returns.  (Inputs that can only grow, a handle's features,
+ * would be safe without the lock; arming goes both ways, from any thread.)
+ *
+ * plain_lock is a leaf: nothing under it takes another lock, allocates or
+ * calls a plugin.  Taken by the registry's fork hooks (after the registry's
+ * lock), so a child never inherits it held.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+
+static pthread_mutex_t plain_lock = PTHREAD_MUTEX_INITIALIZER;
+static kalloc_t *plain_handles; /* registered handles, under plain_lock */
+
+/* Recomputes a's word; plain_lock held. */
+static void store(kalloc_t *a)
+{
+	int plain = !atomic_load_explicit(&a->features, memory_order_relaxed) &&
+		    !atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed);
+	__atomic_store_n(&a->plain, plain, __ATOMIC_RELEASE);
+}
+
+void kalloc__plain_attach(kalloc_t *a)
+{
+	pthread_mutex_lock(&plain_lock);
+	a->plain_next = plain_handles;
+	plain_handles = a;
+	store(a);
+	pthread_mutex_unlock(&plain_lock);
+}
+
+void kalloc__plain_detach(kalloc_t *a)
+{
+	pthread_mutex_lock(&plain_lock);
+	for (kalloc_t **pp = &plain_handles; *pp; pp = &(*pp)->plain_next)
+		if (*pp == a) {
+			*pp = a->plain_next;
+			break;
+		}
+	__atomic_store_n(&a->plain, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&plain_lock);
+}
+
+void kalloc__plain_add_features(kalloc_t *a, unsigned bits)
+{
+	pthread_mutex_lock(&plain_lock);
+	atomic_fetch_or(&a->features, bits);
+	__atomic_store_n(&a->plain, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&plain_lock);
+}
+
+void kalloc__fail_arm(int delta)
+{
+	pthread_mutex_lock(&plain_lock);
+	int before = atomic_fetch_add(&kalloc__fail_armed, delta);
+	if (!before != !(before + delta)) /* armed <-> disarmed */
+		for (kalloc_t *a = plain_handles; a; a = a->plain_next)
+			store(a);
+	pthread_mutex_unlock(&plain_lock);
+}
+
+void kalloc__plain_atfork(int phase)
+{
+	if (phase == 0)
+		pthread_mutex_lock(&plain_lock);
+	else if (phase == 1)
+		pthread_mutex_unlock(&plain_lock);
+	else /* the child: a fresh lock, as its thread is a new one */
+		pthread_mutex_init(&plain_lock, NULL);
+}
+
+int kalloc_direct(kalloc_t *a, kalloc_direct_t *out)
+{
+	if (!a || !out)
+		return kalloc__error(KALLOC_EINVAL,
+				     "kalloc_direct: handle and out must not be NULL");
+	if (!a->direct_alloc || !a->direct_free)
+		return kalloc__error(KALLOC_ENOTSUP,
+				     "backend '%s' has no direct entries (its "
+				     "plugin sets no direct_alloc and direct_free); "
+				     "use kalloc_alloc and kalloc_free", a->p->name);
+	*out = (kalloc_direct_t){ a->direct_alloc, a->direct_free, &a->plain };
+	return KALLOC_OK;
+}
