@@ -85,6 +85,20 @@ typedef struct kalloc_host {
 	 * returns err. */
 	int (*error)(int err, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));
+
+	/*
+	 * Appended (read only when struct_size covers them): the two commonest
+	 * calls of a backend built on others, without realloc's case analysis.
+	 *   alloc(a, layout, flags, out)
+	 *       == realloc(a, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out);
+	 *   free_owned(a, ptr, old), ptr a real block of some backend: frees
+	 *       ptr and returns 1 when a holds it or cannot tell (owns() -1);
+	 *       returns 0, touching nothing, when a says ptr is none of its
+	 *       blocks.  One lookup where owns() and then a free take two.
+	 */
+	int (*alloc)(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
+		     kalloc_buf_t *out);
+	int (*free_owned)(kalloc_t *a, void *ptr, kalloc_layout_t old);
 } kalloc_host_t;
 
 typedef struct kalloc_plugin {

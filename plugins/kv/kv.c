@@ -19,6 +19,10 @@
  *   - free, usable_size: the owner is page when page's owns() says so (it
  *     answers exactly, from its table, without touching the block), else the
  *     small backend (kvfree's is_vmalloc_addr).  No header in front of blocks.
+ *     A free asks the host's free_owned of the backend that can tell its
+ *     blocks (slab: one lookup that frees as it finds), the other one next.
+ *   - A pointer neither backend holds (a double free, an interior or
+ *     foreign pointer) is reported as kv's corruption, naming both.
  *
  * Honors ZERO only: NOWAIT/ATOMIC would need both backends to honor them, and
  * the host gives no way to ask a backend what it honors.
@@ -29,6 +33,7 @@
 #include <kalloc/plugin.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +50,18 @@ struct kv {
 	kalloc_t *page;
 	size_t threshold;
 	size_t large; /* above it, page first */
+	bool small_tells; /* the small backend's owns() never answers -1 */
+	bool lean;        /* the host has alloc and free_owned */
 	char small_name[64]; /* for reports */
 };
+
+/* The host has the appended lean services (alloc, free_owned). */
+static bool host_is_lean(const kalloc_host_t *h)
+{
+	return h->struct_size >= offsetof(kalloc_host_t, free_owned) +
+				 sizeof(h->free_owned) &&
+	       h->alloc && h->free_owned;
+}
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -60,11 +75,32 @@ static int sub(const struct kv *kv, kalloc_t *a, void *ptr, kalloc_layout_t l,
 	return kv->host->realloc(a, ptr, l, old, f | KALLOC_NOWARN, out);
 }
 
+static int sub_alloc(const struct kv *kv, kalloc_t *a, kalloc_layout_t l,
+		     kalloc_flags_t f, kalloc_buf_t *out)
+{
+	if (kv->lean)
+		return kv->host->alloc(a, l, f | KALLOC_NOWARN, out);
+	return sub(kv, a, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
+}
+
 static void sub_free(const struct kv *kv, kalloc_t *a, void *ptr,
 		     kalloc_layout_t old)
 {
 	kalloc_buf_t ignored;
 	kv->host->realloc(a, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+}
+
+/* Frees ptr if backend a holds it (or cannot tell); 0 if a says it does
+ * not. */
+static int sub_free_owned(const struct kv *kv, kalloc_t *a, void *ptr,
+			  kalloc_layout_t old)
+{
+	if (kv->lean)
+		return kv->host->free_owned(a, ptr, old);
+	if (kv->host->owns(a, ptr) == 0)
+		return 0;
+	sub_free(kv, a, ptr, old);
+	return 1;
 }
 
 static bool in_page(const struct kv *kv, const void *ptr)
@@ -109,6 +145,20 @@ static kalloc_t *owner_checked(const struct kv *kv, const void *ptr,
 	return kv->small;
 }
 
+/* kvfree: the backend that can tell its blocks is asked first, so the one
+ * that cannot (libc) is only handed what page has refused. */
+static void release(const struct kv *kv, void *ptr, kalloc_layout_t old)
+{
+	kalloc_t *first = kv->small_tells ? kv->small : kv->page;
+	kalloc_t *second = kv->small_tells ? kv->page : kv->small;
+	if (sub_free_owned(kv, first, ptr, old) ||
+	    sub_free_owned(kv, second, ptr, old))
+		return;
+	kv->host->corruption(NAME, ptr, "free of an address that is not a live "
+			     "block of '%s' nor of 'page' (double free, "
+			     "interior or foreign pointer)", kv->small_name);
+}
+
 /* Whether a failure of the small backend may fall back to page. */
 static bool page_may_serve(const struct kv *kv, kalloc_layout_t l, int err)
 {
@@ -138,11 +188,11 @@ static int kv_alloc(const struct kv *kv, kalloc_layout_t l, kalloc_flags_t f,
 		    kalloc_buf_t *out)
 {
 	if (l.size > kv->large &&
-	    sub(kv, kv->page, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out) == KALLOC_OK)
+	    sub_alloc(kv, kv->page, l, f, out) == KALLOC_OK)
 		return KALLOC_OK;
-	int err = sub(kv, kv->small, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
+	int err = sub_alloc(kv, kv->small, l, f, out);
 	if (err && page_may_serve(kv, l, err))
-		err = sub(kv, kv->page, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
+		err = sub_alloc(kv, kv->page, l, f, out);
 	return err;
 }
 
@@ -170,7 +220,7 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	const struct kv *kv = state;
 	if (l.size == 0) {
-		sub_free(kv, owner_checked(kv, ptr, "free"), ptr, old);
+		release(kv, ptr, old);
 		return KALLOC_OK;
 	}
 	if (!ptr)
@@ -180,8 +230,19 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 
 static void kv_free_sized(void *state, void *ptr, kalloc_layout_t old)
 {
-	const struct kv *kv = state;
-	sub_free(kv, owner_checked(kv, ptr, "free"), ptr, old);
+	release(state, ptr, old);
+}
+
+/* The core's lean entries (plain path). */
+static int kv_lean_alloc(void *state, kalloc_layout_t l, kalloc_flags_t f,
+			 kalloc_buf_t *out)
+{
+	return kv_alloc(state, l, f, out);
+}
+
+static void kv_lean_free(void *state, void *ptr)
+{
+	release(state, ptr, KALLOC_LAYOUT_UNKNOWN);
 }
 
 static size_t kv_usable_size(void *state, const void *ptr)
@@ -280,8 +341,10 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 		return KALLOC_ENOMEM;
 	if (large < threshold)
 		large = threshold;
+	/* asked of an address that is certainly no block (kv's own state) */
+	bool tells = host->owns(small, kv) != -1;
 	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
-			   "" };
+			   tells, host_is_lean(host), "" };
 	snprintf(kv->small_name, sizeof(kv->small_name), "%s", small_name);
 	*state = kv;
 	return KALLOC_OK;
@@ -306,6 +369,8 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.realloc = kv_realloc,
 	.usable_size = kv_usable_size,
 	.free_sized = kv_free_sized,
+	.alloc = kv_lean_alloc,
+	.free = kv_lean_free,
 	.owns = kv_owns,
 	.stats = kv_stats,
 };

@@ -16,6 +16,32 @@ static int host_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	return err;
 }
 
+static int host_alloc(kalloc_t *a, kalloc_layout_t layout,
+		      kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	kalloc__host_depth++;
+	int err = kalloc_alloc(a, layout, flags, out);
+	kalloc__host_depth--;
+	return err;
+}
+
+/*
+ * Nested calls are never instrumented (the outer call was), so a backend
+ * with direct entries is asked directly: its direct_free does the owner
+ * lookup and the free at once.
+ */
+static int host_free_owned(kalloc_t *a, void *ptr, kalloc_layout_t old)
+{
+	if (a->direct_free)
+		return a->direct_free(ptr);
+	if (a->owns && a->owns(a->state, ptr) == 0)
+		return 0;
+	kalloc__host_depth++;
+	kalloc_free_at(__builtin_return_address(0), a, ptr, old);
+	kalloc__host_depth--;
+	return 1;
+}
+
 static size_t host_usable_size(kalloc_t *a, const void *ptr)
 {
 	kalloc__host_depth++;
@@ -72,4 +98,6 @@ const kalloc_host_t kalloc__host = {
 	.log = host_log,
 	.corruption = host_corruption,
 	.error = host_error,
+	.alloc = host_alloc,
+	.free_owned = host_free_owned,
 };
