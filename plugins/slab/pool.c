@@ -80,7 +80,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 {
 	const struct class_info *ci = &slab_classes[cls];
 	for (unsigned k = 0; k < ci->span; k++) {
-		c->slabs[u + k].head = (uint8_t)k;
+		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
 		units_dirty -= us_test(&c->dirty_units, u + k);
 	}
 	units_used += ci->span;
@@ -229,7 +229,7 @@ bool slab_pool_put(struct slab *s, bool nowait)
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	uint32_t now = (uint32_t)slab_now_ms();
 	for (unsigned k = 0; k < n; k++) {
-		c->slabs[u + k].head = 0;
+		c->slabs[u + k].head_off = 0;
 		c->released_ms[u + k] = now;
 	}
 	us_assign(&c->free_units, u, n, true);
@@ -280,7 +280,7 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 			used_units += us_count(&all) - nfree;
 			for (unsigned u = CHUNK_META_UNITS; u < CHUNK_UNITS; u++) {
 				struct slab *s = &c->slabs[u];
-				if (!s->size || s->head)
+				if (!s->size || s->head_off)
 					continue;
 				cc[s->cls].slabs++;
 				cc[s->cls].objs += s->nblocks;

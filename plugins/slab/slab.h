@@ -9,7 +9,7 @@
  * any block's descriptor is found from its address alone:
  *
  *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 15) & 127;
- *     slab  = &chunk->slabs[unit] - chunk->slabs[unit].head;
+ *     slab  = &chunk->slabs[unit] - (its `head_off` bytes back);
  *
  * Large blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN) are their
  * own mappings, also 4 MiB aligned, with a header page at the mapping start.
@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "class.h"
@@ -67,7 +68,7 @@ struct heap;
 /*
  * A slab descriptor.  The first cache line is what the owner's fast paths
  * touch; remote threads read owner, base, size, magic and bits.  Fields of
- * a unit that is not the head of a span are unused except `head`.
+ * a unit that is not the head of a span are unused except `head_off`.
  * Invariant while in use: used = nblocks - (blocks on `free`) - (blocks
  * never carved), i.e. live blocks plus remote frees not yet collected.
  */
@@ -76,12 +77,12 @@ struct slab {
 	char *base;                /* first block */
 	_Atomic uint64_t *bits;    /* allocation bitmap by block index:
 				      bit set = live */
-	uint64_t magic;            /* block index = (off * magic) >> 40 */
+	uint64_t magic;            /* ceil(2^64 / size): see slab_index */
 	uint32_t size;             /* block size; 0 when the unit is free */
 	uint32_t limit;            /* nblocks * size */
 	_Atomic uint32_t used;     /* owner-written; others only read it */
-	uint8_t pad0_;
-	uint8_t head;              /* units back to the span's head unit */
+	uint16_t head_off;         /* bytes back to the span's head
+				      descriptor: units back * sizeof */
 	uint8_t where;             /* WHERE_* */
 	uint8_t cls;
 	_Atomic(struct heap *) owner;
@@ -114,6 +115,7 @@ struct chunk {
 _Static_assert(CHUNK_META_UNITS <= CHUNK_UNITS / 32,
 	       "chunk metadata stays a small part of the chunk");
 _Static_assert(sizeof(struct slab) == 128, "slab descriptor is two lines");
+#define SLAB_DESC_SHIFT 7 /* sizeof(struct slab) == 1 << SLAB_DESC_SHIFT */
 
 /* Header page of a large mapping. */
 struct large {
@@ -166,19 +168,19 @@ static inline struct block *link_dec(uintptr_t v, const void *slot)
 /* ---- registry.c ------------------------------------------------------- */
 
 HIDDEN int slab_registry_init(void);
-/* Two bitmaps of one bit per granule: [0] slab chunks, [1] large mappings. */
-HIDDEN extern _Atomic uint64_t *slab_registry[2];
+/* One byte per granule: what starts there (REG_NONE, REG_CHUNK, REG_LARGE). */
+HIDDEN extern _Atomic uint8_t *slab_registry;
 #define REGISTRY_GRANULES ((uint64_t)1 << (ADDR_BITS - CHUNK_SHIFT))
-enum { REG_CHUNK, REG_LARGE };
+enum { REG_NONE, REG_CHUNK, REG_LARGE };
 
-static inline bool registry_test(int map, const void *p)
+/* Does p's 4 MiB granule start a mapping of kind `kind`?  One byte load. */
+static inline bool registry_test(int kind, const void *p)
 {
 	uint64_t g = (uintptr_t)p >> CHUNK_SHIFT;
 	if (unlikely(g >= REGISTRY_GRANULES))
 		return false;
-	return atomic_load_explicit(&slab_registry[map][g / 64],
-				    memory_order_relaxed) &
-	       ((uint64_t)1 << (g % 64));
+	return atomic_load_explicit(&slab_registry[g], memory_order_relaxed) ==
+	       kind;
 }
 
 /* Does p's 4 MiB granule start one of our slab chunks? */
@@ -197,7 +199,8 @@ static inline bool slab_registered(const void *p)
 {
 	return slab_in_chunk(p) || slab_in_large(p);
 }
-HIDDEN void slab_register(int map, const void *granule, bool on);
+/* Marks the granule as starting a mapping of kind `kind` (on) or none. */
+HIDDEN void slab_register(int kind, const void *granule, bool on);
 /* An anonymous mapping of len bytes aligned to CHUNK_SIZE, or NULL. */
 HIDDEN void *slab_map_aligned(size_t len);
 HIDDEN long slab_now_ms(void);
@@ -207,13 +210,21 @@ static inline struct chunk *chunk_of(const void *p)
 	return (struct chunk *)((uintptr_t)p & ~(CHUNK_SIZE - 1));
 }
 
-/* The span descriptor of an address inside a slab chunk. */
+/*
+ * The span descriptor of an address inside a slab chunk.  Descriptors are
+ * 128 bytes at the chunk start, so the unit's descriptor is at byte
+ * (p >> (SLAB_UNIT_SHIFT - SLAB_DESC_SHIFT)) masked to the unit bits: one
+ * shift, one mask.
+ */
+_Static_assert(offsetof(struct chunk, slabs) == 0, "descriptors first");
 static inline struct slab *slab_of(struct chunk *c, const void *p)
 {
-	struct slab *s = &c->slabs[((uintptr_t)p >> SLAB_UNIT_SHIFT) &
-				   (CHUNK_UNITS - 1)];
-	return s - s->head;
+	uintptr_t at = ((uintptr_t)p >> (SLAB_UNIT_SHIFT - SLAB_DESC_SHIFT)) &
+		       ((uintptr_t)(CHUNK_UNITS - 1) << SLAB_DESC_SHIFT);
+	const struct slab *u = (const struct slab *)((char *)c + at);
+	return (struct slab *)((char *)c + (at - u->head_off));
 }
+#define SLAB_HEAD_OFF(units) ((uint16_t)((units) * sizeof(struct slab)))
 
 /* ---- pool.c ----------------------------------------------------------- */
 
@@ -293,20 +304,29 @@ HIDDEN int slab_lcache_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
 
+/*
+ * Division by the block size through its reciprocal magic = ceil(2^64 /
+ * size) (class.h): for off < 2^32, off / size is the high word of
+ * off * magic, and off is a multiple of size iff the low word is below
+ * magic.  One multiplication gives both.
+ */
+__extension__ typedef unsigned __int128 slab_u128;
+
 /* The block index of an offset in s (exact for offsets in the span). */
 static inline uint64_t slab_index(const struct slab *s, uint64_t off)
 {
-	return (off * s->magic) >> CLASS_MAGIC_SHIFT;
+	return (uint64_t)(((slab_u128)off * s->magic) >> 64);
 }
 
-/* p's block index if p starts a block of the slab in use s, else -1. */
+/* p's block index if p starts a block of the slab in use s, else -1.  (A
+ * free unit's limit is 0.) */
 static inline int64_t slab_block_index(const struct slab *s, const void *p)
 {
 	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
-	uint64_t idx = slab_index(s, off);
-	if (unlikely(off >= s->limit || idx * s->size != off))
+	slab_u128 q = (slab_u128)off * s->magic;
+	if (unlikely(off >= s->limit || (uint64_t)q >= s->magic))
 		return -1;
-	return (int64_t)idx;
+	return (uint32_t)(q >> 64); /* (an index is small: no sign to test) */
 }
 
 static inline bool slab_is_live(const struct slab *s, uint64_t idx)
@@ -336,16 +356,18 @@ static inline void *slab_pop(struct slab *s)
 
 /*
  * Clears block idx's bit in the bitmap; reports a double free of p when it
- * was not set.  Only the owner calls it (a plain read-modify-write).
+ * was not set.  Only the owner calls it (a plain read-modify-write).  The
+ * test and the clear are one flip: flipping a set bit lowers the word,
+ * flipping a clear one raises it (a bit-complement and a compare on x86).
  */
 static inline void slab_unmark(struct slab *s, const void *p, uint64_t idx)
 {
 	_Atomic uint64_t *w = &s->bits[idx / 64];
-	uint64_t bit = (uint64_t)1 << (idx % 64);
 	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
-	if (unlikely(!(v & bit)))
+	uint64_t flipped = v ^ (uint64_t)1 << (idx % 64);
+	if (unlikely(flipped > v))
 		slab_double_free(p, s->size);
-	atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
+	atomic_store_explicit(w, flipped, memory_order_relaxed);
 }
 
 /* The local free of a block of s, owned by h. */
