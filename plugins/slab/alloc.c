@@ -111,12 +111,12 @@ void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait, bool atomic)
 				slab_tick(false);
 			s = slab_pool_get(cls, h, nowait, atomic);
 			if (!s) {
-				h->cur[cls] = &slab_empty;
+				heap_set_cur(h, cls, &slab_empty);
 				return NULL;
 			}
 		}
 		s->where = WHERE_CUR;
-		h->cur[cls] = s;
+		heap_set_cur(h, cls, s);
 	}
 }
 
@@ -126,7 +126,7 @@ void slab_heap_drop_current(struct heap *h)
 		struct slab *s = h->cur[c];
 		if (s == &slab_empty)
 			continue;
-		h->cur[c] = &slab_empty;
+		heap_set_cur(h, c, &slab_empty);
 		if (s->free || s->bump < s->nblocks)
 			partial_push(h, s);
 		else

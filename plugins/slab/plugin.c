@@ -144,19 +144,18 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 	    kalloc_buf_t *out)
 {
 	size_t n = (size + align - 1) & ~(align - 1);
-	unsigned c;
-	if (likely(n <= CLASS_SMALL_MAX))
-		c = slab_class_small[(n + 7) >> 3];
-	else if (n <= CLASS_MAX && align <= CLASS_MAX_ALIGN)
-		c = slab_class_big[(n + 127) >> 7];
-	else
-		return alloc_block_slow(size, align, f, kept, out);
 	struct heap *h = slab_tl_heap;
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN))
 		return alloc_block_slow(size, align, f, kept, out);
-	struct slab *s = h->cur[c];
+	struct slab *s;
+	if (likely(n <= CLASS_SMALL_MAX))
+		s = h->small[(n + 7) >> 3];
+	else if (n <= CLASS_MAX && align <= CLASS_MAX_ALIGN)
+		s = h->cur[slab_class_big[(n + 127) >> 7]];
+	else
+		return alloc_block_slow(size, align, f, kept, out);
 	if (unlikely(!s->free))
-		return alloc_refill(h, (int)c, f, kept, out);
+		return alloc_refill(h, slab_class_of(size, align), f, kept, out);
 	void *p = slab_pop(s);
 	if (unlikely(f & KALLOC_ZERO))
 		return alloc_zeroed(p, s->size, kept, out);

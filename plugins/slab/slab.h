@@ -125,8 +125,14 @@ struct large {
 	size_t usable;   /* map_len - (ptr - header) */
 };
 
-/* A thread's heap: its current slab per class and its partial slabs. */
+/*
+ * A thread's heap: its current slab per class and its partial slabs.
+ * Invariant: small[i] == cur[slab_class_small[i]] for every i, the fast
+ * path's lookup of a size n <= CLASS_SMALL_MAX by (n + 7) / 8 with no class
+ * table in between (heap_set_cur keeps the two in step).
+ */
 struct heap {
+	struct slab *small[CLASS_SMALL_MAX / 8 + 1];
 	struct slab *cur[CLASS_COUNT];     /* never NULL: &slab_empty at worst */
 	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur: */
 	struct slab *partial_tail[CLASS_COUNT]; /* a FIFO (see alloc.c) */
@@ -136,6 +142,19 @@ struct heap {
 	int state;                         /* HEAP_* (heaps_lock) */
 } __attribute__((aligned(64)));
 enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
+
+/* Makes s the current slab of class c in h (cur and small). */
+static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
+{
+	h->cur[c] = s;
+	uint32_t size = slab_classes[c].size;
+	if (size > CLASS_SMALL_MAX)
+		return;
+	/* class c takes the indexes up to size / 8 that map to it */
+	for (unsigned i = size / 8; i < CLASS_SMALL_MAX / 8 + 1 &&
+				    slab_class_small[i] == c; i--)
+		h->small[i] = s;
+}
 
 /* ---- globals (plugin.c) ----------------------------------------------- */
 
