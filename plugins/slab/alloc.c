@@ -65,8 +65,7 @@ static void carve(struct slab *s)
 
 void slab_retire_if_empty(struct heap *h, struct slab *s, bool nowait)
 {
-	if (s->where == WHERE_CUR ||
-	    atomic_load_explicit(&s->used, memory_order_relaxed))
+	if (s->where == WHERE_CUR || !slab_bits_empty(s))
 		return;
 	if (s->where == WHERE_PARTIAL)
 		partial_unlink(h, s);

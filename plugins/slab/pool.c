@@ -93,7 +93,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	s->magic = ci->magic;
 	s->size = ci->size;
 	s->limit = ci->nblocks * ci->size;
-	atomic_store_explicit(&s->used, 0, memory_order_relaxed);
+	/* the bitmap is clear: a span comes back to the pool empty */
 	s->where = WHERE_CUR;
 	s->cls = (uint8_t)cls;
 	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
@@ -284,8 +284,7 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 					continue;
 				cc[s->cls].slabs++;
 				cc[s->cls].objs += s->nblocks;
-				cc[s->cls].active += atomic_load_explicit(
-					&s->used, memory_order_relaxed);
+				cc[s->cls].active += slab_in_use(s);
 			}
 		}
 	}

@@ -69,8 +69,11 @@ struct heap;
  * A slab descriptor.  The first cache line is what the owner's fast paths
  * touch; remote threads read owner, base, size, magic and bits.  Fields of
  * a unit that is not the head of a span are unused except `head_off`.
- * Invariant while in use: used = nblocks - (blocks on `free`) - (blocks
- * never carved), i.e. live blocks plus remote frees not yet collected.
+ * Invariant while in use: the bits set are the live blocks plus the remote
+ * frees not yet collected, i.e. nblocks - (blocks on `free`) - (blocks
+ * never carved).  So the bitmap is also the slab's count of blocks in use:
+ * it is empty when no bit is set (slab_bits_empty); the fast paths keep no
+ * separate counter.
  */
 struct slab {
 	struct block *free;        /* owner's free list (encoded links) */
@@ -80,7 +83,7 @@ struct slab {
 	uint64_t magic;            /* ceil(2^64 / size): see slab_index */
 	uint32_t size;             /* block size; 0 when the unit is free */
 	uint32_t limit;            /* nblocks * size */
-	_Atomic uint32_t used;     /* owner-written; others only read it */
+	uint32_t pad0_;
 	uint16_t head_off;         /* bytes back to the span's head
 				      descriptor: units back * sizeof */
 	uint8_t where;             /* WHERE_* */
@@ -367,10 +370,27 @@ static inline void *slab_pop(struct slab *s)
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |
 				 (uint64_t)1 << (idx % 64),
 			      memory_order_relaxed);
-	atomic_store_explicit(&s->used,
-			      atomic_load_explicit(&s->used, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
 	return b;
+}
+
+/* Blocks of s in use (live or freed remotely, not yet collected). */
+static inline uint32_t slab_in_use(const struct slab *s)
+{
+	uint32_t n = 0;
+	for (uint32_t k = 0; k < (s->nblocks + 63) / 64; k++)
+		n += (uint32_t)__builtin_popcountll(
+			atomic_load_explicit(&s->bits[k], memory_order_relaxed));
+	return n;
+}
+
+/* Has s no block in use?  (A scan of at most SLAB_MAX_BLOCKS / 64 words,
+ * for slow paths: a free calls it only when it clears a bitmap word.) */
+static inline bool slab_bits_empty(const struct slab *s)
+{
+	for (uint32_t k = 0; k < (s->nblocks + 63) / 64; k++)
+		if (atomic_load_explicit(&s->bits[k], memory_order_relaxed))
+			return false;
+	return true;
 }
 
 /*
@@ -379,27 +399,30 @@ static inline void *slab_pop(struct slab *s)
  * test and the clear are one flip: flipping a set bit lowers the word,
  * flipping a clear one raises it (a bit-complement and a compare on x86).
  */
-static inline void slab_unmark(struct slab *s, const void *p, uint64_t idx)
+static inline uint64_t slab_unmark(struct slab *s, const void *p,
+				   uint64_t idx)
 {
 	_Atomic uint64_t *w = &s->bits[idx / 64];
 	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
 	uint64_t flipped = v ^ (uint64_t)1 << (idx % 64);
+	/* (keeps GCC from rebuilding the mask to compare v with it, which
+	 * costs more than the flip it would replace) */
+	__asm__("" : "+r"(flipped));
 	if (unlikely(flipped > v))
 		slab_double_free(p, s->size);
 	atomic_store_explicit(w, flipped, memory_order_relaxed);
+	return flipped; /* 0: the slab may be empty now */
 }
 
 /* The local free of a block of s, owned by h. */
 static inline void slab_free_local(struct heap *h, struct slab *s,
 				   struct block *b, uint64_t idx, bool nowait)
 {
-	slab_unmark(s, b, idx);
+	uint64_t word = slab_unmark(s, b, idx);
 	struct block *head = s->free;
 	b->next = link_enc(head, b);
 	s->free = b;
-	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - 1;
-	atomic_store_explicit(&s->used, used, memory_order_relaxed);
-	if (unlikely(!head || !used))
+	if (unlikely(!head || !word)) /* was full, or may be empty now */
 		slab_free_slow(h, s, nowait);
 }
 
