@@ -221,18 +221,12 @@ static bool move_block(void *ptr, kalloc_layout_t l, kalloc_flags_t f,
 	return true;
 }
 
-static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
-					  kalloc_layout_t old, kalloc_flags_t f,
-					  kalloc_buf_t *out)
+/* Every resize but a slab block staying as it is; s or lg is ptr's. */
+static __attribute__((noinline)) int
+resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
+	     kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
 {
 	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
-	struct large *lg = NULL;
-	uint64_t idx = 0;
-	struct slab *s = lookup(ptr, &lg, &idx);
-	if (s && unlikely(!slab_is_live(s, idx)))
-		slab_host->corruption("slab", ptr,
-				      "realloc of a %u-byte block that is not "
-				      "allocated (freed?)", s->size);
 	size_t usable = s ? s->size : lg->usable;
 	/* (a stale old layout never makes us copy past the block) */
 	size_t old_size = old.align && old.size < usable ? old.size : usable;
@@ -270,6 +264,28 @@ static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
 	if (move_block(ptr, l, f, kept, nowait, out))
 		return KALLOC_OK;
 	return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+}
+
+static inline int resize(void *ptr, kalloc_layout_t l,
+					  kalloc_layout_t old, kalloc_flags_t f,
+					  kalloc_buf_t *out)
+{
+	struct large *lg = NULL;
+	uint64_t idx = 0;
+	struct slab *s = lookup(ptr, &lg, &idx);
+	if (s && unlikely(!slab_is_live(s, idx)))
+		slab_host->corruption("slab", ptr,
+				      "realloc of a %u-byte block that is not "
+				      "allocated (freed?)", s->size);
+	/* A slab block that holds the new size, aligned, stays unless a
+	 * class at most half its size fits, impossible above half: decided
+	 * with no class lookup. */
+	if (likely(s && !(f & KALLOC_ZERO)) && l.size <= s->size &&
+	    l.size * 2 > s->size && !((uintptr_t)ptr & (l.align - 1))) {
+		*out = (kalloc_buf_t){ ptr, s->size };
+		return KALLOC_OK;
+	}
+	return resize_other(ptr, s, lg, l, old, f, out);
 }
 
 /* ---- entry points ------------------------------------------------------- */
