@@ -348,7 +348,10 @@ static inline int64_t slab_block_index(const struct slab *s, const void *p)
 	slab_u128 q = (slab_u128)off * s->magic;
 	if (unlikely(off >= s->limit || (uint64_t)q >= s->magic))
 		return -1;
-	return (uint32_t)(q >> 64); /* (an index is small: no sign to test) */
+	uint64_t idx = (uint64_t)(q >> 64);
+	if (idx >= SLAB_MAX_BLOCKS) /* (so the caller tests no sign) */
+		__builtin_unreachable();
+	return (int64_t)idx;
 }
 
 static inline bool slab_is_live(const struct slab *s, uint64_t idx)
