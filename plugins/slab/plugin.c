@@ -155,7 +155,7 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 	else
 		return alloc_block_slow(size, align, f, kept, out);
 	if (unlikely(!s->free))
-		return alloc_refill(h, slab_class_of(size, align), f, kept, out);
+		return alloc_refill(h, slab_class_of(n, 1), f, kept, out);
 	void *p = slab_pop(s);
 	if (unlikely(f & KALLOC_ZERO))
 		return alloc_zeroed(p, s->size, kept, out);
