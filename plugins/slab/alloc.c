@@ -65,8 +65,7 @@ static void carve(struct slab *s)
 
 void slab_retire_if_empty(struct heap *h, struct slab *s, bool nowait)
 {
-	if (s->where == WHERE_CUR ||
-	    atomic_load_explicit(&s->used, memory_order_relaxed))
+	if (s->where == WHERE_CUR || !slab_bits_empty(s))
 		return;
 	if (s->where == WHERE_PARTIAL)
 		partial_unlink(h, s);
@@ -111,12 +110,12 @@ void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait, bool atomic)
 				slab_tick(false);
 			s = slab_pool_get(cls, h, nowait, atomic);
 			if (!s) {
-				h->cur[cls] = &slab_empty;
+				heap_set_cur(h, cls, &slab_empty);
 				return NULL;
 			}
 		}
 		s->where = WHERE_CUR;
-		h->cur[cls] = s;
+		heap_set_cur(h, cls, s);
 	}
 }
 
@@ -126,7 +125,7 @@ void slab_heap_drop_current(struct heap *h)
 		struct slab *s = h->cur[c];
 		if (s == &slab_empty)
 			continue;
-		h->cur[c] = &slab_empty;
+		heap_set_cur(h, c, &slab_empty);
 		if (s->free || s->bump < s->nblocks)
 			partial_push(h, s);
 		else

@@ -62,7 +62,7 @@ void slab_classes_init(void)
 		*ci = (struct class_info){
 			.size = size,
 			.nblocks = (uint32_t)nb,
-			.magic = (((uint64_t)1 << CLASS_MAGIC_SHIFT) + size - 1) / size,
+			.magic = UINT64_MAX / size + 1, /* size > 1 */
 			.span = (uint8_t)span,
 			.span_align = (uint8_t)align,
 			.batch = (uint16_t)batch,

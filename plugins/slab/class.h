@@ -18,8 +18,9 @@
  * under 1/16 (small units keep the memory a thread holds per class small;
  * 16 KiB units made refills of small classes too frequent).
  * At most SLAB_MAX_BLOCKS blocks (the allocation bitmap's size).  Block
- * index from an offset is (off * magic) >> CLASS_MAGIC_SHIFT, exact for
- * every offset in the span.
+ * index from an offset below 2^32 is the high word of the 128-bit product
+ * off * magic, with magic = ceil(2^64 / size); off is a multiple of size iff
+ * the low word is below magic (the "direct computation" of a remainder).
  */
 #ifndef SLAB_CLASS_H
 #define SLAB_CLASS_H
@@ -31,7 +32,6 @@
 #define CLASS_MAX 32768u        /* largest class; bigger goes to large.c */
 #define CLASS_MAX_ALIGN 4096u   /* larger alignments go to large.c */
 #define CLASS_SMALL_MAX 1024u   /* classes up to here: lookup by size / 8 */
-#define CLASS_MAGIC_SHIFT 40
 #define SLAB_UNIT_SHIFT 15
 #define SLAB_UNIT ((size_t)1 << SLAB_UNIT_SHIFT) /* 32 KiB */
 #define SLAB_MAX_SPAN 8                          /* units per span */
@@ -41,7 +41,7 @@
 struct class_info {
 	uint32_t size;    /* block size */
 	uint32_t nblocks; /* blocks per span */
-	uint64_t magic;   /* ceil(2^CLASS_MAGIC_SHIFT / size) */
+	uint64_t magic;   /* ceil(2^64 / size) */
 	uint8_t span;     /* slab units per span */
 	uint8_t span_align; /* the span starts on a multiple of this many units */
 	uint16_t batch;   /* blocks carved into the free list at a time */

@@ -40,7 +40,7 @@ static _Atomic long last_tick;
 static void heap_reset(struct heap *h)
 {
 	for (unsigned c = 0; c < CLASS_COUNT; c++) {
-		h->cur[c] = &slab_empty;
+		heap_set_cur(h, c, &slab_empty);
 		h->partial[c] = h->partial_tail[c] = NULL;
 	}
 	atomic_store_explicit(&h->pending, NULL, memory_order_relaxed);

@@ -130,23 +130,42 @@ static __attribute__((noinline)) int alloc_refill(struct heap *h, int c,
 	return KALLOC_OK;
 }
 
-/* An allocation; with ZERO, zeros from byte `kept` on. */
-static inline int alloc_block(size_t size, size_t align, kalloc_flags_t f,
-			      size_t kept, kalloc_buf_t *out)
+/* A block from the fast path under ZERO: zeros from byte `kept` on. */
+static __attribute__((noinline)) int alloc_zeroed(void *p, size_t len,
+						 size_t kept, kalloc_buf_t *out)
 {
-	int c = slab_class_of(size, align);
+	memset((char *)p + kept, 0, len - kept);
+	*out = (kalloc_buf_t){ p, len };
+	return KALLOC_OK;
+}
+
+/*
+ * An allocation; with ZERO, zeros from byte `kept` on.  align is a power of
+ * two and size + align does not overflow (plugin.h), so n >= align: a class
+ * up to CLASS_SMALL_MAX never needs the alignment limit checked.
+ */
+static inline __attribute__((always_inline)) int
+alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
+	    kalloc_buf_t *out)
+{
+	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely(c >= 0 && (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		struct slab *s = h->cur[c];
-		if (unlikely(!s->free))
-			return alloc_refill(h, c, f, kept, out);
-		void *p = slab_pop(s);
-		if (f & KALLOC_ZERO)
-			memset((char *)p + kept, 0, s->size - kept);
-		*out = (kalloc_buf_t){ p, s->size };
-		return KALLOC_OK;
-	}
-	return alloc_block_slow(size, align, f, kept, out);
+	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN))
+		return alloc_block_slow(size, align, f, kept, out);
+	struct slab *s;
+	if (likely(n <= CLASS_SMALL_MAX))
+		s = h->small[(n + 7) >> 3];
+	else if (n <= CLASS_MAX && align <= CLASS_MAX_ALIGN)
+		s = h->cur[slab_class_big[(n + 127) >> 7]];
+	else
+		return alloc_block_slow(size, align, f, kept, out);
+	if (unlikely(!s->free))
+		return alloc_refill(h, slab_class_of(n, 1), f, kept, out);
+	void *p = slab_pop(s);
+	if (unlikely(f & KALLOC_ZERO))
+		return alloc_zeroed(p, s->size, kept, out);
+	*out = (kalloc_buf_t){ p, s->size };
+	return KALLOC_OK;
 }
 
 /* ---- free --------------------------------------------------------------- */
@@ -214,18 +233,12 @@ static bool move_block(void *ptr, kalloc_layout_t l, kalloc_flags_t f,
 	return true;
 }
 
-static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
-					  kalloc_layout_t old, kalloc_flags_t f,
-					  kalloc_buf_t *out)
+/* Every resize but a slab block staying as it is; s or lg is ptr's. */
+static __attribute__((noinline)) int
+resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
+	     kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
 {
 	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
-	struct large *lg = NULL;
-	uint64_t idx = 0;
-	struct slab *s = lookup(ptr, &lg, &idx);
-	if (s && unlikely(!slab_is_live(s, idx)))
-		slab_host->corruption("slab", ptr,
-				      "realloc of a %u-byte block that is not "
-				      "allocated (freed?)", s->size);
 	size_t usable = s ? s->size : lg->usable;
 	/* (a stale old layout never makes us copy past the block) */
 	size_t old_size = old.align && old.size < usable ? old.size : usable;
@@ -265,6 +278,28 @@ static __attribute__((noinline)) int resize(void *ptr, kalloc_layout_t l,
 	return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
 }
 
+static inline int resize(void *ptr, kalloc_layout_t l,
+					  kalloc_layout_t old, kalloc_flags_t f,
+					  kalloc_buf_t *out)
+{
+	struct large *lg = NULL;
+	uint64_t idx = 0;
+	struct slab *s = lookup(ptr, &lg, &idx);
+	if (s && unlikely(!slab_is_live(s, idx)))
+		slab_host->corruption("slab", ptr,
+				      "realloc of a %u-byte block that is not "
+				      "allocated (freed?)", s->size);
+	/* A slab block that holds the new size, aligned, stays unless a
+	 * class at most half its size fits, impossible above half: decided
+	 * with no class lookup. */
+	if (likely(s && !(f & KALLOC_ZERO)) && l.size <= s->size &&
+	    l.size * 2 > s->size && !((uintptr_t)ptr & (l.align - 1))) {
+		*out = (kalloc_buf_t){ ptr, s->size };
+		return KALLOC_OK;
+	}
+	return resize_other(ptr, s, lg, l, old, f, out);
+}
+
 /* ---- entry points ------------------------------------------------------- */
 
 static int slab_realloc(void *state, void *ptr, kalloc_layout_t l,
@@ -284,6 +319,21 @@ static void slab_free_sized(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
 	(void)old; /* the slab knows the size: nothing to look up */
+	free_block(ptr, false);
+}
+
+/* The lean entries (plugin.h): the core's plain path calls these, not
+ * realloc, for a fresh allocation and an unsized free. */
+static int slab_alloc(void *state, kalloc_layout_t l, kalloc_flags_t f,
+		      kalloc_buf_t *out)
+{
+	(void)state;
+	return alloc_block(l.size, l.align, f, 0, out);
+}
+
+static void slab_free(void *state, void *ptr)
+{
+	(void)state;
 	free_block(ptr, false);
 }
 
@@ -399,6 +449,8 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.realloc = slab_realloc,
 	.usable_size = slab_usable_size,
 	.free_sized = slab_free_sized,
+	.alloc = slab_alloc,
+	.free = slab_free,
 	.owns = slab_owns,
 	.atfork_prepare = slab_atfork_prepare,
 	.atfork_parent = slab_atfork_parent,

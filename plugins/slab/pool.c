@@ -80,7 +80,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 {
 	const struct class_info *ci = &slab_classes[cls];
 	for (unsigned k = 0; k < ci->span; k++) {
-		c->slabs[u + k].head = (uint8_t)k;
+		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
 		units_dirty -= us_test(&c->dirty_units, u + k);
 	}
 	units_used += ci->span;
@@ -93,7 +93,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	s->magic = ci->magic;
 	s->size = ci->size;
 	s->limit = ci->nblocks * ci->size;
-	atomic_store_explicit(&s->used, 0, memory_order_relaxed);
+	/* the bitmap is clear: a span comes back to the pool empty */
 	s->where = WHERE_CUR;
 	s->cls = (uint8_t)cls;
 	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
@@ -229,7 +229,7 @@ bool slab_pool_put(struct slab *s, bool nowait)
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	uint32_t now = (uint32_t)slab_now_ms();
 	for (unsigned k = 0; k < n; k++) {
-		c->slabs[u + k].head = 0;
+		c->slabs[u + k].head_off = 0;
 		c->released_ms[u + k] = now;
 	}
 	us_assign(&c->free_units, u, n, true);
@@ -280,12 +280,11 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 			used_units += us_count(&all) - nfree;
 			for (unsigned u = CHUNK_META_UNITS; u < CHUNK_UNITS; u++) {
 				struct slab *s = &c->slabs[u];
-				if (!s->size || s->head)
+				if (!s->size || s->head_off)
 					continue;
 				cc[s->cls].slabs++;
 				cc[s->cls].objs += s->nblocks;
-				cc[s->cls].active += atomic_load_explicit(
-					&s->used, memory_order_relaxed);
+				cc[s->cls].active += slab_in_use(s);
 			}
 		}
 	}

@@ -1,14 +1,16 @@
 /*
  * The registry of our mappings, and the system calls that make them.
  *
- * Two bitmaps of one bit per 4 MiB granule of the 47-bit user address space
- * (4 MiB of lazily-backed address space each; only the pages covering
- * granules in use ever become resident).  A bit is set while the granule
- * starts a slab chunk (map REG_CHUNK) or a large mapping (REG_LARGE) of
- * ours; its header (struct chunk or struct large) is then mapped at the
- * granule start.  So the free path tells a slab block from anything else
- * with one load.  Readers use relaxed loads: a pointer the
- * caller legitimately holds was registered before it was handed out.
+ * One byte per 4 MiB granule of the 47-bit user address space (32 MiB of
+ * lazily-backed address space; only the pages covering granules in use ever
+ * become resident, one page per 16 GiB of address space).  A byte is
+ * REG_CHUNK while the granule starts a slab chunk, REG_LARGE while it starts
+ * a large mapping of ours, REG_NONE otherwise; the header (struct chunk or
+ * struct large) is then mapped at the granule start.  So the free path tells
+ * a slab block from a large one and from anything else with one byte load
+ * (bytes, not bits: no mask to build).  Readers use relaxed loads: a
+ * pointer the caller legitimately holds was registered before it was handed
+ * out.
  */
 #include "slab.h"
 
@@ -17,33 +19,26 @@
 
 #define GRANULES REGISTRY_GRANULES
 
-_Atomic uint64_t *slab_registry[2];
+_Atomic uint8_t *slab_registry;
 
 int slab_registry_init(void)
 {
-	if (slab_registry[REG_CHUNK])
+	if (slab_registry)
 		return KALLOC_OK;
-	_Atomic uint64_t *p = mmap(NULL, 2 * (GRANULES / 8),
-				   PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				   -1, 0);
+	_Atomic uint8_t *p = mmap(NULL, GRANULES, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				  -1, 0);
 	if (p == MAP_FAILED)
 		return KALLOC_ENOMEM;
-	slab_registry[REG_LARGE] = p + GRANULES / 64;
-	slab_registry[REG_CHUNK] = p;
+	slab_registry = p;
 	return KALLOC_OK;
 }
 
-void slab_register(int map, const void *granule, bool on)
+void slab_register(int kind, const void *granule, bool on)
 {
 	uint64_t g = (uintptr_t)granule >> CHUNK_SHIFT;
-	uint64_t bit = (uint64_t)1 << (g % 64);
-	if (on)
-		atomic_fetch_or_explicit(&slab_registry[map][g / 64], bit,
-					 memory_order_release);
-	else
-		atomic_fetch_and_explicit(&slab_registry[map][g / 64], ~bit,
-					  memory_order_release);
+	atomic_store_explicit(&slab_registry[g], (uint8_t)(on ? kind : REG_NONE),
+			      memory_order_release);
 }
 
 void *slab_map_aligned(size_t len)

@@ -11,7 +11,7 @@
  *     announced bit is set;
  *   - the owner only collects a slab it popped from pending, so a slab is
  *     never released while a remote thread is still announcing it (the
- *     remote's block keeps `used` above zero until collected);
+ *     remote's block keeps its bit set until collected);
  *   - both stacks are popped whole, so there is no ABA.
  * A heap outlives its thread (abandoned heaps are reused), so pushing onto
  * the owner's pending stack is always safe.
@@ -62,13 +62,11 @@ static void collect(struct heap *h, struct slab *s, bool nowait)
 		return;
 	bool was_empty = !s->free;
 	struct block *b = first, *prev = NULL;
-	uint32_t n = 0;
 	for (;;) {
 		int64_t idx = slab_block_index(s, b);
 		if (unlikely(idx < 0))
 			slab_corrupt_list(prev ? (void *)prev : (void *)s, b);
 		slab_unmark(s, b, (uint64_t)idx);
-		n++;
 		struct block *next = link_dec(b->next, b);
 		if (!next)
 			break;
@@ -77,9 +75,7 @@ static void collect(struct heap *h, struct slab *s, bool nowait)
 	}
 	b->next = link_enc(s->free, b);
 	s->free = first;
-	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - n;
-	atomic_store_explicit(&s->used, used, memory_order_relaxed);
-	if (was_empty || !used)
+	if (was_empty || slab_bits_empty(s))
 		slab_free_slow(h, s, nowait);
 }
 

@@ -9,7 +9,7 @@
  * any block's descriptor is found from its address alone:
  *
  *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 15) & 127;
- *     slab  = &chunk->slabs[unit] - chunk->slabs[unit].head;
+ *     slab  = &chunk->slabs[unit] - (its `head_off` bytes back);
  *
  * Large blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN) are their
  * own mappings, also 4 MiB aligned, with a header page at the mapping start.
@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "class.h"
@@ -67,21 +68,24 @@ struct heap;
 /*
  * A slab descriptor.  The first cache line is what the owner's fast paths
  * touch; remote threads read owner, base, size, magic and bits.  Fields of
- * a unit that is not the head of a span are unused except `head`.
- * Invariant while in use: used = nblocks - (blocks on `free`) - (blocks
- * never carved), i.e. live blocks plus remote frees not yet collected.
+ * a unit that is not the head of a span are unused except `head_off`.
+ * Invariant while in use: the bits set are the live blocks plus the remote
+ * frees not yet collected, i.e. nblocks - (blocks on `free`) - (blocks
+ * never carved).  So the bitmap is also the slab's count of blocks in use:
+ * it is empty when no bit is set (slab_bits_empty); the fast paths keep no
+ * separate counter.
  */
 struct slab {
 	struct block *free;        /* owner's free list (encoded links) */
 	char *base;                /* first block */
 	_Atomic uint64_t *bits;    /* allocation bitmap by block index:
 				      bit set = live */
-	uint64_t magic;            /* block index = (off * magic) >> 40 */
+	uint64_t magic;            /* ceil(2^64 / size): see slab_index */
 	uint32_t size;             /* block size; 0 when the unit is free */
 	uint32_t limit;            /* nblocks * size */
-	_Atomic uint32_t used;     /* owner-written; others only read it */
-	uint8_t pad0_;
-	uint8_t head;              /* units back to the span's head unit */
+	uint32_t pad0_;
+	uint16_t head_off;         /* bytes back to the span's head
+				      descriptor: units back * sizeof */
 	uint8_t where;             /* WHERE_* */
 	uint8_t cls;
 	_Atomic(struct heap *) owner;
@@ -114,6 +118,7 @@ struct chunk {
 _Static_assert(CHUNK_META_UNITS <= CHUNK_UNITS / 32,
 	       "chunk metadata stays a small part of the chunk");
 _Static_assert(sizeof(struct slab) == 128, "slab descriptor is two lines");
+#define SLAB_DESC_SHIFT 7 /* sizeof(struct slab) == 1 << SLAB_DESC_SHIFT */
 
 /* Header page of a large mapping. */
 struct large {
@@ -123,8 +128,14 @@ struct large {
 	size_t usable;   /* map_len - (ptr - header) */
 };
 
-/* A thread's heap: its current slab per class and its partial slabs. */
+/*
+ * A thread's heap: its current slab per class and its partial slabs.
+ * Invariant: small[i] == cur[slab_class_small[i]] for every i, the fast
+ * path's lookup of a size n <= CLASS_SMALL_MAX by (n + 7) / 8 with no class
+ * table in between (heap_set_cur keeps the two in step).
+ */
 struct heap {
+	struct slab *small[CLASS_SMALL_MAX / 8 + 1];
 	struct slab *cur[CLASS_COUNT];     /* never NULL: &slab_empty at worst */
 	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur: */
 	struct slab *partial_tail[CLASS_COUNT]; /* a FIFO (see alloc.c) */
@@ -134,6 +145,19 @@ struct heap {
 	int state;                         /* HEAP_* (heaps_lock) */
 } __attribute__((aligned(64)));
 enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
+
+/* Makes s the current slab of class c in h (cur and small). */
+static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
+{
+	h->cur[c] = s;
+	uint32_t size = slab_classes[c].size;
+	if (size > CLASS_SMALL_MAX)
+		return;
+	/* class c takes the indexes up to size / 8 that map to it */
+	for (unsigned i = size / 8; i < CLASS_SMALL_MAX / 8 + 1 &&
+				    slab_class_small[i] == c; i--)
+		h->small[i] = s;
+}
 
 /* ---- globals (plugin.c) ----------------------------------------------- */
 
@@ -166,19 +190,19 @@ static inline struct block *link_dec(uintptr_t v, const void *slot)
 /* ---- registry.c ------------------------------------------------------- */
 
 HIDDEN int slab_registry_init(void);
-/* Two bitmaps of one bit per granule: [0] slab chunks, [1] large mappings. */
-HIDDEN extern _Atomic uint64_t *slab_registry[2];
+/* One byte per granule: what starts there (REG_NONE, REG_CHUNK, REG_LARGE). */
+HIDDEN extern _Atomic uint8_t *slab_registry;
 #define REGISTRY_GRANULES ((uint64_t)1 << (ADDR_BITS - CHUNK_SHIFT))
-enum { REG_CHUNK, REG_LARGE };
+enum { REG_NONE, REG_CHUNK, REG_LARGE };
 
-static inline bool registry_test(int map, const void *p)
+/* Does p's 4 MiB granule start a mapping of kind `kind`?  One byte load. */
+static inline bool registry_test(int kind, const void *p)
 {
 	uint64_t g = (uintptr_t)p >> CHUNK_SHIFT;
 	if (unlikely(g >= REGISTRY_GRANULES))
 		return false;
-	return atomic_load_explicit(&slab_registry[map][g / 64],
-				    memory_order_relaxed) &
-	       ((uint64_t)1 << (g % 64));
+	return atomic_load_explicit(&slab_registry[g], memory_order_relaxed) ==
+	       kind;
 }
 
 /* Does p's 4 MiB granule start one of our slab chunks? */
@@ -197,7 +221,8 @@ static inline bool slab_registered(const void *p)
 {
 	return slab_in_chunk(p) || slab_in_large(p);
 }
-HIDDEN void slab_register(int map, const void *granule, bool on);
+/* Marks the granule as starting a mapping of kind `kind` (on) or none. */
+HIDDEN void slab_register(int kind, const void *granule, bool on);
 /* An anonymous mapping of len bytes aligned to CHUNK_SIZE, or NULL. */
 HIDDEN void *slab_map_aligned(size_t len);
 HIDDEN long slab_now_ms(void);
@@ -207,13 +232,21 @@ static inline struct chunk *chunk_of(const void *p)
 	return (struct chunk *)((uintptr_t)p & ~(CHUNK_SIZE - 1));
 }
 
-/* The span descriptor of an address inside a slab chunk. */
+/*
+ * The span descriptor of an address inside a slab chunk.  Descriptors are
+ * 128 bytes at the chunk start, so the unit's descriptor is at byte
+ * (p >> (SLAB_UNIT_SHIFT - SLAB_DESC_SHIFT)) masked to the unit bits: one
+ * shift, one mask.
+ */
+_Static_assert(offsetof(struct chunk, slabs) == 0, "descriptors first");
 static inline struct slab *slab_of(struct chunk *c, const void *p)
 {
-	struct slab *s = &c->slabs[((uintptr_t)p >> SLAB_UNIT_SHIFT) &
-				   (CHUNK_UNITS - 1)];
-	return s - s->head;
+	uintptr_t at = ((uintptr_t)p >> (SLAB_UNIT_SHIFT - SLAB_DESC_SHIFT)) &
+		       ((uintptr_t)(CHUNK_UNITS - 1) << SLAB_DESC_SHIFT);
+	const struct slab *u = (const struct slab *)((char *)c + at);
+	return (struct slab *)((char *)c + (at - u->head_off));
 }
+#define SLAB_HEAD_OFF(units) ((uint16_t)((units) * sizeof(struct slab)))
 
 /* ---- pool.c ----------------------------------------------------------- */
 
@@ -293,19 +326,31 @@ HIDDEN int slab_lcache_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */
 
+/*
+ * Division by the block size through its reciprocal magic = ceil(2^64 /
+ * size) (class.h): for off < 2^32, off / size is the high word of
+ * off * magic, and off is a multiple of size iff the low word is below
+ * magic.  One multiplication gives both.
+ */
+__extension__ typedef unsigned __int128 slab_u128;
+
 /* The block index of an offset in s (exact for offsets in the span). */
 static inline uint64_t slab_index(const struct slab *s, uint64_t off)
 {
-	return (off * s->magic) >> CLASS_MAGIC_SHIFT;
+	return (uint64_t)(((slab_u128)off * s->magic) >> 64);
 }
 
-/* p's block index if p starts a block of the slab in use s, else -1. */
+/* p's block index if p starts a block of the slab in use s, else -1.  (A
+ * free unit's limit is 0.) */
 static inline int64_t slab_block_index(const struct slab *s, const void *p)
 {
 	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
-	uint64_t idx = slab_index(s, off);
-	if (unlikely(off >= s->limit || idx * s->size != off))
+	slab_u128 q = (slab_u128)off * s->magic;
+	if (unlikely(off >= s->limit || (uint64_t)q >= s->magic))
 		return -1;
+	uint64_t idx = (uint64_t)(q >> 64);
+	if (idx >= SLAB_MAX_BLOCKS) /* (so the caller tests no sign) */
+		__builtin_unreachable();
 	return (int64_t)idx;
 }
 
@@ -320,6 +365,9 @@ static inline void *slab_pop(struct slab *s)
 {
 	struct block *b = s->free;
 	struct block *n = link_dec(b->next, b);
+	/* (opaque, so that GCC tests n itself for the list's end rather than
+	 * keep two halves of its decoding alive: a register to save) */
+	__asm__("" : "+r"(n));
 	if (unlikely((uintptr_t)n - (uintptr_t)s->base >= s->limit) && n)
 		slab_corrupt_list(b, n);
 	s->free = n;
@@ -328,37 +376,59 @@ static inline void *slab_pop(struct slab *s)
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |
 				 (uint64_t)1 << (idx % 64),
 			      memory_order_relaxed);
-	atomic_store_explicit(&s->used,
-			      atomic_load_explicit(&s->used, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
 	return b;
+}
+
+/* Blocks of s in use (live or freed remotely, not yet collected). */
+static inline uint32_t slab_in_use(const struct slab *s)
+{
+	uint32_t n = 0;
+	for (uint32_t k = 0; k < (s->nblocks + 63) / 64; k++)
+		n += (uint32_t)__builtin_popcountll(
+			atomic_load_explicit(&s->bits[k], memory_order_relaxed));
+	return n;
+}
+
+/* Has s no block in use?  (A scan of at most SLAB_MAX_BLOCKS / 64 words,
+ * for slow paths: a free calls it only when it clears a bitmap word.) */
+static inline bool slab_bits_empty(const struct slab *s)
+{
+	for (uint32_t k = 0; k < (s->nblocks + 63) / 64; k++)
+		if (atomic_load_explicit(&s->bits[k], memory_order_relaxed))
+			return false;
+	return true;
 }
 
 /*
  * Clears block idx's bit in the bitmap; reports a double free of p when it
- * was not set.  Only the owner calls it (a plain read-modify-write).
+ * was not set.  Only the owner calls it (a plain read-modify-write).  The
+ * test and the clear are one flip: flipping a set bit lowers the word,
+ * flipping a clear one raises it (a bit-complement and a compare on x86).
  */
-static inline void slab_unmark(struct slab *s, const void *p, uint64_t idx)
+static inline uint64_t slab_unmark(struct slab *s, const void *p,
+				   uint64_t idx)
 {
 	_Atomic uint64_t *w = &s->bits[idx / 64];
-	uint64_t bit = (uint64_t)1 << (idx % 64);
 	uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
-	if (unlikely(!(v & bit)))
+	uint64_t flipped = v ^ (uint64_t)1 << (idx % 64);
+	/* (keeps GCC from rebuilding the mask to compare v with it, which
+	 * costs more than the flip it would replace) */
+	__asm__("" : "+r"(flipped));
+	if (unlikely(flipped > v))
 		slab_double_free(p, s->size);
-	atomic_store_explicit(w, v & ~bit, memory_order_relaxed);
+	atomic_store_explicit(w, flipped, memory_order_relaxed);
+	return flipped; /* 0: the slab may be empty now */
 }
 
 /* The local free of a block of s, owned by h. */
 static inline void slab_free_local(struct heap *h, struct slab *s,
 				   struct block *b, uint64_t idx, bool nowait)
 {
-	slab_unmark(s, b, idx);
+	uint64_t word = slab_unmark(s, b, idx);
 	struct block *head = s->free;
 	b->next = link_enc(head, b);
 	s->free = b;
-	uint32_t used = atomic_load_explicit(&s->used, memory_order_relaxed) - 1;
-	atomic_store_explicit(&s->used, used, memory_order_relaxed);
-	if (unlikely(!head || !used))
+	if (unlikely(!head || !word)) /* was full, or may be empty now */
 		slab_free_slow(h, s, nowait);
 }
 

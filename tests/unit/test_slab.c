@@ -138,13 +138,16 @@ START_TEST(class_table_invariants)
 		ck_assert_uint_le((size_t)ci->nblocks * ci->size, bytes);
 		if (c)
 			ck_assert_uint_gt(ci->size, slab_classes[c - 1].size);
-		/* the block index of every offset in the span is exact */
+		/* the block index of every offset in the span is exact, and
+		 * so is the test for a block's start (slab_block_index) */
 		for (uint64_t off = 0; off < bytes; off++) {
-			uint64_t idx = (off * ci->magic) >> CLASS_MAGIC_SHIFT;
-			if (idx != off / ci->size)
+			unsigned __int128 q = (unsigned __int128)off * ci->magic;
+			uint64_t idx = (uint64_t)(q >> 64);
+			bool start = (uint64_t)q < ci->magic;
+			if (idx != off / ci->size || start != (off % ci->size == 0))
 				ck_abort_msg("class %u (%u B): offset %ju gives "
-					     "index %ju", c, ci->size,
-					     (uintmax_t)off, (uintmax_t)idx);
+					     "index %ju, start %d", c, ci->size,
+					     (uintmax_t)off, (uintmax_t)idx, start);
 		}
 		/* a power-of-two class starts its span on a multiple of its
 		 * size: naturally aligned blocks */
