@@ -757,6 +757,38 @@ START_TEST(large_cache_reuses_mappings)
 }
 END_TEST
 
+/* A large block grows into a warm cached mapping (copy, no page faults),
+ * keeps its content, and the grown part reads zero. */
+START_TEST(large_growth_copies_into_a_cached_mapping)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	char *warm = alloc(1 << 20, 8, 0, NULL);
+	memset(warm, 0x5a, 1 << 20); /* dirty, resident */
+	release(warm);
+	size_t len;
+	char *p = alloc(300 << 10, 8, 0, &len); /* too short for the warm one */
+	ck_assert_ptr_ne(p, warm);
+	memset(p, 0x21, len);
+	uint64_t hits = stat_of("slab", "large_cache_hits");
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(900 << 10, 8),
+					KALLOC_LAYOUT(300 << 10, 8), 0, &b),
+			 KALLOC_OK);
+	ck_assert_ptr_eq(b.ptr, warm);
+	ck_assert_uint_eq(stat_of("slab", "large_cache_hits"), hits + 1);
+	char *q = b.ptr;
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(q[i] == 0x21, "byte %zu not kept: %d", i, q[i]);
+	for (size_t i = len; i < b.len; i++)
+		REQUIRE(q[i] == 0, "grown byte %zu is %d, not 0", i, q[i]);
+	/* the old mapping went to the cache in its turn */
+	ck_assert_uint_ge(stat_of("slab", "large_cached_bytes"), 300 << 10);
+	release(q);
+	close_slab();
+}
+END_TEST
+
 START_TEST(large_cache_decays)
 {
 	setenv("KALLOC_SLAB_DECAY_MS", "200", 1);
@@ -1050,6 +1082,7 @@ static Suite *slab_suite(void)
 	tc = tcase_create("large cache");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, large_cache_reuses_mappings);
+	tcase_add_test(tc, large_growth_copies_into_a_cached_mapping);
 	tcase_add_test(tc, large_cache_decays);
 	suite_add_tcase(s, tc);
 
