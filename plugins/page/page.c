@@ -547,14 +547,12 @@ static void page_parent(void *state)
 		shard_unlock(&pg->table.shard[i]);
 }
 
-/* The child's only thread did not take the locks (it has another thread
- * id): start them afresh, as glibc does with its own. */
+/* The child unlocks as the parent does: these are plain mutexes, which
+ * check no owner (the child's thread has another id), and re-initialising
+ * a held lock would leave it held in ThreadSanitizer's view. */
 static void page_child(void *state)
 {
-	struct page *pg = state;
-	pthread_mutex_init(&pg->cache.lock, NULL);
-	for (int i = 0; i < TABLE_SHARDS; i++)
-		pthread_mutex_init(&pg->table.shard[i].lock, NULL);
+	page_parent(state);
 }
 
 static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)

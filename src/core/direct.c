@@ -13,7 +13,8 @@
  *
  * plain_lock is a leaf: nothing under it takes another lock, allocates or
  * calls a plugin.  Taken by the registry's fork hooks (after the registry's
- * lock), so a child never inherits it held.
+ * lock) and released in parent and child, so a child never inherits it
+ * held.
  */
 #include "internal.h"
 
@@ -71,12 +72,13 @@ void kalloc__fail_arm(int delta)
 
 void kalloc__plain_atfork(int phase)
 {
+	/* The child unlocks too: a plain mutex has no owner to check, and
+	 * re-initialising a held lock leaves it held in ThreadSanitizer's
+	 * view (a false lock-order report at the child's next lock). */
 	if (phase == 0)
 		pthread_mutex_lock(&plain_lock);
-	else if (phase == 1)
+	else
 		pthread_mutex_unlock(&plain_lock);
-	else /* the child: a fresh lock, as its thread is a new one */
-		pthread_mutex_init(&plain_lock, NULL);
 }
 
 int kalloc_direct(kalloc_t *a, kalloc_direct_t *out)
