@@ -121,31 +121,33 @@ static size_t shape_usable(const struct page *pg, const struct shape *sh)
 /* ---- mappings ---------------------------------------------------------- */
 
 /*
- * Huge-page advice for a mapping that just came to be (mapped, grown or
- * moved).  Advice only: where the kernel has no huge page to give, or THP
- * is off, the mapping works as before.  Guard mappings are left alone: a
- * huge page cannot end at a guard page.
+ * Huge-page advice (on: MADV_HUGEPAGE) for a mapping that just came to be
+ * (mapped, grown or moved), taken back (off) from a huge mapping's pages
+ * going to the cache, which may cut smaller blocks from them.  Advice only:
+ * where the kernel has no huge page to give, or THP is off, the mapping
+ * works as before.  Guard mappings are left alone: a huge page cannot end
+ * at a guard page.
  */
-static void advise_huge(const struct page *pg, uintptr_t map, size_t len)
+static void huge_advice(const struct page *pg, uintptr_t map, size_t len,
+			bool on)
 {
-#ifdef MADV_HUGEPAGE
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
 	if (pg->huge && len >= pg->huge && !pg->guard)
-		(void)madvise((void *)map, len, MADV_HUGEPAGE);
+		(void)madvise((void *)map, len,
+			      on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #else
-	(void)pg, (void)map, (void)len;
+	(void)pg, (void)map, (void)len, (void)on;
 #endif
 }
 
-/* Takes the advice back from a huge mapping's pages going to the cache,
- * which may cut smaller blocks from them. */
+static void advise_huge(const struct page *pg, uintptr_t map, size_t len)
+{
+	huge_advice(pg, map, len, true);
+}
+
 static void unadvise_huge(const struct page *pg, uintptr_t map, size_t len)
 {
-#ifdef MADV_NOHUGEPAGE
-	if (pg->huge && len >= pg->huge && !pg->guard)
-		(void)madvise((void *)map, len, MADV_NOHUGEPAGE);
-#else
-	(void)pg, (void)map, (void)len;
-#endif
+	huge_advice(pg, map, len, false);
 }
 
 static void zero(const struct page *pg, uintptr_t addr, size_t len, bool nowait)
