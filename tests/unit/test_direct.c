@@ -20,6 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 static const char *const names[] = { DIRECT_BACKENDS };
 #define N_NAMES ((int)(sizeof(names) / sizeof(names[0])))
 
@@ -112,6 +118,11 @@ END_TEST
 
 START_TEST(direct_alloc_failure_sets_enomem)
 {
+	/* valgrind's malloc stands in for glibc's, jemalloc's and tcmalloc's:
+	 * it returns NULL without errno and reports the size as an error.
+	 * slab's own failure path is checked all the same. */
+	if (RUNNING_ON_VALGRIND && strcmp(names[_i], "slab") != 0)
+		return;
 	kalloc_direct_t d;
 	direct_of(_i, &d);
 	errno = 0;
