@@ -123,26 +123,26 @@ static kalloc_t *owner(const struct kv *kv, const void *ptr)
 	return in_page(kv, ptr) ? kv->page : kv->small;
 }
 
-/*
- * The owner of a block kv is asked to free, resize or measure.  When both
- * backends can tell and neither holds ptr (a double free, an interior or
- * foreign pointer), kv reports it as its own corruption, naming both, rather
- * than handing ptr to page, whose report would blame page alone.
- */
+/* A pointer neither backend holds live (a double free, an interior or
+ * foreign pointer): kv reports it as its own corruption, naming both,
+ * rather than handing it to page, whose report would blame page alone. */
+static __attribute__((noreturn)) void not_ours(const struct kv *kv,
+					       const void *ptr, const char *op)
+{
+	kv->host->corruption(NAME, ptr, "%s of an address that is not a live "
+			     "block of '%s' nor of 'page' (double free, "
+			     "interior or foreign pointer)", op, kv->small_name);
+}
+
+/* The owner of a block kv is asked to resize or measure: owner(), and
+ * when the small backend can tell, page must hold what it does not. */
 static kalloc_t *owner_checked(const struct kv *kv, const void *ptr,
 			       const char *op)
 {
-	int small = kv->host->owns(kv->small, ptr);
-	if (small == 1)
-		return kv->small;
-	if (in_page(kv, ptr))
-		return kv->page;
-	if (small == 0)
-		kv->host->corruption(NAME, ptr, "%s of an address that is not a "
-				     "live block of '%s' nor of 'page' (double "
-				     "free, interior or foreign pointer)", op,
-				     kv->small_name);
-	return kv->small;
+	kalloc_t *o = owner(kv, ptr);
+	if (o == kv->page && kv->small_tells && !in_page(kv, ptr))
+		not_ours(kv, ptr, op);
+	return o;
 }
 
 /* kvfree: the backend that can tell its blocks is asked first, so the one
@@ -154,9 +154,7 @@ static void release(const struct kv *kv, void *ptr, kalloc_layout_t old)
 	if (sub_free_owned(kv, first, ptr, old) ||
 	    sub_free_owned(kv, second, ptr, old))
 		return;
-	kv->host->corruption(NAME, ptr, "free of an address that is not a live "
-			     "block of '%s' nor of 'page' (double free, "
-			     "interior or foreign pointer)", kv->small_name);
+	not_ours(kv, ptr, "free");
 }
 
 /* Whether a failure of the small backend may fall back to page. */

@@ -140,16 +140,6 @@ static void huge_advice(const struct page *pg, uintptr_t map, size_t len,
 #endif
 }
 
-static void advise_huge(const struct page *pg, uintptr_t map, size_t len)
-{
-	huge_advice(pg, map, len, true);
-}
-
-static void unadvise_huge(const struct page *pg, uintptr_t map, size_t len)
-{
-	huge_advice(pg, map, len, false);
-}
-
 static void zero(const struct page *pg, uintptr_t addr, size_t len, bool nowait)
 {
 	if (!nowait && len >= ZERO_BY_MADVISE && !(addr & (pg->pagesz - 1)) &&
@@ -195,7 +185,7 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 			hit.len = sh->map_len;
 		}
 		if (!nowait)
-			advise_huge(pg, hit.addr, hit.len);
+			huge_advice(pg, hit.addr, hit.len, true);
 		if (want_zero && dirty)
 			zero(pg, hit.addr, dirty, nowait);
 		*map = hit.addr;
@@ -214,7 +204,7 @@ fresh:;
 		unmap((uintptr_t)p, sh->map_len);
 		return KALLOC_ENOMEM;
 	}
-	advise_huge(pg, (uintptr_t)p, sh->map_len);
+	huge_advice(pg, (uintptr_t)p, sh->map_len, true);
 	*map = (uintptr_t)p;
 	*len = sh->map_len;
 	*vma = new_vma(pg);
@@ -226,7 +216,7 @@ static void release(struct page *pg, uintptr_t map, size_t len, uint64_t vma,
 		    bool nowait)
 {
 	if (!nowait)
-		unadvise_huge(pg, map, len);
+		huge_advice(pg, map, len, false);
 	cache_put(&pg->cache, map, len, vma, nowait);
 }
 
@@ -403,7 +393,7 @@ static int move_remap(struct page *pg, const struct rec *r, kalloc_layout_t l,
 				     "for the block table while moving a block");
 	if (q == MAP_FAILED)
 		return KALLOC_ENOMEM;
-	advise_huge(pg, (uintptr_t)q, len);
+	huge_advice(pg, (uintptr_t)q, len, true);
 	count(pg, 0, (long)len - (long)r->map_len);
 	/* Pages past the old mapping are fresh; the old ones may hold bytes
 	 * past the old size. */
@@ -444,7 +434,7 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		slot->map_len = len;
 		in_place = true;
 		if (!nowait)
-			advise_huge(pg, p, len);
+			huge_advice(pg, p, len, true);
 	}
 	if (in_place) {
 		if (!pg->guard && !nowait && len < slot->map_len) {

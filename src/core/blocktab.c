@@ -152,12 +152,11 @@ void kalloc__block_lock_all(void)
 		pthread_mutex_lock(&shards[k].lock);
 }
 
-void kalloc__block_unlock_all(bool child)
+void kalloc__block_unlock_all(void)
 {
 	/* The child unlocks as the parent does: plain mutexes have no owner
 	 * to check, and re-initialising a held lock leaves it held in
 	 * ThreadSanitizer's view. */
-	(void)child;
 	for (int k = SHARDS - 1; k >= 0; k--)
 		pthread_mutex_unlock(&shards[k].lock);
 }

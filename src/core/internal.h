@@ -98,7 +98,7 @@ HIDDEN bool kalloc__block_take(const void *ptr, struct kalloc_block *out);
 HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
 					       void *), void *ctx);
 HIDDEN void kalloc__block_lock_all(void);
-HIDDEN void kalloc__block_unlock_all(bool child);
+HIDDEN void kalloc__block_unlock_all(void);
 
 /* dispatch.c */
 HIDDEN int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l,

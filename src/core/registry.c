@@ -48,7 +48,7 @@ static void run_after(kalloc_t *a, bool child)
 static void atfork_parent(void)
 {
 	kalloc__plain_atfork(1);
-	kalloc__block_unlock_all(false);
+	kalloc__block_unlock_all();
 	run_after(handles, false);
 	pthread_mutex_unlock(&registry_lock);
 }
@@ -56,7 +56,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	kalloc__plain_atfork(2);
-	kalloc__block_unlock_all(true);
+	kalloc__block_unlock_all();
 	run_after(handles, true);
 	/* The child's thread has a new id: a recursive mutex refuses its
 	 * unlock (EPERM) and would stay held.  Make the lock anew. */
