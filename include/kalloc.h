@@ -146,6 +146,23 @@ KALLOC_API kalloc_t *kalloc_get(const char *backend);
  * is used instead. */
 KALLOC_API kalloc_t *kalloc_default(void);
 
+/*
+ * Misuse a backend detects (kalloc_info_t.detects; a plugin declares them
+ * in kalloc_plugin_t.detects).  Every call that frees reports a declared
+ * kind in one line naming the pointer, then aborts; an undeclared kind is
+ * the caller's fault and undefined.
+ *   DOUBLE_FREE   a free of a block of its own that is already free;
+ *   INVALID_FREE  a free of an address inside its own memory at which no
+ *                 block starts (an interior or unaligned pointer);
+ *   FOREIGN_FREE  it can tell a pointer outside all of its memory:
+ *                 kalloc_owns() answers 0 and the direct free returns 0
+ *                 (kalloc_direct), leaving it alone.
+ */
+#define KALLOC_DETECT_DOUBLE_FREE  (1u << 0)
+#define KALLOC_DETECT_INVALID_FREE (1u << 1)
+#define KALLOC_DETECT_FOREIGN_FREE (1u << 2)
+#define KALLOC_DETECT_ALL          0x7u
+
 /* What a backend declares (G14). Strings live as long as the handle. */
 typedef struct kalloc_info {
 	const char *name;        /* "slab" */
@@ -155,6 +172,8 @@ typedef struct kalloc_info {
 	kalloc_flags_t flags;    /* flags honored (others are refused) */
 	size_t max_align;        /* largest supported alignment */
 	size_t max_size;         /* largest supported size */
+	uint32_t detects;        /* misuse it reports: KALLOC_DETECT_* */
+	int fast;                /* it has fast entries (kalloc_direct) */
 } kalloc_info_t;
 
 KALLOC_API void kalloc_info(const kalloc_t *a, kalloc_info_t *out);
@@ -223,22 +242,23 @@ KALLOC_API void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
 /* ---- the direct path (for the LD_PRELOAD shim and other wrappers) ------ */
 
 /*
- * A backend's malloc and free, with nothing of the core in between: no
- * checks, statistics, debug, tracking, accounting nor fault injection.
+ * A backend's fast entries (<kalloc/plugin.h>, kalloc_plugin_fast_t), with
+ * nothing of the core in between: no checks, statistics, debug, tracking,
+ * accounting nor fault injection.
  *
- *   alloc(size), size >= 1: a block of at least size bytes aligned to 16
- *       (malloc's guarantee), or NULL with errno ENOMEM when the backend
- *       has no memory;
- *   free(ptr), ptr not NULL: frees ptr and returns 1 when it is a block of
- *       the backend; returns 0 and leaves ptr alone when the backend can
- *       tell it is not (slab: a pointer outside its memory, or a block
- *       already free).  Backends that cannot tell free it and return 1.
+ *   alloc(state, layout), layout.size >= 1, layout.align a power of two
+ *       <= the backend's max_align: a block and its usable length, or
+ *       {NULL, 0} with errno ENOMEM;
+ *   free(state, ptr, old), ptr not NULL, old its layout or
+ *       KALLOC_LAYOUT_UNKNOWN: frees ptr and returns 1; returns 0 and
+ *       leaves ptr alone when the backend can tell ptr is outside all of
+ *       its memory (kalloc_info's detects has KALLOC_DETECT_FOREIGN_FREE).
+ *       A double or interior free the backend detects is reported and
+ *       aborts, as kalloc_free would.
  *
- * Blocks are the handle's own: a block from alloc may be freed (or resized,
- * or measured) by the kalloc_* calls on the handle, and free takes any live
- * block the handle handed out while it was plain, however it was
- * allocated.  The entries serve every handle of the backend alike (its
- * instances share one heap).
+ * Blocks are the handle's own: a block from alloc may be freed (or
+ * resized, or measured) by the kalloc_* calls on the handle, and free
+ * takes any live block the handle handed out while it was plain.
  *
  * The contract: use alloc and free only while *plain is non-zero, and read
  * it before every call (one load; it is a handle's word, in place for the
@@ -252,15 +272,16 @@ KALLOC_API void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
  * While it is 0, go through kalloc_realloc/kalloc_free instead.
  */
 typedef struct kalloc_direct {
-	void *(*alloc)(size_t size);
-	int (*free)(void *ptr);
+	kalloc_buf_t (*alloc)(void *state, kalloc_layout_t layout);
+	int (*free)(void *state, void *ptr, kalloc_layout_t old);
+	void *state;
 	const volatile int *plain;
 } kalloc_direct_t;
 
 /*
- * Fills *out with the backend's direct entries: KALLOC_OK, or
- * KALLOC_ENOTSUP (with errmsg, *out untouched) when its plugin has none
- * (page, kv: per-instance state) or out is NULL (KALLOC_EINVAL).
+ * Fills *out with the backend's fast entries: KALLOC_OK, or
+ * KALLOC_ENOTSUP (with errmsg, *out untouched) when its plugin has none,
+ * or KALLOC_EINVAL when a or out is NULL.
  */
 KALLOC_API int kalloc_direct(kalloc_t *a, kalloc_direct_t *out);
 

@@ -82,6 +82,13 @@ static size_t broken_usable_size(void *state, const void *ptr)
 	return 0;
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = broken_init,
+	.fini = broken_fini,
+	.realloc = broken_realloc,
+	.usable_size = broken_usable_size,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 #ifdef BROKEN_OVERLAP
@@ -94,8 +101,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = 0,
 	.max_align = 4096,
 	.max_size = BLOCK_MAX,
-	.init = broken_init,
-	.fini = broken_fini,
-	.realloc = broken_realloc,
-	.usable_size = broken_usable_size,
+	.ops = &ops,
 };

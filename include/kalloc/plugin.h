@@ -1,41 +1,58 @@
 /*
- * kalloc/plugin.h - the backend plugin ABI.
+ * kalloc/plugin.h - the backend plugin ABI, version 2.
  *
- * A backend is a shared object exporting one descriptor,
+ * A backend is a shared object exporting one descriptor, with two tables:
  *
- *     const kalloc_plugin_t kalloc_plugin = { KALLOC_PLUGIN_HEADER, ... };
+ *     static const kalloc_plugin_ops_t ops = { .init = ..., .realloc = ... };
+ *     static const kalloc_plugin_fast_t fast = { .alloc = ..., .free = ... };
+ *     KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
+ *             KALLOC_PLUGIN_HEADER, .name = "mine", ..., .ops = &ops,
+ *             .fast = &fast,  // optional
+ *     };
  *
- * a versioned struct of function pointers (the model is SQLite's
- * sqlite3_mem_methods and its VFS iVersion).  The core loads it with dlopen
- * and refuses it, naming the file and the reason, when abi_version differs,
- * struct_size is too small, or a required entry (init, fini, realloc,
- * usable_size) is missing.  New fields are only ever appended; the core reads
- * an optional field only when struct_size covers it.
+ * The model is SQLite's sqlite3_mem_methods and VFS: a versioned struct of
+ * function pointers.  `ops` is what every backend writes: one operation,
+ * realloc (the kernel's Rust Allocator::realloc), and a few services around
+ * it.  `fast` is optional and all-or-nothing: two entries that are
+ * realloc's two commonest cases, with fewer words to pass, for the malloc
+ * shim and the core's plain path.  They must behave exactly as realloc
+ * would (a conformance guarantee checks it).  A faster alias of an old
+ * entry never bumps the ABI; a new capability is a new table pointer
+ * appended to the descriptor, read only when struct_size covers it.
  *
- * What the core guarantees to the plugin on every realloc call:
+ * The core loads the file with dlopen and refuses it, naming the file and
+ * the reason, when abi_version differs, struct_size is too small, a
+ * required entry is missing, or `fast` is set with one entry missing.
+ *
+ * What the core guarantees to ops->realloc on every call:
  *   - layout.align is a power of two <= max_align; layout.size <= max_size,
  *     and size + align does not overflow;
  *   - layout.size == 0 only with ptr != NULL, meaning "free ptr";
- *   - ptr is NULL or a live block this instance returned (never a sentinel);
+ *   - ptr is NULL or a block of this backend (never a sentinel), live as
+ *     far as the caller knows (a double free reaches the backend: see
+ *     `detects`);
  *   - flags contain only KALLOC_ZERO, KALLOC_NOWAIT and KALLOC_ATOMIC, and
  *     only those the plugin declared honored (the core refuses the others and
  *     handles NOWARN, ACCOUNT and HIGHMEM itself);
  *   - old.align == 0 means the old layout is unknown; otherwise old is the
  *     layout the block was created with (or last reallocated to).
  *
- * What the plugin guarantees (each is a conformance test, see SPEC G1-G14):
- *   - on success: out->ptr aligned to layout.align (even when larger than the
- *     block's original alignment: move the block if needed), out->len >= size
- *     and all of it usable; out->len may be less than usable_size(ptr) (the
- *     requested size, when asking for the real length would cost); min(old, new) bytes of content kept; with
- *     KALLOC_ZERO the block is "kept content, then zeros": every byte from
- *     min(old size, layout.size) up to out->len reads 0, where the old size
- *     is old.size, or the old usable length when unknown (a fresh
- *     allocation's old size is 0);
+ * What the plugin guarantees (the contract's G1-G14, docs/CONTRACT.md;
+ * each is a conformance test):
+ *   - on success: out->ptr aligned to layout.align (even when larger than
+ *     the block's original alignment: move the block if needed), out->len >=
+ *     size and all of it usable; out->len may be less than usable_size(ptr)
+ *     (the requested size, when asking for the real length would cost);
+ *     min(old, new) bytes of content kept; with KALLOC_ZERO the block is
+ *     "kept content, then zeros": every byte from min(old size, layout.size)
+ *     up to out->len reads 0, where the old size is old.size, or the old
+ *     usable length when unknown (a fresh allocation's old size is 0);
  *   - on failure: a kalloc_err code, *out untouched, ptr untouched and live;
  *   - NOWAIT/ATOMIC (when declared): no blocking lock wait, no system call
  *     that maps memory; fail with KALLOC_EAGAIN instead;
- *   - every entry is thread safe; a block may be freed by any thread.
+ *   - every entry is thread safe; a block may be freed by any thread;
+ *   - the misuse it declares in `detects` is reported through
+ *     host->corruption (which names the pointer and aborts), never ignored.
  */
 #ifndef KALLOC_PLUGIN_H
 #define KALLOC_PLUGIN_H
@@ -46,32 +63,58 @@
 extern "C" {
 #endif
 
-#define KALLOC_PLUGIN_ABI 1
+#define KALLOC_PLUGIN_ABI 2
 #define KALLOC_PLUGIN_SYMBOL "kalloc_plugin"
 
 /* Flags a plugin's realloc may be passed. */
 #define KALLOC_PLUGIN_FLAGS (KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC)
 
 /*
+ * One option of a plugin, for host->options: a number (num set) or a name
+ * (str set, with its buffer's size cap).  Set first from the KALLOC_*
+ * variable `env` when it is set, then from the "key=value" option string.
+ */
+typedef struct kalloc_plugin_option {
+	const char *key;   /* "threshold" */
+	const char *env;   /* "KALLOC_KV_THRESHOLD", or NULL */
+	long *num;         /* a number >= 0 (0x.. and 0.. prefixes allowed) */
+	char *str;         /* or a string (no control characters) */
+	size_t cap;
+	const char *valid; /* what is valid, for messages: "BYTES", "0|1" */
+} kalloc_plugin_option_t;
+
+/*
  * Services of the core, handed to init.  A plugin that builds on another
- * allocator (kv on slab and page) asks for it by name with get() and calls it
- * through realloc()/usable_size()/owns() on the handle.
+ * allocator (kv on slab and page) asks for it by name with get() and calls
+ * it through the handle.  Calls through the host are never instrumented,
+ * counted nor fault-injected: the outer call already was.
  */
 typedef struct kalloc_host {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
 	uint32_t struct_size; /* sizeof(kalloc_host_t) */
 	/* Shared handle of another backend; NULL (with errmsg) on failure. */
 	kalloc_t *(*get)(const char *backend);
+	/* That backend's realloc (kalloc_realloc's checks included). */
 	int (*realloc)(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 		       kalloc_layout_t old, kalloc_flags_t flags,
 		       kalloc_buf_t *out);
+	/* Frees ptr, a real block of some backend, and returns 1 when a holds
+	 * it or cannot tell; returns 0, touching nothing, when a can tell it
+	 * does not (owns() would say 0).  One lookup, where owns() and a free
+	 * take two. */
+	int (*free)(kalloc_t *a, void *ptr, kalloc_layout_t old);
 	size_t (*usable_size)(kalloc_t *a, const void *ptr);
+	/* 1 a live block of a, 0 not, -1 a cannot tell. */
 	int (*owns)(kalloc_t *a, const void *ptr);
 	/*
-	 * A numeric KALLOC_* environment setting, parsed by the core's options
-	 * table (so every variable is documented in one place); `def` if unset.
+	 * Reads the plugin's options (n entries of spec) from the environment
+	 * and from `options` ("key=value,key=value"); KALLOC_OK, or
+	 * KALLOC_EINVAL with kalloc_errmsg() naming the plugin, the bad
+	 * option and every valid key.  Every KALLOC_* variable must be listed
+	 * in the core's options table (src/core/options.c).
 	 */
-	long (*option)(const char *name, long def);
+	int (*options)(const char *plugin, const char *options,
+		       const kalloc_plugin_option_t *spec, size_t n);
 	/* One line on stderr, prefixed "kalloc: <plugin>: ". */
 	void (*log)(const char *plugin, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));
@@ -79,27 +122,58 @@ typedef struct kalloc_host {
 	 * pointer, then abort.  Never returns. */
 	void (*corruption)(const char *plugin, const void *ptr, const char *fmt,
 			   ...) __attribute__((noreturn, format(printf, 3, 4)));
-	/* A string KALLOC_* setting from the options table; NULL if unset. */
-	const char *(*option_str)(const char *name);
 	/* Sets the calling thread's kalloc_errmsg() (say why init failed);
 	 * returns err. */
 	int (*error)(int err, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));
-
-	/*
-	 * Appended (read only when struct_size covers them): the two commonest
-	 * calls of a backend built on others, without realloc's case analysis.
-	 *   alloc(a, layout, flags, out)
-	 *       == realloc(a, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out);
-	 *   free_owned(a, ptr, old), ptr a real block of some backend: frees
-	 *       ptr and returns 1 when a holds it or cannot tell (owns() -1);
-	 *       returns 0, touching nothing, when a says ptr is none of its
-	 *       blocks.  One lookup where owns() and then a free take two.
-	 */
-	int (*alloc)(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
-		     kalloc_buf_t *out);
-	int (*free_owned)(kalloc_t *a, void *ptr, kalloc_layout_t old);
 } kalloc_host_t;
+
+/* The required table.  Entries marked optional may be NULL. */
+typedef struct kalloc_plugin_ops {
+	/* Starts an instance; *state is handed to every other entry. */
+	int (*init)(const kalloc_host_t *host, const char *options,
+		    void **state);
+	void (*fini)(void *state);
+	/* The one operation (see the top of this file). */
+	int (*realloc)(void *state, void *ptr, kalloc_layout_t layout,
+		       kalloc_layout_t old, kalloc_flags_t flags,
+		       kalloc_buf_t *out);
+	/* Usable length of a live block. */
+	size_t (*usable_size)(void *state, const void *ptr);
+	/* Optional: 1 if ptr is a live block of this instance, 0 if not;
+	 * NULL means "cannot tell" (-1). */
+	int (*owns)(void *state, const void *ptr);
+	/* Optional: report counters through fn (see kalloc_stats_foreach:
+	 * group is e.g. a size class "kmalloc-64", key a counter name). */
+	int (*stats)(void *state, kalloc_stats_fn fn, void *ctx);
+	/* Optional fork hooks, run by the core's pthread_atfork handlers. */
+	void (*atfork_prepare)(void *state);
+	void (*atfork_parent)(void *state);
+	void (*atfork_child)(void *state);
+} kalloc_plugin_ops_t;
+
+/*
+ * The optional fast table: both entries, or the table pointer NULL.
+ *
+ *   alloc(state, layout), layout.size >= 1 (any value), layout.align a
+ *       power of two <= max_align:
+ *       == realloc(state, NULL, layout, KALLOC_LAYOUT_UNKNOWN, 0, &out),
+ *       returning out (two registers); on failure {NULL, 0} with errno
+ *       ENOMEM (what malloc reports), including for sizes above max_size.
+ *   free(state, ptr, old), ptr not NULL, old the block's layout or
+ *       KALLOC_LAYOUT_UNKNOWN:
+ *       == realloc(state, ptr, {0, 1}, old, 0, &ignored), returning 1;
+ *       except that a pointer outside all of the backend's memory (with
+ *       FOREIGN_FREE declared) returns 0 and is left alone, where realloc
+ *       would report it.  A backend that cannot tell frees and returns 1.
+ *
+ * Blocks cross freely between the two tables.  Backends whose instances
+ * share one process-wide heap may ignore state.
+ */
+typedef struct kalloc_plugin_fast {
+	kalloc_buf_t (*alloc)(void *state, kalloc_layout_t layout);
+	int (*free)(void *state, void *ptr, kalloc_layout_t old);
+} kalloc_plugin_fast_t;
 
 typedef struct kalloc_plugin {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
@@ -108,67 +182,11 @@ typedef struct kalloc_plugin {
 	const char *version;
 	const char *description;
 	kalloc_flags_t flags; /* honored subset of KALLOC_PLUGIN_FLAGS */
+	uint32_t detects;     /* KALLOC_DETECT_* it reports */
 	size_t max_align;     /* power of two */
 	size_t max_size;
-
-	/* Required. */
-	int (*init)(const kalloc_host_t *host, const char *options,
-		    void **state);
-	void (*fini)(void *state);
-	int (*realloc)(void *state, void *ptr, kalloc_layout_t layout,
-		       kalloc_layout_t old, kalloc_flags_t flags,
-		       kalloc_buf_t *out);
-	size_t (*usable_size)(void *state, const void *ptr);
-
-	/* Optional (NULL when absent). */
-	/* Free with the known layout (sdallocx, tc_free_sized). */
-	void (*free_sized)(void *state, void *ptr, kalloc_layout_t old);
-	/* 1 if ptr is a live block of this instance, 0 if not, -1 unknown. */
-	int (*owns)(void *state, const void *ptr);
-	/* fork hooks, run by the core's pthread_atfork handlers. */
-	void (*atfork_prepare)(void *state);
-	void (*atfork_parent)(void *state);
-	void (*atfork_child)(void *state);
-	/* Report counters through fn (see kalloc_stats_foreach: group is
-	 * e.g. a size class "kmalloc-64", key a counter name); returns 0. */
-	int (*stats)(void *state, kalloc_stats_fn fn, void *ctx);
-
-	/*
-	 * Optional lean entries (appended; read only when struct_size covers
-	 * them).  Each stands for one case of realloc, with the same contract,
-	 * fewer words to pass and no case analysis, for the core's plain path
-	 * (a fresh allocation or a free with no instrumentation in the way):
-	 *   alloc(state, layout, flags, out)
-	 *       == realloc(state, NULL, layout, KALLOC_LAYOUT_UNKNOWN, flags, out)
-	 *       (layout.size >= 1);
-	 *   free(state, ptr)
-	 *       == realloc(state, ptr, {0, 1}, KALLOC_LAYOUT_UNKNOWN, 0, &ignored)
-	 *       (the unsized free; a known layout goes to free_sized).
-	 * The core may call realloc for these cases all the same.
-	 */
-	int (*alloc)(void *state, kalloc_layout_t layout, kalloc_flags_t flags,
-		     kalloc_buf_t *out);
-	void (*free)(void *state, void *ptr);
-
-	/*
-	 * Optional direct entries (appended; read only when struct_size covers
-	 * them), for plugins whose instances all share one process-wide heap
-	 * (so no state argument).  The core hands them out through
-	 * kalloc_direct() only when both are set; callers reach the backend
-	 * with nothing of the core in between:
-	 *   direct_alloc(size), size >= 1: a block of at least size bytes
-	 *       aligned to 16 (malloc's guarantee), or NULL with errno ENOMEM
-	 *       on failure (so a malloc may tail-call it); the
-	 *       same block as alloc(state, {size, 16}, 0, out) would give, so
-	 *       every entry may free it;
-	 *   direct_free(ptr), ptr not NULL: frees ptr and returns 1 when it is
-	 *       a block of this backend (of any instance); returns 0, touching
-	 *       nothing, when the backend can tell ptr is none of its blocks
-	 *       (what owns() would answer 0 for).  A backend that cannot tell
-	 *       frees and returns 1.  Blocks of alloc and realloc are freed too.
-	 */
-	void *(*direct_alloc)(size_t size);
-	int (*direct_free)(void *ptr);
+	const kalloc_plugin_ops_t *ops;   /* required */
+	const kalloc_plugin_fast_t *fast; /* optional: NULL or both entries */
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \
@@ -179,6 +197,65 @@ typedef struct kalloc_plugin {
 #else
 #define KALLOC_PLUGIN_EXPORT
 #endif
+
+/* ---- helpers every wrapper of a foreign allocator needs ------------------ */
+
+/* Is p aligned to align (a power of two)? */
+static inline int kalloc_aligned(const void *p, size_t align)
+{
+	return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+/* Bytes of content a resize keeps: min(old size, new size), where an
+ * unknown old layout's size is the block's usable length. */
+static inline size_t kalloc_kept(kalloc_layout_t old, size_t usable,
+				 size_t new_size)
+{
+	size_t o = old.align ? old.size : usable;
+	return o < new_size ? o : new_size;
+}
+
+/*
+ * Usable lengths of small requests, for an allocator whose classes are
+ * multiples of 8 (jemalloc's nallocx, tcmalloc's tc_nallocx, mimalloc's
+ * mi_good_size): len[(n + 7) / 8] for n <= max, filled once.  max is 0
+ * (no table) unless the table agrees with the allocator for every n.
+ */
+#define KALLOC_CLASS_TABLE_MAX 4096
+typedef struct kalloc_class_table {
+	size_t max;
+	uint32_t len[KALLOC_CLASS_TABLE_MAX / 8 + 1];
+} kalloc_class_table_t;
+
+static inline void kalloc_class_table_fill(kalloc_class_table_t *t,
+					   size_t (*usable)(size_t n))
+{
+	for (size_t i = 1; i <= KALLOC_CLASS_TABLE_MAX / 8; i++)
+		t->len[i] = (uint32_t)usable(i * 8);
+	int exact = 1;
+	for (size_t n = 1; n <= KALLOC_CLASS_TABLE_MAX; n++)
+		exact &= usable(n) == t->len[(n + 7) / 8];
+	t->max = exact ? KALLOC_CLASS_TABLE_MAX : 0;
+}
+
+/* The usable length of a request of n bytes, from the table or usable(). */
+static inline size_t kalloc_class_len(const kalloc_class_table_t *t, size_t n,
+				      size_t (*usable)(size_t n))
+{
+	if (__builtin_expect(n <= t->max, 1))
+		return t->len[(n + 7) >> 3];
+	return usable(n);
+}
+
+/* Do classes of this table above 8 bytes all come as multiples of 16?
+ * (Then a request raised to 16 bytes is 16-aligned.) */
+static inline int kalloc_class_table_16(size_t (*usable)(size_t n))
+{
+	for (size_t n = 9; n <= KALLOC_CLASS_TABLE_MAX; n++)
+		if (usable(n) % 16)
+			return 0;
+	return 1;
+}
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@
  * GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384.  The core's loader
  * turns that dlopen error into a message saying so.
  *
- * The plain path.  mallocx and dallocx take jemalloc's slow path for any
+ * The fast entries.  mallocx and dallocx take jemalloc's slow path for any
  * flags argument (about 190 instructions a pair here, against 70 for its
  * malloc and free).  So requests that need no flag, alignment up to 16
  * and no ZERO, go to jemalloc's own malloc, free and sdallocx(..., 0)
@@ -47,29 +47,15 @@
 
 static char version[96];
 
-/* Usable lengths of flagless requests up to this come from a table. */
-#define TABLE_MAX 4096
-
 static struct {
 	/* jemalloc's own malloc and free, or mallocx/dallocx with no flag */
 	void *(*malloc)(size_t);
 	void (*free)(void *);
-	/* the direct entry's allocation of n >= 16 bytes, 16-aligned: malloc
-	 * when plain_align is 16, else mallocx16 */
-	void *(*malloc16)(size_t);
 	/* a flagless request of max(size, align) bytes serves alignments up
 	 * to this: 16 when every class above 8 bytes is a multiple of 16 */
 	size_t plain_align;
-	/* nallocx(n, 0) for n <= table_max: classes[(n + 7) / 8] (every class
-	 * is a multiple of 8); table_max is TABLE_MAX if that is exact, else 0 */
-	size_t table_max;
-	uint32_t classes[TABLE_MAX / 8 + 1];
+	kalloc_class_table_t classes; /* nallocx(n, 0) */
 } je;
-
-static int aligned_to(const void *p, size_t align)
-{
-	return ((uintptr_t)p & (align - 1)) == 0;
-}
 
 /*
  * What a layout is allocated (and freed) as: a size and mallocx flags.
@@ -91,12 +77,15 @@ static struct req req_for(kalloc_layout_t l)
 	return (struct req){ l.size, MALLOCX_LG_ALIGN(__builtin_ctzl(l.align)) };
 }
 
+static size_t nallocx0(size_t n)
+{
+	return nallocx(n, 0);
+}
+
 /* The usable length of a flagless request of n bytes. */
 static size_t plain_len(size_t n)
 {
-	if (likely(n <= je.table_max))
-		return je.classes[(n + 7) >> 3];
-	return nallocx(n, 0);
+	return kalloc_class_len(&je.classes, n, nallocx0);
 }
 
 /* The usable length of a request: the size class it lands on. */
@@ -115,30 +104,12 @@ static void dallocx_plain(void *p)
 	dallocx(p, 0);
 }
 
-/* For malloc16 where flagless requests are only 8-aligned; sets errno as
- * malloc does. */
-static void *mallocx16(size_t n)
-{
-	void *p = mallocx(n, MALLOCX_LG_ALIGN(4));
-	if (!p)
-		errno = ENOMEM;
-	return p;
-}
-
 /* Fills je's table, and jemalloc's own malloc and free when they are found
  * and really jemalloc's. */
 static void setup_entries(void)
 {
-	je.plain_align = 16;
-	for (size_t n = 9; n <= TABLE_MAX; n++)
-		if (nallocx(n, 0) % 16)
-			je.plain_align = 8;
-	for (size_t i = 1; i <= TABLE_MAX / 8; i++)
-		je.classes[i] = (uint32_t)nallocx(i * 8, 0);
-	int exact = 1;
-	for (size_t n = 1; n <= TABLE_MAX; n++)
-		exact &= nallocx(n, 0) == je.classes[(n + 7) / 8];
-	je.table_max = exact ? TABLE_MAX : 0;
+	je.plain_align = kalloc_class_table_16(nallocx0) ? 16 : 8;
+	kalloc_class_table_fill(&je.classes, nallocx0);
 
 	/* The library that holds mallocx, asked for its own malloc/free. */
 	je.malloc = mallocx_plain;
@@ -178,7 +149,6 @@ static void setup_entries(void)
 static void setup(void)
 {
 	setup_entries();
-	je.malloc16 = je.plain_align >= 16 ? je.malloc : mallocx16;
 }
 
 static int je_init(const kalloc_host_t *host, const char *options,
@@ -203,25 +173,15 @@ static void je_fini(void *state)
 	(void)state;
 }
 
-static void je_free_sized(void *state, void *ptr, kalloc_layout_t old)
-{
-	(void)state;
-	struct req r = req_for(old);
-	sdallocx(ptr, r.size, r.flags);
-}
-
-static void je_free(void *state, void *ptr)
-{
-	(void)state;
-	je.free(ptr);
-}
-
+/* A free, sized (sdallocx) when the layout is known. */
 static void release(void *ptr, kalloc_layout_t old)
 {
-	if (old.align)
-		je_free_sized(NULL, ptr, old);
-	else
-		je_free(NULL, ptr);
+	if (old.align) {
+		struct req r = req_for(old);
+		sdallocx(ptr, r.size, r.flags);
+	} else {
+		je.free(ptr);
+	}
 }
 
 /* Zeroes [from, to) of p when not empty. */
@@ -263,7 +223,7 @@ static int je_realloc(void *state, void *ptr, kalloc_layout_t l,
 	void *p;
 	if (!ptr) {
 		p = f | zero ? mallocx(r.size, f | zero) : je.malloc(r.size);
-	} else if (!aligned_to(ptr, l.align)) {
+	} else if (!kalloc_aligned(ptr, l.align)) {
 		p = move(ptr, l, old, f | zero);
 	} else {
 		size_t old_usable = 0;
@@ -289,35 +249,28 @@ static int je_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
-/* The plain path's allocation: realloc(NULL, ...) without the cases. */
-static int je_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
-		    kalloc_buf_t *out)
-{
-	if (likely(l.align <= je.plain_align && !flags)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = je.malloc(n);
-		if (!p)
-			return KALLOC_ENOMEM;
-		*out = (kalloc_buf_t){ p, plain_len(n) };
-		return KALLOC_OK;
-	}
-	return je_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
-}
-
 /*
- * The direct entries (jemalloc has one heap per process): jemalloc's own
- * malloc and free.  A request below 16 bytes is raised to 16, as req_for
- * does for {size, 16}: jemalloc's 8-byte class is only 8-aligned.
+ * The fast entries (jemalloc has one heap per process): realloc's fresh
+ * allocation with no flag, and release.  A {4, 16} layout is asked as 16
+ * bytes (req_for): jemalloc's 8-byte class is only 8-aligned.
  */
-static void *je_direct_alloc(size_t size)
+static kalloc_buf_t je_fast_alloc(void *state, kalloc_layout_t l)
 {
-	return je.malloc16(size < 16 ? 16 : size);
+	(void)state;
+	struct req r = req_for(l);
+	void *p = likely(!r.flags) ? je.malloc(r.size) : mallocx(r.size, r.flags);
+	if (!p) {
+		errno = ENOMEM;
+		return (kalloc_buf_t){ NULL, 0 };
+	}
+	return (kalloc_buf_t){ p, class_of(r) };
 }
 
 /* jemalloc cannot tell its blocks from others: every pointer is freed. */
-static int je_direct_free(void *ptr)
+static int je_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
-	je.free(ptr);
+	(void)state;
+	release(ptr, old);
 	return 1;
 }
 
@@ -346,6 +299,19 @@ static int je_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	return 0;
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = je_init,
+	.fini = je_fini,
+	.realloc = je_realloc,
+	.usable_size = je_usable_size,
+	.stats = je_stats,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = je_fast_alloc,
+	.free = je_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "jemalloc",
@@ -354,14 +320,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = je_init,
-	.fini = je_fini,
-	.realloc = je_realloc,
-	.usable_size = je_usable_size,
-	.free_sized = je_free_sized,
-	.stats = je_stats,
-	.alloc = je_alloc,
-	.free = je_free,
-	.direct_alloc = je_direct_alloc,
-	.direct_free = je_direct_free,
+	.ops = &ops,
+	.fast = &fast,
 };

@@ -19,10 +19,12 @@
  *   - free, usable_size: the owner is page when page's owns() says so (it
  *     answers exactly, from its table, without touching the block), else the
  *     small backend (kvfree's is_vmalloc_addr).  No header in front of blocks.
- *     A free asks the host's free_owned of the backend that can tell its
+ *     A free asks the host's free of the backend that can tell its
  *     blocks (slab: one lookup that frees as it finds), the other one next.
  *   - A pointer neither backend holds (a double free, an interior or
- *     foreign pointer) is reported as kv's corruption, naming both.
+ *     foreign pointer) is reported as kv's corruption, naming both; the
+ *     fast free returns 0 for it instead (declared FOREIGN_FREE: with a
+ *     small backend that cannot tell its blocks, libc, it takes them all).
  *
  * Honors ZERO only: NOWAIT/ATOMIC would need both backends to honor them, and
  * the host gives no way to ask a backend what it honors.
@@ -51,17 +53,8 @@ struct kv {
 	size_t threshold;
 	size_t large; /* above it, page first */
 	bool small_tells; /* the small backend's owns() never answers -1 */
-	bool lean;        /* the host has alloc and free_owned */
 	char small_name[64]; /* for reports */
 };
-
-/* The host has the appended lean services (alloc, free_owned). */
-static bool host_is_lean(const kalloc_host_t *h)
-{
-	return h->struct_size >= offsetof(kalloc_host_t, free_owned) +
-				 sizeof(h->free_owned) &&
-	       h->alloc && h->free_owned;
-}
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -78,8 +71,6 @@ static int sub(const struct kv *kv, kalloc_t *a, void *ptr, kalloc_layout_t l,
 static int sub_alloc(const struct kv *kv, kalloc_t *a, kalloc_layout_t l,
 		     kalloc_flags_t f, kalloc_buf_t *out)
 {
-	if (kv->lean)
-		return kv->host->alloc(a, l, f | KALLOC_NOWARN, out);
 	return sub(kv, a, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, out);
 }
 
@@ -88,19 +79,6 @@ static void sub_free(const struct kv *kv, kalloc_t *a, void *ptr,
 {
 	kalloc_buf_t ignored;
 	kv->host->realloc(a, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
-}
-
-/* Frees ptr if backend a holds it (or cannot tell); 0 if a says it does
- * not. */
-static int sub_free_owned(const struct kv *kv, kalloc_t *a, void *ptr,
-			  kalloc_layout_t old)
-{
-	if (kv->lean)
-		return kv->host->free_owned(a, ptr, old);
-	if (kv->host->owns(a, ptr) == 0)
-		return 0;
-	sub_free(kv, a, ptr, old);
-	return 1;
 }
 
 static bool in_page(const struct kv *kv, const void *ptr)
@@ -146,15 +124,14 @@ static kalloc_t *owner_checked(const struct kv *kv, const void *ptr,
 }
 
 /* kvfree: the backend that can tell its blocks is asked first, so the one
- * that cannot (libc) is only handed what page has refused. */
-static void release(const struct kv *kv, void *ptr, kalloc_layout_t old)
+ * that cannot (libc) is only handed what page has refused.  0, touching
+ * nothing, when neither holds ptr. */
+static int release(const struct kv *kv, void *ptr, kalloc_layout_t old)
 {
 	kalloc_t *first = kv->small_tells ? kv->small : kv->page;
 	kalloc_t *second = kv->small_tells ? kv->page : kv->small;
-	if (sub_free_owned(kv, first, ptr, old) ||
-	    sub_free_owned(kv, second, ptr, old))
-		return;
-	not_ours(kv, ptr, "free");
+	return kv->host->free(first, ptr, old) ||
+	       kv->host->free(second, ptr, old);
 }
 
 /* Whether a failure of the small backend may fall back to page. */
@@ -218,7 +195,8 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	const struct kv *kv = state;
 	if (l.size == 0) {
-		release(kv, ptr, old);
+		if (!release(kv, ptr, old))
+			not_ours(kv, ptr, "free");
 		return KALLOC_OK;
 	}
 	if (!ptr)
@@ -226,21 +204,20 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return kv_resize(kv, ptr, l, old, flags, out);
 }
 
-static void kv_free_sized(void *state, void *ptr, kalloc_layout_t old)
+/* The fast entries: realloc's fresh allocation and free. */
+static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
 {
-	release(state, ptr, old);
+	kalloc_buf_t b;
+	if (l.size > PTRDIFF_MAX || kv_alloc(state, l, 0, &b)) {
+		errno = ENOMEM;
+		return (kalloc_buf_t){ NULL, 0 };
+	}
+	return b;
 }
 
-/* The core's lean entries (plain path). */
-static int kv_lean_alloc(void *state, kalloc_layout_t l, kalloc_flags_t f,
-			 kalloc_buf_t *out)
+static int kv_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
-	return kv_alloc(state, l, f, out);
-}
-
-static void kv_lean_free(void *state, void *ptr)
-{
-	release(state, ptr, KALLOC_LAYOUT_UNKNOWN);
+	return release(state, ptr, old);
 }
 
 static size_t kv_usable_size(void *state, const void *ptr)
@@ -264,60 +241,24 @@ static int kv_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	return 0;
 }
 
-/* "small=libc,threshold=8192,large=65536" */
-static bool parse_options(const kalloc_host_t *host, const char *opts,
-			  char *small, size_t small_cap, long *threshold,
-			  long *large)
-{
-	for (const char *s = opts; s && *s;) {
-		size_t n = strcspn(s, ",");
-		const char *eq = memchr(s, '=', n);
-		if (!eq)
-			goto bad;
-		const char *v = eq + 1;
-		size_t klen = (size_t)(eq - s), vlen = n - klen - 1;
-		if (klen == 5 && memcmp(s, "small", 5) == 0) {
-			if (vlen == 0 || vlen >= small_cap ||
-			    (vlen == 2 && memcmp(v, "kv", 2) == 0))
-				goto bad;
-			memcpy(small, v, vlen);
-			small[vlen] = 0;
-		} else if ((klen == 9 && memcmp(s, "threshold", 9) == 0) ||
-			   (klen == 5 && memcmp(s, "large", 5) == 0)) {
-			char *end;
-			errno = 0;
-			long t = strtol(v, &end, 0);
-			if (errno || end == v || end != s + n || t < 0)
-				goto bad;
-			*(klen == 5 ? large : threshold) = t;
-		} else {
-			goto bad;
-		}
-		s += n + (s[n] == ',');
-	}
-	return true;
-bad:
-	host->error(KALLOC_EINVAL, "invalid options '%s'; valid: small=NAME (a "
-		    "backend other than kv), threshold=BYTES, large=BYTES "
-		    "(comma-separated)",
-		    opts);
-	return false;
-}
-
 static int kv_init(const kalloc_host_t *host, const char *options,
 		   void **state)
 {
-	long threshold = host->option("KALLOC_KV_THRESHOLD", DEFAULT_THRESHOLD);
-	char small_name[512] = "";
-	const char *env_small = host->option_str("KALLOC_KV_SMALL");
-	if (env_small)
-		snprintf(small_name, sizeof(small_name), "%s", env_small);
-	long large = DEFAULT_LARGE;
-	if (!parse_options(host, options, small_name, sizeof(small_name),
-			   &threshold, &large))
-		return KALLOC_EINVAL;
-	if (threshold < 0)
-		threshold = DEFAULT_THRESHOLD;
+	long threshold = DEFAULT_THRESHOLD, large = DEFAULT_LARGE;
+	char small_name[256] = "";
+	const kalloc_plugin_option_t spec[] = {
+		{ "small", "KALLOC_KV_SMALL", NULL, small_name, sizeof(small_name),
+		  "NAME (a backend other than kv)" },
+		{ "threshold", "KALLOC_KV_THRESHOLD", &threshold, NULL, 0, "BYTES" },
+		{ "large", NULL, &large, NULL, 0, "BYTES" },
+	};
+	int err = host->options(NAME, options, spec, 3);
+	if (err)
+		return err;
+	if (strcmp(small_name, NAME) == 0)
+		return host->error(KALLOC_EINVAL, "backend 'kv': small=kv is not "
+				   "valid; valid: small=NAME, a backend other "
+				   "than kv");
 	kalloc_t *page = host->get("page");
 	if (!page) /* host->get has said why in kalloc_errmsg() */
 		return KALLOC_ELOAD;
@@ -342,7 +283,7 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	/* asked of an address that is certainly no block (kv's own state) */
 	bool tells = host->owns(small, kv) != -1;
 	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
-			   tells, host_is_lean(host), "" };
+			   tells, "" };
 	snprintf(kv->small_name, sizeof(kv->small_name), "%s", small_name);
 	*state = kv;
 	return KALLOC_OK;
@@ -353,6 +294,20 @@ static void kv_fini(void *state)
 	munmap(state, sizeof(struct kv));
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = kv_init,
+	.fini = kv_fini,
+	.realloc = kv_realloc,
+	.usable_size = kv_usable_size,
+	.owns = kv_owns,
+	.stats = kv_stats,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = kv_fast_alloc,
+	.free = kv_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = NAME,
@@ -360,15 +315,9 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.description = "KVmalloc: small sizes on slab (or libc), page beyond "
 		       "a threshold or when that fails",
 	.flags = KALLOC_ZERO,
+	.detects = KALLOC_DETECT_FOREIGN_FREE,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = kv_init,
-	.fini = kv_fini,
-	.realloc = kv_realloc,
-	.usable_size = kv_usable_size,
-	.free_sized = kv_free_sized,
-	.alloc = kv_lean_alloc,
-	.free = kv_lean_free,
-	.owns = kv_owns,
-	.stats = kv_stats,
+	.ops = &ops,
+	.fast = &fast,
 };

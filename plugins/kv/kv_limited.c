@@ -41,6 +41,13 @@ static size_t limited_usable_size(void *state, const void *ptr)
 	return host->usable_size(libc, ptr);
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = limited_init,
+	.fini = limited_fini,
+	.realloc = limited_realloc,
+	.usable_size = limited_usable_size,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "kv_limited",
@@ -49,8 +56,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = 4096,
 	.max_size = 65536,
-	.init = limited_init,
-	.fini = limited_fini,
-	.realloc = limited_realloc,
-	.usable_size = limited_usable_size,
+	.ops = &ops,
 };

@@ -63,11 +63,6 @@ static void libc_fini(void *state)
 	(void)state;
 }
 
-static int aligned_to(const void *p, size_t align)
-{
-	return ((uintptr_t)p & (align - 1)) == 0;
-}
-
 static void *fresh(size_t size, size_t align)
 {
 	if (align <= MALLOC_ALIGN)
@@ -114,7 +109,7 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 		kept = old_len < l.size ? old_len : l.size;
 		if (l.align <= MALLOC_ALIGN) {
 			p = libc.realloc(ptr, l.size);
-		} else if (aligned_to(ptr, l.align) &&
+		} else if (kalloc_aligned(ptr, l.align) &&
 			   libc.malloc_usable_size(ptr) >= l.size) {
 			p = ptr; /* keeps its alignment; realloc might not */
 		} else {
@@ -134,23 +129,22 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
-/* The direct entries (one malloc per process): malloc(3), whose blocks
- * are 16-aligned where MALLOC_ALIGN is 16, and free(3). */
-static void *libc_direct_alloc(size_t size)
+/* The fast entries (one malloc per process): fresh() and free(3).  The
+ * length reported is the size asked for, as realloc's. */
+static kalloc_buf_t libc_fast_alloc(void *state, kalloc_layout_t l)
 {
-	if (MALLOC_ALIGN >= 16)
-		return libc.malloc(size);
-	void *p;
-	if (libc.posix_memalign(&p, 16, size)) {
+	(void)state;
+	void *p = fresh(l.size, l.align);
+	if (!p)
 		errno = ENOMEM;
-		return NULL;
-	}
-	return p;
+	return (kalloc_buf_t){ p, p ? l.size : 0 };
 }
 
 /* free(3) cannot tell its blocks from others: every pointer is freed. */
-static int libc_direct_free(void *ptr)
+static int libc_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
+	(void)state;
+	(void)old;
 	libc.free(ptr);
 	return 1;
 }
@@ -161,6 +155,18 @@ static size_t libc_usable_size(void *state, const void *ptr)
 	return libc.malloc_usable_size((void *)ptr);
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = libc_init,
+	.fini = libc_fini,
+	.realloc = libc_realloc,
+	.usable_size = libc_usable_size,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = libc_fast_alloc,
+	.free = libc_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "libc",
@@ -169,10 +175,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = libc_init,
-	.fini = libc_fini,
-	.realloc = libc_realloc,
-	.usable_size = libc_usable_size,
-	.direct_alloc = libc_direct_alloc,
-	.direct_free = libc_direct_free,
+	.ops = &ops,
+	.fast = &fast,
 };

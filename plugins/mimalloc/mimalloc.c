@@ -20,11 +20,10 @@
  * Refuses NOWAIT/ATOMIC: mimalloc maps memory on demand.  Under valgrind
  * it runs on valgrind's malloc (see "Under valgrind" below).
  *
- * The plain path (the lean alloc and free entries): a layout aligned to
- * 16 or less is asked of mi_malloc as max(size, align) bytes when every
- * size class above 8 bytes is a multiple of 16 and comes 16-aligned
- * (checked at init), with its usable length from a table of mi_good_size;
- * unknown layouts are freed with mi_free.
+ * The fast entries: a layout aligned to 16 or less is asked of mi_malloc
+ * as max(size, align) bytes when every size class above 8 bytes is a
+ * multiple of 16 and comes 16-aligned (checked at init); unknown layouts
+ * are freed with mi_free.
  *
  * libmimalloc.so.2 is built with initial-exec TLS too, but needs only 9
  * bytes of it, which the default static-TLS surplus holds: no tunable is
@@ -46,15 +45,11 @@ static char version[64];
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* Usable lengths of mi_malloc requests up to this come from a table. */
-#define TABLE_MAX 4096
-
 static struct {
 	/* mi_malloc(max(size, align)) serves alignments up to this (0: the
 	 * plain path is off, as when replaced) */
 	size_t align;
-	/* mi_good_size(n) for n <= TABLE_MAX: classes[(n + 7) / 8] */
-	uint32_t classes[TABLE_MAX / 8 + 1];
+	kalloc_class_table_t classes; /* mi_good_size */
 } plain;
 
 /*
@@ -104,26 +99,21 @@ static void check_replaced(void)
 }
 
 /*
- * Sets plain (once, after check_replaced): the table, exact for every n, and
- * the alignment mi_malloc gives: 16 when every class above 8 bytes is a
- * multiple of 16 and a block of each comes 16-aligned, else 8.
+ * Sets plain (once, after check_replaced): the alignment mi_malloc gives,
+ * 16 when every class above 8 bytes is a multiple of 16 and a block of
+ * each comes 16-aligned, else 8.
  */
 static void plain_setup(void)
 {
 	if (replaced.on || replaced.broken)
 		return;
-	for (size_t i = 1; i <= TABLE_MAX / 8; i++)
-		plain.classes[i] = (uint32_t)mi_good_size(i * 8);
-	size_t align = 16;
-	for (size_t n = 1; n <= TABLE_MAX; n++) {
-		if (mi_good_size(n) != plain.classes[(n + 7) / 8])
-			return; /* no table: no plain path */
-		if (n > 8 && mi_good_size(n) % 16)
-			align = 8;
-	}
-	for (size_t i = 2; i <= TABLE_MAX / 8 && align == 16; i += 2) {
-		void *p = mi_malloc(i * 8);
-		if (!p || ((uintptr_t)p & 15) || mi_usable_size(p) != plain.classes[i])
+	kalloc_class_table_fill(&plain.classes, mi_good_size);
+	if (!plain.classes.max)
+		return; /* no table: no plain path */
+	size_t align = kalloc_class_table_16(mi_good_size) ? 16 : 8;
+	for (size_t n = 16; n <= KALLOC_CLASS_TABLE_MAX && align == 16; n += 16) {
+		void *p = mi_malloc(n);
+		if (!p || !kalloc_aligned(p, 16))
 			align = 8;
 		mi_free(p);
 	}
@@ -161,18 +151,13 @@ static void plug_fini(void *state)
 	(void)state;
 }
 
-static void plug_free_sized(void *state, void *ptr, kalloc_layout_t old)
+/* A free, with the layout when it is known. */
+static void release(void *ptr, kalloc_layout_t old)
 {
-	(void)state;
-	if (replaced.on)
-		mi_free(ptr);
-	else
+	if (old.align && !replaced.on)
 		mi_free_size_aligned(ptr, old.size, old.align);
-}
-
-static int aligned_to(const void *p, size_t align)
-{
-	return ((uintptr_t)p & (align - 1)) == 0;
+	else
+		mi_free(ptr);
 }
 
 /*
@@ -210,7 +195,7 @@ static int replaced_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
 	}
 	if (ptr && l.align <= MALLOC_ALIGN) {
 		p = mi_realloc(ptr, l.size);
-	} else if (ptr && aligned_to(ptr, l.align) &&
+	} else if (ptr && kalloc_aligned(ptr, l.align) &&
 		   mi_usable_size(ptr) >= l.size) {
 		p = ptr;
 	} else {
@@ -238,17 +223,14 @@ static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	(void)state;
 	if (l.size == 0) {
-		if (old.align)
-			plug_free_sized(NULL, ptr, old);
-		else
-			mi_free(ptr);
+		release(ptr, old);
 		return KALLOC_OK;
 	}
 	if (replaced.on)
 		return replaced_realloc(ptr, l, old, flags, out);
 	int zero = (flags & KALLOC_ZERO) != 0;
 	void *p;
-	if (!ptr || !aligned_to(ptr, l.align)) {
+	if (!ptr || !kalloc_aligned(ptr, l.align)) {
 		if (l.align <= 8) /* mi_malloc aligns to 8 at least */
 			p = zero ? mi_zalloc(l.size) : mi_malloc(l.size);
 		else
@@ -285,54 +267,32 @@ static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
-/* The plain path's allocation: realloc(NULL, ...) without the cases. */
-static int plug_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
-		      kalloc_buf_t *out)
-{
-	if (likely(l.align <= plain.align && !flags)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = mi_malloc(n);
-		if (!p)
-			return KALLOC_ENOMEM;
-		*out = (kalloc_buf_t){ p, n <= TABLE_MAX ? plain.classes[(n + 7) >> 3]
-						       : mi_usable_size(p) };
-		return KALLOC_OK;
-	}
-	return plug_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
-}
-
-static void plug_free(void *state, void *ptr)
-{
-	(void)state;
-	mi_free(ptr);
-}
-
 /*
- * The direct entries (mimalloc has one heap per process): mi_malloc of at
- * least 16 bytes, what plug_alloc asks for {size, 16}, or plug_realloc's
- * way when the plain path is off.
+ * The fast entries (mimalloc has one heap per process): mi_malloc of
+ * max(size, align) bytes while that is aligned, else realloc's way.
  */
-static void *plug_direct_alloc(size_t size)
+static kalloc_buf_t plug_fast_alloc(void *state, kalloc_layout_t l)
 {
-	if (unlikely(size > PTRDIFF_MAX)) {
-		errno = ENOMEM; /* mi_malloc's errno there is not ENOMEM */
-		return NULL;
+	kalloc_buf_t b = { NULL, 0 };
+	if (likely(l.align <= plain.align && l.size <= KALLOC_CLASS_TABLE_MAX)) {
+		size_t n = l.size < l.align ? l.align : l.size;
+		b.ptr = mi_malloc(n);
+		b.len = plain.classes.len[(n + 7) >> 3];
+	} else if (l.size <= PTRDIFF_MAX) {
+		plug_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, 0, &b);
 	}
-	if (likely(plain.align >= 16))
-		return mi_malloc(size < 16 ? 16 : size);
-	kalloc_buf_t b;
-	if (plug_realloc(NULL, NULL, KALLOC_LAYOUT(size, 16),
-			 KALLOC_LAYOUT_UNKNOWN, 0, &b)) {
-		errno = ENOMEM;
-		return NULL;
+	if (unlikely(!b.ptr)) {
+		errno = ENOMEM; /* mi_malloc's errno above PTRDIFF_MAX is not */
+		b.len = 0;
 	}
-	return b.ptr;
+	return b;
 }
 
 /* mi_free takes any pointer it is given: every pointer is freed. */
-static int plug_direct_free(void *ptr)
+static int plug_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
-	mi_free(ptr);
+	(void)state;
+	release(ptr, old);
 	return 1;
 }
 
@@ -355,6 +315,19 @@ static int plug_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	return 0;
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = plug_init,
+	.fini = plug_fini,
+	.realloc = plug_realloc,
+	.usable_size = plug_usable_size,
+	.stats = plug_stats,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = plug_fast_alloc,
+	.free = plug_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "mimalloc",
@@ -363,14 +336,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = plug_init,
-	.fini = plug_fini,
-	.realloc = plug_realloc,
-	.usable_size = plug_usable_size,
-	.free_sized = plug_free_sized,
-	.stats = plug_stats,
-	.alloc = plug_alloc,
-	.free = plug_free,
-	.direct_alloc = plug_direct_alloc,
-	.direct_free = plug_direct_free,
+	.ops = &ops,
+	.fast = &fast,
 };

@@ -301,20 +301,22 @@ static int block_alloc(struct page *pg, kalloc_layout_t l, bool nowait,
 	return KALLOC_OK;
 }
 
-static void block_free(struct page *pg, void *ptr)
+/* Frees ptr; false, touching nothing, if it is not a live block. */
+static bool block_free(struct page *pg, void *ptr)
 {
 	struct shard *s = table_shard(&pg->table, (uintptr_t)ptr);
 	shard_lock(s, false);
 	struct rec *slot = shard_find(s, (uintptr_t)ptr);
 	if (!slot) {
 		shard_unlock(s);
-		not_ours(pg, ptr, "free");
+		return false;
 	}
 	struct rec r = *slot;
 	shard_remove(s, slot);
 	shard_unlock(s);
 	count(pg, -1, -(long)r.map_len);
 	release(pg, r.map, r.map_len, r.vma, false);
+	return true;
 }
 
 /* Moves the block to a new mapping by copying `kept` bytes: in guard mode,
@@ -490,13 +492,41 @@ static int page_realloc(void *state, void *ptr, kalloc_layout_t l,
 	if (!nowait)
 		cache_decay(&pg->cache, guard_bytes(pg));
 	if (l.size == 0) {
-		block_free(pg, ptr);
+		if (!block_free(pg, ptr))
+			not_ours(pg, ptr, "free");
 		return KALLOC_OK;
 	}
 	bool want_zero = flags & KALLOC_ZERO;
 	if (!ptr)
 		return block_alloc(pg, l, nowait, want_zero, out);
 	return block_realloc(pg, ptr, l, old, nowait, want_zero, out);
+}
+
+/*
+ * The fast entries: realloc's fresh allocation and free.  A double free
+ * looks like a foreign pointer to page's table, so free returns 0 for
+ * both (declared as FOREIGN_FREE only); through the kalloc API the core
+ * then reports it.
+ */
+static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
+{
+	struct page *pg = state;
+	kalloc_buf_t b;
+	if (l.size <= PTRDIFF_MAX) {
+		cache_decay(&pg->cache, guard_bytes(pg));
+		if (block_alloc(pg, l, false, false, &b) == KALLOC_OK)
+			return b;
+	}
+	errno = ENOMEM;
+	return (kalloc_buf_t){ NULL, 0 };
+}
+
+static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
+{
+	struct page *pg = state;
+	(void)old;
+	cache_decay(&pg->cache, guard_bytes(pg));
+	return block_free(pg, ptr);
 }
 
 static size_t page_usable_size(void *state, const void *ptr)
@@ -560,45 +590,18 @@ static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)
 }
 
 /* "guard=1,cache=1048576": overrides of the environment settings. */
-static bool parse_options(const kalloc_host_t *host, const char *opts,
-			  long *guard, long *cache, long *huge)
-{
-	for (const char *s = opts; s && *s;) {
-		size_t n = strcspn(s, ",");
-		const char *eq = memchr(s, '=', n);
-		if (!eq)
-			goto bad;
-		char *end;
-		errno = 0;
-		long v = strtol(eq + 1, &end, 0);
-		if (errno || end == eq + 1 || end != s + n || v < 0)
-			goto bad;
-		size_t klen = (size_t)(eq - s);
-		if (klen == 5 && memcmp(s, "guard", 5) == 0)
-			*guard = v;
-		else if (klen == 5 && memcmp(s, "cache", 5) == 0)
-			*cache = v;
-		else if (klen == 4 && memcmp(s, "huge", 4) == 0)
-			*huge = v;
-		else
-			goto bad;
-		s += n + (s[n] == ',');
-	}
-	return true;
-bad:
-	host->log(NAME, "invalid options '%s'; valid: guard=0|1, cache=BYTES, "
-		  "huge=BYTES (comma-separated)", opts);
-	return false;
-}
-
 static int page_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
-	long guard = host->option("KALLOC_PAGE_GUARD", 0);
-	long cache = host->option("KALLOC_PAGE_CACHE", DEFAULT_CACHE_BYTES);
-	long huge = host->option("KALLOC_PAGE_HUGE", DEFAULT_HUGE_BYTES);
-	if (!parse_options(host, options, &guard, &cache, &huge))
-		return KALLOC_EINVAL;
+	long guard = 0, cache = DEFAULT_CACHE_BYTES, huge = DEFAULT_HUGE_BYTES;
+	const kalloc_plugin_option_t spec[] = {
+		{ "guard", "KALLOC_PAGE_GUARD", &guard, NULL, 0, "0|1" },
+		{ "cache", "KALLOC_PAGE_CACHE", &cache, NULL, 0, "BYTES" },
+		{ "huge", "KALLOC_PAGE_HUGE", &huge, NULL, 0, "BYTES" },
+	};
+	int err = host->options(NAME, options, spec, 3);
+	if (err)
+		return err;
 	struct page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (pg == MAP_FAILED)
@@ -628,6 +631,23 @@ static void page_fini(void *state)
 	munmap(pg, sizeof(*pg));
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = page_init,
+	.fini = page_fini,
+	.realloc = page_realloc,
+	.usable_size = page_usable_size,
+	.owns = page_owns,
+	.stats = page_stats,
+	.atfork_prepare = page_prepare,
+	.atfork_parent = page_parent,
+	.atfork_child = page_child,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = page_fast_alloc,
+	.free = page_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = NAME,
@@ -635,15 +655,9 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.description = "Vmalloc: one mapping per block, mremap realloc, "
 		       "cache of freed mappings, optional guard pages",
 	.flags = KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC,
+	.detects = KALLOC_DETECT_FOREIGN_FREE,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = page_init,
-	.fini = page_fini,
-	.realloc = page_realloc,
-	.usable_size = page_usable_size,
-	.owns = page_owns,
-	.atfork_prepare = page_prepare,
-	.atfork_parent = page_parent,
-	.atfork_child = page_child,
-	.stats = page_stats,
+	.ops = &ops,
+	.fast = &fast,
 };

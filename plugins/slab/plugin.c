@@ -39,12 +39,16 @@ static int fork_depth; /* prepare hooks run once per instance */
 static int slab_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
-	(void)options;
-	int err = KALLOC_OK;
+	long decay = DEFAULT_DECAY_MS;
+	const kalloc_plugin_option_t spec[] = {
+		{ "decay_ms", "KALLOC_SLAB_DECAY_MS", &decay, NULL, 0, "MS" },
+	};
+	int err = host->options("slab", options, spec, 1);
+	if (err)
+		return err;
 	pthread_mutex_lock(&init_lock);
-	if (!slab_host) {
-		long decay = host->option("KALLOC_SLAB_DECAY_MS", DEFAULT_DECAY_MS);
-		slab_decay_ms = decay < 0 ? DEFAULT_DECAY_MS : decay;
+	if (!slab_host) { /* one allocator: the first instance's options */
+		slab_decay_ms = decay;
 		slab_classes_init();
 		slab_secret_init();
 		err = slab_registry_init();
@@ -315,28 +319,6 @@ static int slab_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return resize(ptr, l, old, f, out);
 }
 
-static void slab_free_sized(void *state, void *ptr, kalloc_layout_t old)
-{
-	(void)state;
-	(void)old; /* the slab knows the size: nothing to look up */
-	free_block(ptr, false);
-}
-
-/* The lean entries (plugin.h): the core's plain path calls these, not
- * realloc, for a fresh allocation and an unsized free. */
-static int slab_alloc(void *state, kalloc_layout_t l, kalloc_flags_t f,
-		      kalloc_buf_t *out)
-{
-	(void)state;
-	return alloc_block(l.size, l.align, f, 0, out);
-}
-
-static void slab_free(void *state, void *ptr)
-{
-	(void)state;
-	free_block(ptr, false);
-}
-
 static size_t slab_usable_size(void *state, const void *ptr)
 {
 	(void)state;
@@ -365,41 +347,46 @@ static int slab_owns(void *state, const void *ptr)
 }
 
 /*
- * The direct entries (one slab allocator per process).  direct_free looks
- * p up once, answering owns() and finding what to free in the same steps:
- * 0, and nothing touched, for what owns() answers 0 for (outside slab's
- * memory, not a block's start, a block not allocated).
+ * The fast entries (one slab allocator per process).  free looks p up
+ * once, as realloc's free does, and reports the same misuse (a double
+ * free, a pointer inside a block); a pointer outside all of slab's memory
+ * returns 0, touching nothing (the shim then knows it is foreign).
  */
-static __attribute__((noinline, cold)) void *no_memory(void)
+static __attribute__((noinline, cold)) kalloc_buf_t no_memory(void)
 {
 	errno = ENOMEM;
-	return NULL;
+	return (kalloc_buf_t){ NULL, 0 };
 }
 
-/* The core's checks for {size, 16}, of which slab's large blocks need one:
- * size within max_size (so size + alignment cannot overflow). */
-static void *slab_direct_alloc(size_t size)
+/* The core's checks, of which slab's large blocks need one: size within
+ * max_size (so size + alignment cannot overflow). */
+static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 {
+	(void)state;
 	kalloc_buf_t b;
-	if (unlikely(size > SLAB_MAX_SIZE ||
-		     alloc_block(size, 16, 0, 0, &b)))
+	if (unlikely(l.size > SLAB_MAX_SIZE ||
+		     alloc_block(l.size, l.align, 0, 0, &b)))
 		return no_memory();
-	return b.ptr;
+	return b;
 }
 
-static int slab_direct_free(void *p)
+static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 {
+	(void)state;
+	(void)old; /* the slab knows the size: nothing to look up */
 	struct chunk *c = chunk_of(p);
 	if (likely(slab_in_chunk(p))) {
 		struct slab *s = slab_of(c, p);
 		int64_t idx = slab_block_index(s, p);
-		if (unlikely(idx < 0 || !slab_is_live(s, (uint64_t)idx)))
-			return 0;
-		free_in_slab(s, p, (uint64_t)idx, false);
+		if (unlikely(idx < 0))
+			slab_bad_free(p);
+		free_in_slab(s, p, (uint64_t)idx, false); /* reports a double free */
 		return 1;
 	}
-	if (!slab_in_large(p) || ((struct large *)c)->ptr != p)
+	if (!slab_in_large(p))
 		return 0;
+	if (((struct large *)c)->ptr != p)
+		slab_bad_free(p);
 	free_large((struct large *)c);
 	return 1;
 }
@@ -435,6 +422,25 @@ static int slab_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	return slab_pool_stats(fn, ctx);
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = slab_init,
+	.fini = slab_fini,
+	.realloc = slab_realloc,
+	.usable_size = slab_usable_size,
+	.owns = slab_owns,
+	.stats = slab_stats,
+	.atfork_prepare = slab_atfork_prepare,
+	.atfork_parent = slab_atfork_parent,
+	.atfork_child = slab_atfork_child,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = slab_fast_alloc,
+	.free = slab_fast_free,
+};
+
+/* A large block's double free is a foreign pointer to slab: its mapping is
+ * no longer registered once freed. */
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "slab",
@@ -442,20 +448,10 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.description = "own allocator: size classes, per-thread heaps, remote "
 		       "frees, decay to the OS, hardened free lists",
 	.flags = KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC,
+	.detects = KALLOC_DETECT_DOUBLE_FREE | KALLOC_DETECT_INVALID_FREE |
+		   KALLOC_DETECT_FOREIGN_FREE,
 	.max_align = CHUNK_SIZE / 2,
 	.max_size = SLAB_MAX_SIZE,
-	.init = slab_init,
-	.fini = slab_fini,
-	.realloc = slab_realloc,
-	.usable_size = slab_usable_size,
-	.free_sized = slab_free_sized,
-	.alloc = slab_alloc,
-	.free = slab_free,
-	.owns = slab_owns,
-	.atfork_prepare = slab_atfork_prepare,
-	.atfork_parent = slab_atfork_parent,
-	.atfork_child = slab_atfork_child,
-	.stats = slab_stats,
-	.direct_alloc = slab_direct_alloc,
-	.direct_free = slab_direct_free,
+	.ops = &ops,
+	.fast = &fast,
 };

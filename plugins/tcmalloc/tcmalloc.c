@@ -36,11 +36,10 @@
  * ZERO: only the bytes after the kept content are cleared.  Refuses
  * NOWAIT/ATOMIC: tcmalloc takes spin locks and maps memory.
  *
- * The plain path (the lean alloc and free entries): a layout aligned to 16
- * or less is asked of tc_malloc as max(size, align) bytes, which lands on
- * an aligned class of the same class as hint() names, and its usable
- * length comes from a table of tc_nallocx filled once; unknown layouts are
- * freed with tc_free.
+ * The fast entries: a layout aligned to 16 or less is asked of tc_malloc
+ * as max(size, align) bytes, which lands on an aligned class of the same
+ * class as hint() names (its usable length, for realloc, comes from a
+ * table of tc_nallocx filled once); unknown layouts are freed with tc_free.
  */
 #include <kalloc/plugin.h>
 
@@ -62,9 +61,6 @@
 /* Valgrind's memalign, standing in for tc_memalign, aborts above this. */
 #define REPLACED_MAX_ALIGN ((size_t)1 << 24)
 
-/* Usable lengths of requests up to this come from a table. */
-#define TABLE_MAX 4096
-
 #define likely(x) __builtin_expect(!!(x), 1)
 
 /* Below this alignment tcmalloc's page-level blocks never start. */
@@ -84,13 +80,7 @@ static struct {
 	/* tc_malloc(max(size, align)) serves alignments up to this (0: never,
 	 * when replaced) */
 	size_t plain_align;
-	/* the direct entry's allocation of n >= 16 bytes, 16-aligned: malloc
-	 * when plain_align >= 16, else fresh16 */
-	void *(*malloc16)(size_t);
-	/* usable length of tc_malloc(n) for n <= table_max: classes[(n + 7) / 8];
-	 * table_max is TABLE_MAX if that is exact, else 0 (tc_nallocx) */
-	size_t table_max;
-	uint32_t classes[TABLE_MAX / 8 + 1];
+	kalloc_class_table_t classes; /* usable length of tc_malloc(n) */
 	char where[256];        /* which library, for the version string */
 	char error[512];        /* why resolving failed, "" if it did not */
 } tc;
@@ -143,7 +133,10 @@ static int bind(void *h)
 	       tc.malloc_size && tc.nallocx && tc.version;
 }
 
-static void *fresh16(size_t n);
+static size_t nallocx0(size_t n)
+{
+	return tc.nallocx(n, 0);
+}
 
 static void resolve(void)
 {
@@ -176,20 +169,8 @@ static void resolve(void)
 	}
 	/* Classes above 8 bytes are multiples of 16 in default builds; a
 	 * build with 8-byte alignment is served through tc_memalign instead. */
-	tc.natural16_from = 8;
-	for (size_t s = 9; s <= 4096; s++)
-		if (tc.nallocx(s, 0) % 16) {
-			tc.natural16_from = SIZE_MAX;
-			break;
-		}
-	/* Every class is a multiple of 8: classes[(n + 7) / 8] is exact when
-	 * it agrees with tc_nallocx for every n (else no table). */
-	for (size_t i = 1; i <= TABLE_MAX / 8; i++)
-		tc.classes[i] = (uint32_t)tc.nallocx(i * 8, 0);
-	int exact = 1;
-	for (size_t n = 1; n <= TABLE_MAX; n++)
-		exact &= tc.nallocx(n, 0) == tc.classes[(n + 7) / 8];
-	tc.table_max = exact ? TABLE_MAX : 0;
+	tc.natural16_from = kalloc_class_table_16(nallocx0) ? 8 : SIZE_MAX;
+	kalloc_class_table_fill(&tc.classes, nallocx0);
 	int major, minor;
 	const char *patch;
 	/* Valgrind replaces tc_* with its own malloc: the sizes are then
@@ -200,7 +181,6 @@ static void resolve(void)
 	tc.replaced = !probe || tc.malloc_size(probe) != tc.nallocx(1, 0);
 	tc.free(probe);
 	tc.plain_align = tc.replaced ? 0 : tc.natural16_from == 8 ? 16 : 8;
-	tc.malloc16 = tc.plain_align >= 16 ? tc.malloc : fresh16;
 	snprintf(version, sizeof(version), "%s (%s%s)",
 		 tc.version(&major, &minor, &patch), tc.where,
 		 tc.replaced ? ", replaced by the host's malloc" : "");
@@ -220,11 +200,6 @@ static int tc_init(const kalloc_host_t *host, const char *options,
 static void tc_fini(void *state)
 {
 	(void)state;
-}
-
-static int aligned_to(const void *p, size_t align)
-{
-	return ((uintptr_t)p & (align - 1)) == 0;
 }
 
 /* Does tc_malloc alone give this layout its alignment? */
@@ -247,9 +222,7 @@ static size_t hint(kalloc_layout_t l)
 /* Usable length of tc_malloc(n). */
 static size_t malloc_len(size_t n)
 {
-	if (likely(n <= tc.table_max))
-		return tc.classes[(n + 7) >> 3];
-	return tc.nallocx(n, 0);
+	return kalloc_class_len(&tc.classes, n, nallocx0);
 }
 
 /* The size tc_malloc serves a layout with, or 0 if it cannot: up to
@@ -281,18 +254,13 @@ static void *fresh(kalloc_layout_t l)
 	return natural(l) ? tc.malloc(l.size) : tc.memalign(l.align, l.size);
 }
 
-/* For malloc16 when tc_malloc alone does not align to 16; errno as malloc. */
-static void *fresh16(size_t n)
+/* A free, sized when the layout is known. */
+static void release(void *ptr, kalloc_layout_t old)
 {
-	void *p = fresh(KALLOC_LAYOUT(n, 16));
-	if (!p)
-		errno = ENOMEM;
-	return p;
-}
-
-static void tc_free_sized_entry(void *state, void *ptr, kalloc_layout_t old)
-{
-	(void)state;
+	if (!old.align) {
+		tc.free(ptr);
+		return;
+	}
 	/* Not page-aligned, so on a class (see the top), and that class is
 	 * the one of this size: what C++'s sized delete would pass. */
 	if (likely(old.align <= tc.plain_align && ((uintptr_t)ptr & PAGE_MASK))) {
@@ -303,14 +271,6 @@ static void tc_free_sized_entry(void *state, void *ptr, kalloc_layout_t old)
 		tc.free(ptr); /* may be a page-level block: let tcmalloc look */
 	else
 		tc.free_sized(ptr, hint(old));
-}
-
-static void release(void *ptr, kalloc_layout_t old)
-{
-	if (old.align)
-		tc_free_sized_entry(NULL, ptr, old);
-	else
-		tc.free(ptr);
 }
 
 static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
@@ -331,7 +291,7 @@ static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
 		size_t cur = tc.malloc_size(ptr);
 		size_t old_size = old.align ? old.size : cur;
 		kept = old_size < l.size ? old_size : l.size;
-		if (cur == len && aligned_to(ptr, l.align)) {
+		if (cur == len && kalloc_aligned(ptr, l.align)) {
 			p = ptr; /* already on the new layout's class */
 		} else {
 			p = fresh(l);
@@ -351,41 +311,24 @@ static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
 	return KALLOC_OK;
 }
 
-/* The plain path's allocation: realloc(NULL, ...) without the cases. */
-static int tc_alloc(void *state, kalloc_layout_t l, kalloc_flags_t flags,
-		    kalloc_buf_t *out)
-{
-	if (likely(l.align <= tc.plain_align && !flags)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = tc.malloc(n);
-		if (!p)
-			return KALLOC_ENOMEM;
-		*out = (kalloc_buf_t){ p, malloc_len(n) };
-		return KALLOC_OK;
-	}
-	return tc_realloc_entry(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, out);
-}
-
-static void tc_free_entry(void *state, void *ptr)
+/* The fast entries (one tcmalloc per process): realloc's fresh
+ * allocation, and release. */
+static kalloc_buf_t tc_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	tc.free(ptr);
-}
-
-/*
- * The direct entries (one tcmalloc per process): tc_malloc of at least 16
- * bytes, what tc_alloc asks for {size, 16}; fresh16 when tc_malloc does
- * not align to 16 (replaced).
- */
-static void *tc_direct_alloc(size_t size)
-{
-	return tc.malloc16(size < 16 ? 16 : size);
+	void *p = fresh(l);
+	if (!p) {
+		errno = ENOMEM;
+		return (kalloc_buf_t){ NULL, 0 };
+	}
+	return (kalloc_buf_t){ p, tc.replaced ? tc.malloc_size(p) : class_len(l) };
 }
 
 /* tcmalloc cannot tell its blocks from others: every pointer is freed. */
-static int tc_direct_free(void *ptr)
+static int tc_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
-	tc.free(ptr);
+	(void)state;
+	release(ptr, old);
 	return 1;
 }
 
@@ -413,6 +356,19 @@ static int tc_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	return 0;
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = tc_init,
+	.fini = tc_fini,
+	.realloc = tc_realloc_entry,
+	.usable_size = tc_usable_size,
+	.stats = tc_stats,
+};
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = tc_fast_alloc,
+	.free = tc_fast_free,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "tcmalloc",
@@ -421,14 +377,6 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
-	.init = tc_init,
-	.fini = tc_fini,
-	.realloc = tc_realloc_entry,
-	.usable_size = tc_usable_size,
-	.free_sized = tc_free_sized_entry,
-	.stats = tc_stats,
-	.alloc = tc_alloc,
-	.free = tc_free_entry,
-	.direct_alloc = tc_direct_alloc,
-	.direct_free = tc_direct_free,
+	.ops = &ops,
+	.fast = &fast,
 };

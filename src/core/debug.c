@@ -158,7 +158,7 @@ static void q_release(const struct kalloc_block *b)
 {
 	q_check(b, "when its memory was reused");
 	kalloc_buf_t ignored;
-	b->a->realloc(b->a->state, b->ptr, KALLOC_LAYOUT(0, 1),
+	b->a->ops->realloc(b->a->state, b->ptr, KALLOC_LAYOUT(0, 1),
 		      KALLOC_LAYOUT(b->size + kalloc__redzone(b->a, b->align),
 				    b->align), 0, &ignored);
 }

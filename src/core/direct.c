@@ -1,5 +1,5 @@
 /*
- * The direct path: a backend's direct_alloc/direct_free handed to a caller
+ * The direct path: a backend's fast entries handed to a caller
  * (kalloc_direct), and each handle's plain word that says when the caller
  * may use them.
  *
@@ -86,11 +86,12 @@ int kalloc_direct(kalloc_t *a, kalloc_direct_t *out)
 	if (!a || !out)
 		return kalloc__error(KALLOC_EINVAL,
 				     "kalloc_direct: handle and out must not be NULL");
-	if (!a->direct_alloc || !a->direct_free)
+	if (!a->fast)
 		return kalloc__error(KALLOC_ENOTSUP,
-				     "backend '%s' has no direct entries (its "
-				     "plugin sets no direct_alloc and direct_free); "
+				     "backend '%s' has no fast entries (its "
+				     "plugin's descriptor has no fast table); "
 				     "use kalloc_alloc and kalloc_free", a->p->name);
-	*out = (kalloc_direct_t){ a->direct_alloc, a->direct_free, &a->plain };
+	*out = (kalloc_direct_t){ a->fast->alloc, a->fast->free, a->state,
+				  &a->plain };
 	return KALLOC_OK;
 }

@@ -99,18 +99,30 @@ backend_failed(kalloc_t *a, int err, kalloc_layout_t l, kalloc_flags_t f)
 				     kalloc_strerror(err)), l, f);
 }
 
-/* Frees a real block without instrumentation, by the leanest entry the
- * plugin has for what is known of its layout. */
+/* A free the backend says is none of its blocks (fast->free's 0). */
+__attribute__((noinline, cold, noreturn)) static void
+not_a_block(kalloc_t *a, const void *ptr)
+{
+	kalloc__corruption(a->p->name, ptr, "free of a pointer that backend "
+			   "'%s' did not allocate, or that is no longer a "
+			   "block of it (a double free)", a->p->name);
+}
+
+/* Frees a real block without instrumentation: the fast free, or realloc. */
 static inline void plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
 {
-	if (old.align && a->free_sized) {
-		a->free_sized(a->state, ptr, old);
-	} else if (!old.align && a->free_unsized) {
-		a->free_unsized(a->state, ptr);
-	} else {
-		kalloc_buf_t ignored;
-		a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	if (likely(a->fast)) {
+		if (unlikely(!a->fast->free(a->state, ptr, old)))
+			not_a_block(a, ptr);
+		return;
 	}
+	kalloc_buf_t ignored;
+	a->ops->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+}
+
+void kalloc__plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
+{
+	plain_free(a, ptr, old);
 }
 
 /*
@@ -144,7 +156,7 @@ int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
 			    bool moved, kalloc_buf_t *out)
 {
 	kalloc_buf_t b;
-	int err = a->realloc(a->state, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, &b);
+	int err = a->ops->realloc(a->state, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, &b);
 	if (err)
 		return err;
 	if (kalloc_is_sentinel(b.ptr))
@@ -192,7 +204,7 @@ realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
 		return KALLOC_OK;
 	}
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-	err = a->realloc(a->state, ptr, layout, old, pf, out);
+	err = a->ops->realloc(a->state, ptr, layout, old, pf, out);
 	if (unlikely(err))
 		return backend_failed(a, err, layout, flags);
 	if (unlikely(kalloc_is_sentinel(out->ptr))) {
@@ -246,10 +258,10 @@ plain_result(const struct plain_call *c, int err, kalloc_buf_t *out)
 
 /*
  * The plain path: a fresh allocation with a valid layout, flags the plugin
- * takes as they are, and no instrumentation goes straight to the plugin,
- * by its lean alloc entry when it has one.  (max_size <= SIZE_MAX / 2 and
- * max_align <= CORE_MAX_ALIGN, so size + align cannot overflow here.)
- * Everything else takes realloc_slow.
+ * takes as they are, and no instrumentation goes straight to the plugin:
+ * its fast alloc when no plugin flag is asked for, else its realloc.
+ * (max_size <= SIZE_MAX / 2 and max_align <= CORE_MAX_ALIGN, so size +
+ * align cannot overflow here.)  Everything else takes realloc_slow.
  */
 static inline __attribute__((always_inline)) int
 do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
@@ -263,10 +275,21 @@ do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 		struct plain_call c = { a, size, al, flags };
 		__asm__("" : : "m"(c));
 		kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-		int err = likely(a->alloc) ?
-			a->alloc(a->state, KALLOC_LAYOUT(size, al), pf, out) :
-			a->realloc(a->state, NULL, KALLOC_LAYOUT(size, al),
-				   KALLOC_LAYOUT_UNKNOWN, pf, out);
+		int err;
+		if (likely(a->fast && !pf)) {
+			kalloc_buf_t b = a->fast->alloc(a->state,
+							KALLOC_LAYOUT(size, al));
+			if (likely(NOT_SENTINEL(b.ptr))) {
+				*out = b;
+				return KALLOC_OK;
+			}
+			if (!b.ptr)
+				return plain_result(&c, KALLOC_ENOMEM, out);
+			*out = b;
+			return plain_result(&c, KALLOC_OK, out);
+		}
+		err = a->ops->realloc(a->state, NULL, KALLOC_LAYOUT(size, al),
+				      KALLOC_LAYOUT_UNKNOWN, pf, out);
 		if (likely(!err && NOT_SENTINEL(out->ptr)))
 			return KALLOC_OK;
 		return plain_result(&c, err, out);
@@ -353,12 +376,12 @@ size_t kalloc_usable_size(kalloc_t *a, const void *ptr)
 		return 0;
 	if (unlikely(instrumented(a, 0)))
 		return kalloc__track_usable(a, ptr);
-	return a->usable_size(a->state, ptr);
+	return a->ops->usable_size(a->state, ptr);
 }
 
 int kalloc_owns(kalloc_t *a, const void *ptr)
 {
 	if (!ptr || kalloc_is_sentinel(ptr))
 		return 0;
-	return a->owns ? a->owns(a->state, ptr) : -1;
+	return a->ops->owns ? a->ops->owns(a->state, ptr) : -1;
 }

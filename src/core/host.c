@@ -2,9 +2,10 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
-/* A plugin's call into another backend: nested, so kalloc_fail_nth's
- * countdown keeps counting the user's calls only. */
+/* A plugin's call into another backend: nested, so it is neither
+ * instrumented nor counted by kalloc_fail_nth's countdown. */
 static int host_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 			kalloc_layout_t old, kalloc_flags_t flags,
 			kalloc_buf_t *out)
@@ -16,25 +17,14 @@ static int host_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	return err;
 }
 
-static int host_alloc(kalloc_t *a, kalloc_layout_t layout,
-		      kalloc_flags_t flags, kalloc_buf_t *out)
+/* Nested calls are never instrumented (the outer call was), so a backend
+ * with a fast table is asked directly: its free does the owner lookup and
+ * the free at once. */
+static int host_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
 {
-	kalloc__host_depth++;
-	int err = kalloc_alloc(a, layout, flags, out);
-	kalloc__host_depth--;
-	return err;
-}
-
-/*
- * Nested calls are never instrumented (the outer call was), so a backend
- * with direct entries is asked directly: its direct_free does the owner
- * lookup and the free at once.
- */
-static int host_free_owned(kalloc_t *a, void *ptr, kalloc_layout_t old)
-{
-	if (a->direct_free)
-		return a->direct_free(ptr);
-	if (a->owns && a->owns(a->state, ptr) == 0)
+	if (a->fast)
+		return a->fast->free(a->state, ptr, old);
+	if (a->ops->owns && a->ops->owns(a->state, ptr) == 0)
 		return 0;
 	kalloc__host_depth++;
 	kalloc_free_at(__builtin_return_address(0), a, ptr, old);
@@ -50,25 +40,29 @@ static size_t host_usable_size(kalloc_t *a, const void *ptr)
 	return n;
 }
 
-static long host_option(const char *name, long def)
+/* Formats fmt into a buffer sized to fit, or NULL without memory. */
+static char *vformat(const char *fmt, va_list ap)
 {
-	return kalloc__option_long(name, def);
+	char *s = NULL;
+	return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
 }
 
 static void host_log(const char *plugin, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	char *msg = vformat(fmt, ap);
 	va_end(ap);
-	kalloc__log(plugin, "%s", msg);
+	kalloc__log(plugin, "%s", msg ? msg : fmt);
+	free(msg);
 }
 
-__attribute__((noreturn)) static void host_corruption(const char *plugin, const void *ptr,
-			    const char *fmt, ...)
+__attribute__((noreturn)) static void host_corruption(const char *plugin,
+						      const void *ptr,
+						      const char *fmt, ...)
 {
-	char msg[400];
+	/* The heap is suspect: format on the stack, never allocate. */
+	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -78,12 +72,13 @@ __attribute__((noreturn)) static void host_corruption(const char *plugin, const 
 
 static int host_error(int err, const char *fmt, ...)
 {
-	char msg[400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	char *msg = vformat(fmt, ap);
 	va_end(ap);
-	return kalloc__error(err, "%s", msg);
+	int r = kalloc__error(err, "%s", msg ? msg : fmt);
+	free(msg);
+	return r;
 }
 
 const kalloc_host_t kalloc__host = {
@@ -91,13 +86,11 @@ const kalloc_host_t kalloc__host = {
 	.struct_size = sizeof(kalloc_host_t),
 	.get = kalloc_get,
 	.realloc = host_realloc,
+	.free = host_free,
 	.usable_size = host_usable_size,
 	.owns = kalloc_owns,
-	.option = host_option,
-	.option_str = kalloc__env,
+	.options = kalloc__plugin_options,
 	.log = host_log,
 	.corruption = host_corruption,
 	.error = host_error,
-	.alloc = host_alloc,
-	.free_owned = host_free_owned,
 };

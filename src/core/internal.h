@@ -43,12 +43,14 @@ struct kalloc_counters {
 };
 
 /*
- * One plugin instance.  Invariant: p, state and the four required entries are
- * non-NULL for the handle's whole life; optional entries are NULL unless the
- * plugin's struct_size covers them and they are set.
+ * One plugin instance.  Invariant: p, ops and state are non-NULL for the
+ * handle's whole life, with ops' required entries set; fast is NULL or has
+ * both entries (loader.c checks the descriptor before the handle exists).
  */
 struct kalloc {
 	const kalloc_plugin_t *p;
+	const kalloc_plugin_ops_t *ops;
+	const kalloc_plugin_fast_t *fast;
 	void *state;
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
@@ -56,19 +58,6 @@ struct kalloc {
 	kalloc_flags_t direct_flags; /* flags the plain path passes as they are */
 	size_t max_align;      /* min(plugin max_align, CORE_MAX_ALIGN) */
 	size_t max_size;       /* min(plugin max_size, SIZE_MAX / 2) */
-	int (*realloc)(void *, void *, kalloc_layout_t, kalloc_layout_t,
-		       kalloc_flags_t, kalloc_buf_t *);
-	size_t (*usable_size)(void *, const void *);
-	void (*free_sized)(void *, void *, kalloc_layout_t);
-	int (*alloc)(void *, kalloc_layout_t, kalloc_flags_t, kalloc_buf_t *);
-	void (*free_unsized)(void *, void *);
-	int (*owns)(void *, const void *);
-	void (*fork_prepare)(void *);
-	void (*fork_parent)(void *);
-	void (*fork_child)(void *);
-	int (*stats_fn)(void *, kalloc_stats_fn, void *);
-	void *(*direct_alloc)(size_t);  /* both set, or both NULL */
-	int (*direct_free)(void *);
 	_Atomic unsigned features; /* FEAT_* and DEBUG_* bits; set before the
 				    * handle is registered, then only grow
 				    * (kalloc__plain_add_features) */
@@ -77,6 +66,11 @@ struct kalloc {
 	struct kalloc_counters stats;
 	struct kalloc *next;   /* registry of open handles (fork hooks) */
 };
+
+/* Frees a real block of a with no instrumentation, by the fast free when
+ * the plugin has one; a pointer the backend says is not its own is
+ * reported (dispatch.c). */
+HIDDEN void kalloc__plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old);
 
 /* What the block table records of a tracked block. */
 struct kalloc_block {
@@ -156,6 +150,9 @@ HIDDEN void kalloc__corruption(const char *who, const void *ptr,
 /* options.c */
 HIDDEN const char *kalloc__env(const char *name);
 HIDDEN long kalloc__option_long(const char *name, long def);
+/* host->options (kalloc_host_t). */
+HIDDEN int kalloc__plugin_options(const char *plugin, const char *options,
+				  const kalloc_plugin_option_t *spec, size_t n);
 /* Splits "k=v,..." options: core keys (stats, leaks, debug) into core, the
  * rest into plugin.  Returns false (errmsg set) on a malformed core value. */
 HIDDEN bool kalloc__options_split(const char *opts, char *plugin, size_t pcap,

@@ -197,37 +197,47 @@ static int resolve(const char *backend, char *path, size_t cap)
 
 #define COVERS(p, field) \
 	((p)->struct_size >= offsetof(kalloc_plugin_t, field) + sizeof((p)->field))
-#define OPTIONAL(p, field) (COVERS(p, field) ? (p)->field : NULL)
 
 static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 {
 	const char *why = NULL;
-	char buf[160];
+	char buf[200];
+	const kalloc_plugin_ops_t *ops = NULL;
 	if (p->abi_version != KALLOC_PLUGIN_ABI) {
 		snprintf(buf, sizeof(buf),
 			 "plugin ABI version %u, this libkalloc loads version %u; "
 			 "rebuild it against <kalloc/plugin.h> " KALLOC_VERSION_STRING,
 			 (unsigned)p->abi_version, KALLOC_PLUGIN_ABI);
 		why = buf;
-	} else if (!COVERS(p, usable_size)) {
+	} else if (!COVERS(p, fast)) {
 		snprintf(buf, sizeof(buf),
-			 "descriptor is %u bytes, smaller than the ABI's required part",
-			 (unsigned)p->struct_size);
+			 "descriptor is %u bytes, smaller than the ABI's %zu",
+			 (unsigned)p->struct_size,
+			 offsetof(kalloc_plugin_t, fast) + sizeof(p->fast));
 		why = buf;
 	} else if (!p->name || !valid_name(p->name))
 		why = "descriptor has no valid name ([a-z0-9_]+)";
-	else if (!p->init)
-		why = "missing required entry 'init'";
-	else if (!p->fini)
-		why = "missing required entry 'fini'";
-	else if (!p->realloc)
-		why = "missing required entry 'realloc'";
-	else if (!p->usable_size)
-		why = "missing required entry 'usable_size'";
+	else if (!(ops = p->ops))
+		why = "descriptor has no ops table";
+	else if (!ops->init)
+		why = "missing required entry 'init' in the ops table";
+	else if (!ops->fini)
+		why = "missing required entry 'fini' in the ops table";
+	else if (!ops->realloc)
+		why = "missing required entry 'realloc' in the ops table";
+	else if (!ops->usable_size)
+		why = "missing required entry 'usable_size' in the ops table";
+	else if (p->fast && (!p->fast->alloc || !p->fast->free))
+		why = p->fast->alloc ? "fast table without 'free' (both "
+				       "entries, or no table)" :
+				       "fast table without 'alloc' (both "
+				       "entries, or no table)";
 	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))
 		why = "max_align is not a power of two";
 	else if (p->flags & ~KALLOC_PLUGIN_FLAGS)
 		why = "declares flags outside KALLOC_PLUGIN_FLAGS";
+	else if (p->detects & ~KALLOC_DETECT_ALL)
+		why = "declares detects outside KALLOC_DETECT_ALL";
 	if (!why)
 		return KALLOC_OK;
 	return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path, why);
@@ -286,21 +296,9 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		.max_size = p->max_size < SIZE_MAX / 2 ? p->max_size : SIZE_MAX / 2,
 		.direct_flags = (p->flags & KALLOC_PLUGIN_FLAGS) | KALLOC_NOWARN |
 				KALLOC_HIGHMEM,
-		.realloc = p->realloc,
-		.usable_size = p->usable_size,
-		.free_sized = OPTIONAL(p, free_sized),
-		.alloc = OPTIONAL(p, alloc),
-		.free_unsized = OPTIONAL(p, free),
-		.owns = OPTIONAL(p, owns),
-		.fork_prepare = OPTIONAL(p, atfork_prepare),
-		.fork_parent = OPTIONAL(p, atfork_parent),
-		.fork_child = OPTIONAL(p, atfork_child),
-		.stats_fn = OPTIONAL(p, stats),
+		.ops = p->ops,
+		.fast = p->fast,
 	};
-	if (OPTIONAL(p, direct_alloc) && OPTIONAL(p, direct_free)) {
-		a->direct_alloc = p->direct_alloc;
-		a->direct_free = p->direct_free;
-	}
 	char plugin_opts[512], core_opts[128];
 	if (!kalloc__options_split(options, plugin_opts, sizeof(plugin_opts),
 				   core_opts, sizeof(core_opts)) ||
@@ -313,7 +311,7 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		return err;
 	}
 	kalloc__error(0, "%s", "");
-	err = p->init(&kalloc__host, plugin_opts, &a->state);
+	err = p->ops->init(&kalloc__host, plugin_opts, &a->state);
 	if (err) {
 		const char *why = kalloc_errmsg();
 		err = kalloc__error(KALLOC_ELOAD, "plugin %s: init failed: %s",
@@ -332,7 +330,7 @@ void kalloc__unload(kalloc_t *a)
 {
 	kalloc__debug_forget(a); /* its quarantined blocks, while it can */
 	kalloc__unregister(a);
-	a->p->fini(a->state);
+	a->ops->fini(a->state);
 	dlclose(a->dl);
 	free(a->path);
 	free(a);
@@ -348,6 +346,8 @@ void kalloc_info(const kalloc_t *a, kalloc_info_t *out)
 		.flags = a->honored,
 		.max_align = a->max_align,
 		.max_size = a->max_size,
+		.detects = a->p->detects,
+		.fast = a->fast != NULL,
 	};
 }
 

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +100,87 @@ bool kalloc__options_split(const char *opts, char *plugin, size_t pcap,
 		p += len + (p[len] == ',');
 	}
 	return true;
+}
+
+/* ---- plugin options (host->options) ------------------------------------- */
+
+/* Sets o from the value v[0..len); false if it is not valid for o. */
+static bool set_value(const kalloc_plugin_option_t *o, const char *v,
+		      size_t len)
+{
+	if (o->num) {
+		char buf[32];
+		if (len == 0 || len >= sizeof(buf))
+			return false;
+		memcpy(buf, v, len);
+		buf[len] = 0;
+		char *end;
+		errno = 0;
+		long n = strtol(buf, &end, 0);
+		if (errno || *end || n < 0)
+			return false;
+		*o->num = n;
+		return true;
+	}
+	if (len == 0 || len >= o->cap)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)v[i] < 0x20)
+			return false;
+	memcpy(o->str, v, len);
+	o->str[len] = 0;
+	return true;
+}
+
+/* Sets errmsg: the plugin, what was wrong, and every valid key. */
+static int bad_option(const char *plugin, const char *what, size_t what_len,
+		      const kalloc_plugin_option_t *spec, size_t n)
+{
+	char *valid = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&valid, &size);
+	for (size_t i = 0; f && i < n; i++) {
+		fprintf(f, "%s%s=%s", i ? ", " : "", spec[i].key,
+			spec[i].valid ? spec[i].valid : spec[i].num ? "N" : "NAME");
+		if (spec[i].env)
+			fprintf(f, " (or %s)", spec[i].env);
+	}
+	if (f)
+		fclose(f);
+	int err = kalloc__error(KALLOC_EINVAL,
+				"backend '%s': invalid option '%.*s'; valid: %s "
+				"(comma-separated)", plugin, (int)what_len, what,
+				valid ? valid : "(no memory to list them)");
+	free(valid);
+	return err;
+}
+
+int kalloc__plugin_options(const char *plugin, const char *opts,
+			   const kalloc_plugin_option_t *spec, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = spec[i].env ? kalloc__env(spec[i].env) : NULL;
+		if (v && !set_value(&spec[i], v, strlen(v))) {
+			char what[256];
+			int len = snprintf(what, sizeof(what), "%s=%s", spec[i].env, v);
+			return bad_option(plugin, what,
+					  len < (int)sizeof(what) ? (size_t)len :
+								    sizeof(what) - 1,
+					  spec, n);
+		}
+	}
+	for (const char *s = opts ? opts : ""; *s;) {
+		size_t len = strcspn(s, ",");
+		const char *eq = memchr(s, '=', len);
+		size_t klen = eq ? (size_t)(eq - s) : len;
+		const kalloc_plugin_option_t *o = NULL;
+		for (size_t i = 0; eq && i < n && !o; i++)
+			if (strlen(spec[i].key) == klen &&
+			    memcmp(spec[i].key, s, klen) == 0)
+				o = &spec[i];
+		if (!o || !set_value(o, eq + 1, len - klen - 1))
+			return bad_option(plugin, s, len, spec, n);
+		s += len + (s[len] == ',');
+	}
+	return KALLOC_OK;
 }

@@ -28,8 +28,8 @@ static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
 	for (kalloc_t *a = handles; a; a = a->next)
-		if (a->fork_prepare)
-			a->fork_prepare(a->state);
+		if (a->ops->atfork_prepare)
+			a->ops->atfork_prepare(a->state);
 	kalloc__block_lock_all();
 	kalloc__plain_atfork(0);
 }
@@ -40,7 +40,8 @@ static void run_after(kalloc_t *a, bool child)
 	if (!a)
 		return;
 	run_after(a->next, child);
-	void (*fn)(void *) = child ? a->fork_child : a->fork_parent;
+	void (*fn)(void *) = child ? a->ops->atfork_child :
+				     a->ops->atfork_parent;
 	if (fn)
 		fn(a->state);
 }

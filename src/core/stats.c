@@ -116,8 +116,8 @@ int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx)
 		for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
 			count_one(&c, "core", core[i].key, core[i].v);
 	}
-	if (a->stats_fn)
-		a->stats_fn(a->state, count_one, &c);
+	if (a->ops->stats)
+		a->ops->stats(a->state, count_one, &c);
 	return c.n;
 }
 
@@ -167,9 +167,9 @@ static void print_handle(kalloc_t *a, void *ctx)
 		" %10" PRId64 "\n", a->p->name, s.allocs, s.reallocs, s.frees,
 	    s.failures, s.bytes_requested, s.live_bytes, s.peak_bytes,
 	    s.live_blocks, s.peak_blocks);
-	if (a->stats_fn) {
+	if (a->ops->stats) {
 		struct printer p = { .fd = fd };
-		a->stats_fn(a->state, print_backend_stat, &p);
+		a->ops->stats(a->state, print_backend_stat, &p);
 	}
 }
 

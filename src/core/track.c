@@ -69,7 +69,7 @@ static void release_tracked(kalloc_t *a, struct kalloc_block *b,
 	if (kalloc__debug_quarantine(a, b))
 		return;
 	kalloc_buf_t ignored;
-	a->realloc(a->state, b->ptr, KALLOC_LAYOUT(0, 1),
+	a->ops->realloc(a->state, b->ptr, KALLOC_LAYOUT(0, 1),
 		   backend_layout(a, b->size, b->align), 0, &ignored);
 }
 
@@ -87,17 +87,13 @@ void kalloc__track_free(const void *caller, kalloc_t *a, void *ptr,
 		}
 		kalloc__block_take(ptr, &b);
 		if (f & FEAT_STATS)
-			kalloc__stats_free(a, a->usable_size(a->state, ptr));
+			kalloc__stats_free(a, a->ops->usable_size(a->state, ptr));
 		release_tracked(a, &b, caller);
 		return;
 	}
 	if (f & FEAT_STATS)
-		kalloc__stats_free(a, a->usable_size(a->state, ptr));
-	kalloc_buf_t ignored;
-	if (a->free_sized && old.align)
-		a->free_sized(a->state, ptr, old);
-	else
-		a->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+		kalloc__stats_free(a, a->ops->usable_size(a->state, ptr));
+	kalloc__plain_free(a, ptr, old);
 }
 
 size_t kalloc__track_usable(kalloc_t *a, const void *ptr)
@@ -105,7 +101,7 @@ size_t kalloc__track_usable(kalloc_t *a, const void *ptr)
 	struct kalloc_block b;
 	if ((atomic_load(&a->features) & DEBUG_Z) && kalloc__block_get(ptr, &b))
 		return b.size;
-	return a->usable_size(a->state, ptr);
+	return a->ops->usable_size(a->state, ptr);
 }
 
 /* Failures are counted by the caller, dispatch.c's fail(). */
@@ -151,7 +147,7 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 	/* Stats count usable_size on both sides, whatever len says. */
 	size_t old_len = 0;
 	if (ptr && (f & FEAT_STATS))
-		old_len = a->usable_size(a->state, ptr);
+		old_len = a->ops->usable_size(a->state, ptr);
 
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
 	kalloc_layout_t bl = KALLOC_LAYOUT(layout.size + rz, layout.align);
@@ -160,7 +156,7 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 	/* Debug blocks move on realloc: red zone and poison stay exact. */
 	bool move = have_old && (f & (DEBUG_Z | DEBUG_P));
 	if (move) {
-		err = a->realloc(a->state, NULL, bl, KALLOC_LAYOUT_UNKNOWN, pf, &nb);
+		err = a->ops->realloc(a->state, NULL, bl, KALLOC_LAYOUT_UNKNOWN, pf, &nb);
 		if (!err) {
 			size_t kept = ob.size < layout.size ? ob.size : layout.size;
 			memcpy(nb.ptr, ptr, kept);
@@ -171,7 +167,7 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 	} else {
 		kalloc_layout_t bo = have_old ? backend_layout(a, ob.size, ob.align) :
 						(ptr ? old : KALLOC_LAYOUT_UNKNOWN);
-		err = a->realloc(a->state, ptr, bl, bo, pf, &nb);
+		err = a->ops->realloc(a->state, ptr, bl, bo, pf, &nb);
 	}
 	if (!err && kalloc_is_sentinel(nb.ptr))
 		err = kalloc__retire_sentinel(a, bl, pf, ptr != NULL, &nb);
@@ -184,7 +180,7 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 		kalloc__uncharge(dom, old_charge - layout.size);
 
 	if (f & FEAT_STATS) {
-		size_t len = a->usable_size(a->state, nb.ptr);
+		size_t len = a->ops->usable_size(a->state, nb.ptr);
 		if (ptr)
 			kalloc__stats_resize(a, layout.size, old_len, len);
 		else

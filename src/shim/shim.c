@@ -16,16 +16,19 @@
  *      max_align, and bootstrap overflow;
  *   3. the backend, unless it says the pointer is not its block: then the
  *      pointer is foreign, reported once on stderr and left alone.  While
- *      the handle is plain, free asks the backend's direct_free, which
- *      answers and frees in one lookup (0: foreign); otherwise, and for
- *      realloc and malloc_usable_size, kalloc_owns() answers (0: foreign).
+ *      the handle is plain, free asks the backend's fast free, which
+ *      answers and frees in one lookup (0: foreign) and reports the misuse
+ *      the backend detects (a double free of its own block aborts);
+ *      otherwise, and for realloc and malloc_usable_size, kalloc_owns()
+ *      answers (0: foreign).
  *
- * The direct path: when the backend has direct entries (kalloc_direct),
- * malloc and free call them, with nothing of the core in between, as long
- * as the handle's plain word is non-zero (no stats, debug, leaks,
- * accounting, and no fault injection armed: kalloc_fail_nth in the program
- * makes its next malloc take the core and fail).  Every other call goes to
- * the core; blocks cross freely between the two paths.
+ * The direct path: when the backend has fast entries (kalloc_direct),
+ * malloc, free and the aligned allocations call them, with nothing of the
+ * core in between, as long as the handle's plain word is non-zero (no
+ * stats, debug, leaks, accounting, and no fault injection armed:
+ * kalloc_fail_nth in the program makes its next malloc take the core and
+ * fail).  Every other call goes to the core; blocks cross freely between
+ * the two paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -63,7 +66,7 @@ static bool backend_zero; /* the backend honors KALLOC_ZERO */
 static bool backend_tells; /* kalloc_owns can answer 0 (not -1 always) */
 static const char *backend_name;
 /*
- * The backend's direct entries (kalloc_direct), which malloc and free call,
+ * The backend's fast entries (kalloc_direct), which malloc and free call,
  * bypassing the core, while *plain is non-zero: the handle then has no
  * stats, debug... and no fault injection is armed.  plain points to a word
  * that stays 0 until the backend is up with direct entries; then to the
@@ -108,7 +111,8 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	/* Can it tell its blocks from others?  Asked once, of an address that
 	 * is certainly no block; -1 means never, so free skips the question. */
 	backend_tells = kalloc_owns(a, &state) != -1;
-	bool has_direct = kalloc_direct(a, &direct) == KALLOC_OK;
+	bool has_direct = kalloc_direct(a, &direct) == KALLOC_OK &&
+			  backend_max_align >= SHIM_MALLOC_ALIGN;
 	if (has_direct)
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	backend = a;
@@ -204,6 +208,8 @@ static inline void *alloc(size_t size, size_t align, bool zero,
 	kalloc_t *a = get_backend();
 	if (shim_unlikely(!a || align > backend_max_align))
 		return alloc_elsewhere(a, size, align);
+	if (!zero && direct_now())
+		return direct.alloc(direct.state, KALLOC_LAYOUT(size, align)).ptr;
 	kalloc_flags_t f = KALLOC_NOWARN;
 	if (zero && backend_zero)
 		f |= KALLOC_ZERO;
@@ -229,8 +235,8 @@ static inline void release(void *p, kalloc_layout_t old, const char *fn,
 	if (shim_unlikely(shim_map_maybe(p)) && shim_map_free(p))
 		goto out;
 	kalloc_t *a = ready_backend();
-	if (a && !old.align && !kalloc_is_sentinel(p) && direct_now()) {
-		if (!direct.free(p)) /* one lookup: owns and free in one */
+	if (a && !kalloc_is_sentinel(p) && direct_now()) {
+		if (!direct.free(direct.state, p, old)) /* owns and free in one */
 			foreign(fn, p);
 	} else if (backend_block(a, fn, p)) {
 		kalloc_free_at(caller, a, p, old);
@@ -335,14 +341,15 @@ static __attribute__((noinline)) void *malloc_core(size_t size,
 	return alloc(size, SHIM_MALLOC_ALIGN, false, caller);
 }
 
-/* malloc and free test the plain word, then go to the backend's direct
+/* malloc and free test the plain word, then go to the backend's fast
  * entries: they are most of a program's calls.  Otherwise they test one
  * word (fast) before going to the core.  Every other case takes alloc and
  * release.  direct.alloc sets errno itself. */
 SHIM_API void *malloc(size_t size)
 {
 	if (shim_likely(direct_now()))
-		return direct.alloc(size ? size : 1);
+		return direct.alloc(direct.state,
+				    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
 	return malloc_core(size ? size : 1, CALLER);
 }
 
@@ -377,7 +384,8 @@ SHIM_API void free(void *p)
 			!shim_boot_owns(p))) {
 		int *err = &errno; /* before the call: p need not be kept */
 		int saved = *err;
-		if (shim_unlikely(!direct.free(p)))
+		if (shim_unlikely(!direct.free(direct.state, p,
+					      KALLOC_LAYOUT_UNKNOWN)))
 			foreign("free", p);
 		*err = saved;
 		return;

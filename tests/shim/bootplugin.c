@@ -110,6 +110,13 @@ static size_t boot_usable_size(void *state, const void *ptr)
 	return host->usable_size(libc, ptr);
 }
 
+static const kalloc_plugin_ops_t ops = {
+	.init = boot_init,
+	.fini = boot_fini,
+	.realloc = boot_realloc,
+	.usable_size = boot_usable_size,
+};
+
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
 	.name = "shimboot",
@@ -118,8 +125,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = KALLOC_ZERO,
 	.max_align = 4096,
 	.max_size = PTRDIFF_MAX,
-	.init = boot_init,
-	.fini = boot_fini,
-	.realloc = boot_realloc,
-	.usable_size = boot_usable_size,
+	.ops = &ops,
 };

@@ -1,20 +1,21 @@
 /*
- * The direct path (kalloc_direct, <kalloc/plugin.h>'s direct_alloc and
- * direct_free): on every built backend that has it, its blocks are 16-
- * aligned, writable, of a usable size at least the one asked, and any free
- * takes them, as direct_free takes blocks of kalloc_alloc; slab's
- * direct_free tells foreign pointers and leaves them alone; a backend
- * without direct entries is refused; and the plain word follows the
+ * The direct path (kalloc_direct, the fast table of <kalloc/plugin.h>): on
+ * every built backend, its blocks are aligned as asked, writable, of a
+ * usable size at least the one asked, and any free takes them, as the fast
+ * free takes blocks of kalloc_alloc; slab's fast free tells foreign
+ * pointers and leaves them alone, and reports a double or interior free; a
+ * plugin without a fast table is refused; and the plain word follows the
  * handle's instrumentation and fault injection, both ways.
  *
  * DIRECT_BACKENDS (from meson.build) names the built backends that must
- * have direct entries: each must load, or the test fails.
+ * have fast entries: each must load, or the test fails.
  */
 #include <kalloc.h>
 
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,13 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#define FIXTURE(v) FIXTURE_DIR "/fixture-" v ".so"
+
 static const char *const names[] = { DIRECT_BACKENDS };
+
+/* malloc's and free's calls of the fast entries */
+#define DALLOC(d, n) (d).alloc((d).state, KALLOC_LAYOUT((n), 16)).ptr
+#define DFREE(d, p) (d).free((d).state, (p), KALLOC_LAYOUT_UNKNOWN)
 #define N_NAMES ((int)(sizeof(names) / sizeof(names[0])))
 
 static const size_t sizes[] = { 1, 7, 8, 9, 15, 16, 17, 24, 100, 255, 1000,
@@ -54,7 +61,7 @@ START_TEST(direct_blocks_aligned_writable_sized)
 	kalloc_t *a = direct_of(_i, &d);
 	for (size_t k = 0; k < N_SIZES; k++) {
 		size_t n = sizes[k];
-		unsigned char *p = d.alloc(n);
+		unsigned char *p = DALLOC(d, n);
 		ck_assert_msg(p, "%s: direct alloc(%zu) failed", names[_i], n);
 		ck_assert_msg(((uintptr_t)p & 15) == 0,
 			      "%s: direct alloc(%zu) = %p, not 16-aligned",
@@ -68,7 +75,7 @@ START_TEST(direct_blocks_aligned_writable_sized)
 		if (k % 2)
 			kalloc_free(a, p, KALLOC_LAYOUT_UNKNOWN);
 		else
-			ck_assert_msg(d.free(p) == 1, "%s: direct free of its "
+			ck_assert_msg(DFREE(d, p) == 1, "%s: direct free of its "
 				      "own %zu-byte block returned 0", names[_i], n);
 	}
 }
@@ -86,7 +93,7 @@ START_TEST(direct_free_takes_core_blocks)
 						      aligns[j]), 0, &b),
 					 KALLOC_OK);
 			memset(b.ptr, 1, sizes[k]);
-			ck_assert_msg(d.free(b.ptr) == 1,
+			ck_assert_msg(DFREE(d, b.ptr) == 1,
 				      "%s: direct free of a kalloc_alloc block "
 				      "{%zu, %zu} returned 0", names[_i], sizes[k],
 				      aligns[j]);
@@ -103,16 +110,16 @@ START_TEST(direct_many_live_blocks)
 	static unsigned char *p[N];
 	for (int k = 0; k < N; k++) {
 		size_t n = 1 + (size_t)k * 37 % 3000;
-		p[k] = d.alloc(n);
+		p[k] = DALLOC(d, n);
 		ck_assert_ptr_nonnull(p[k]);
 		memset(p[k], k & 0xff, n);
 	}
 	for (int k = 0; k < N; k++)
 		ck_assert_uint_eq(p[k][0], (unsigned)(k & 0xff));
 	for (int k = N - 1; k >= 0; k -= 2)
-		ck_assert_int_eq(d.free(p[k]), 1);
+		ck_assert_int_eq(DFREE(d, p[k]), 1);
 	for (int k = 0; k < N; k += 2)
-		ck_assert_int_eq(d.free(p[k]), 1);
+		ck_assert_int_eq(DFREE(d, p[k]), 1);
 }
 END_TEST
 
@@ -126,10 +133,10 @@ START_TEST(direct_alloc_failure_sets_enomem)
 	kalloc_direct_t d;
 	direct_of(_i, &d);
 	errno = 0;
-	ck_assert_ptr_null(d.alloc(SIZE_MAX));
+	ck_assert_ptr_null(DALLOC(d, SIZE_MAX));
 	ck_assert_int_eq(errno, ENOMEM);
 	errno = 0;
-	ck_assert_ptr_null(d.alloc((size_t)PTRDIFF_MAX + 1));
+	ck_assert_ptr_null(DALLOC(d, (size_t)PTRDIFF_MAX + 1));
 	ck_assert_int_eq(errno, ENOMEM);
 }
 END_TEST
@@ -151,33 +158,61 @@ START_TEST(slab_direct_free_leaves_foreign_alone)
 	kalloc_t *a = slab_direct(&d);
 	static unsigned char buf[256] __attribute__((aligned(64)));
 	memset(buf, 0x5a, sizeof(buf));
-	ck_assert_int_eq(d.free(buf + 64), 0);
+	ck_assert_int_eq(DFREE(d, buf + 64), 0);
 	for (size_t k = 0; k < sizeof(buf); k++)
 		ck_assert_uint_eq(buf[k], 0x5a);
 
 	unsigned char *g = malloc(100); /* the process's malloc, not slab */
 	ck_assert_ptr_nonnull(g);
 	memset(g, 0x3c, 100);
-	ck_assert_int_eq(d.free(g), 0);
+	ck_assert_int_eq(DFREE(d, g), 0);
 	for (size_t k = 0; k < 100; k++)
 		ck_assert_uint_eq(g[k], 0x3c);
 	free(g);
 
-	/* inside slab's memory, but no block's start: untouched */
-	unsigned char *p = d.alloc(64);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(d.free(p + 16), 0);
-	ck_assert_int_eq(kalloc_owns(a, p), 1);
-	/* a large block's interior */
-	unsigned char *l = d.alloc((size_t)1 << 20);
-	ck_assert_ptr_nonnull(l);
-	ck_assert_int_eq(d.free(l + 4096), 0);
+	/* its own blocks, small and large, aligned or not: freed */
+	unsigned char *p = DALLOC(d, 64);
+	unsigned char *l = DALLOC(d, (size_t)1 << 20);
+	unsigned char *q = d.alloc(d.state, KALLOC_LAYOUT(100, 4096)).ptr;
+	ck_assert(p && l && q);
+	ck_assert_uint_eq((uintptr_t)q % 4096, 0);
 	ck_assert_int_eq(kalloc_owns(a, l), 1);
-	ck_assert_int_eq(d.free(l), 1);
-	ck_assert_int_eq(d.free(p), 1);
-	/* a block already free: not a live block, left alone */
+	ck_assert_int_eq(DFREE(d, l), 1);
+	ck_assert_int_eq(d.free(d.state, p, KALLOC_LAYOUT(64, 16)), 1);
+	ck_assert_int_eq(DFREE(d, q), 1);
 	ck_assert_int_eq(kalloc_owns(a, p), 0);
-	ck_assert_int_eq(d.free(p), 0);
+}
+END_TEST
+
+/* Misuse slab declares it detects: reported (SIGABRT), never ignored. */
+START_TEST(slab_direct_free_reports_double_free)
+{
+	kalloc_direct_t d;
+	slab_direct(&d);
+	unsigned char *p = DALLOC(d, 48);
+	ck_assert_int_eq(DFREE(d, p), 1);
+	DFREE(d, p);
+	ck_abort_msg("a double free of a slab block returned");
+}
+END_TEST
+
+START_TEST(slab_direct_free_reports_interior_pointer)
+{
+	kalloc_direct_t d;
+	slab_direct(&d);
+	unsigned char *p = DALLOC(d, 64);
+	DFREE(d, p + 16);
+	ck_abort_msg("a free inside a slab block returned");
+}
+END_TEST
+
+START_TEST(slab_direct_free_reports_large_interior_pointer)
+{
+	kalloc_direct_t d;
+	slab_direct(&d);
+	unsigned char *l = DALLOC(d, (size_t)1 << 20);
+	DFREE(d, l + 4096);
+	ck_abort_msg("a free inside a large slab block returned");
 }
 END_TEST
 
@@ -185,16 +220,21 @@ END_TEST
 
 START_TEST(direct_refused_without_entries)
 {
-	kalloc_t *a = kalloc_get("page");
-	ck_assert_msg(a, "page: %s", kalloc_errmsg());
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("ok"), NULL, &a) == KALLOC_OK,
+		      "fixture-ok: %s", kalloc_errmsg());
 	kalloc_direct_t d = { 0 };
 	ck_assert_int_eq(kalloc_direct(a, &d), KALLOC_ENOTSUP);
 	ck_assert_ptr_null(d.alloc); /* untouched */
-	ck_assert_msg(strstr(kalloc_errmsg(), "page") &&
-		      strstr(kalloc_errmsg(), "direct"),
+	ck_assert_msg(strstr(kalloc_errmsg(), "fixture") &&
+		      strstr(kalloc_errmsg(), "fast"),
 		      "errmsg does not say why: '%s'", kalloc_errmsg());
 	ck_assert_int_eq(kalloc_direct(a, NULL), KALLOC_EINVAL);
 	ck_assert_int_eq(kalloc_direct(NULL, &d), KALLOC_EINVAL);
+	kalloc_info_t info;
+	kalloc_info(a, &info);
+	ck_assert_int_eq(info.fast, 0);
+	kalloc_close(a);
 }
 END_TEST
 
@@ -295,6 +335,13 @@ static Suite *direct_suite(void)
 	tcase_add_loop_test(tc, direct_many_live_blocks, 0, N_NAMES);
 	tcase_add_loop_test(tc, direct_alloc_failure_sets_enomem, 0, N_NAMES);
 	tcase_add_test(tc, slab_direct_free_leaves_foreign_alone);
+	tcase_add_test_raise_signal(tc, slab_direct_free_reports_double_free,
+				    SIGABRT);
+	tcase_add_test_raise_signal(tc, slab_direct_free_reports_interior_pointer,
+				    SIGABRT);
+	tcase_add_test_raise_signal(tc,
+				    slab_direct_free_reports_large_interior_pointer,
+				    SIGABRT);
 	tcase_add_test(tc, direct_refused_without_entries);
 	suite_add_tcase(s, tc);
 

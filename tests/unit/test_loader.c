@@ -84,8 +84,16 @@ END_TEST
 START_TEST(wrong_abi_version_refused)
 {
 	expect_refused(FIXTURE("abi"), NULL, KALLOC_EABI,
-		       (const char *[]){ FIXTURE("abi"), "ABI version 2",
-					 "version 1", NULL });
+		       (const char *[]){ FIXTURE("abi"), "ABI version 1",
+					 "version 2", NULL });
+}
+END_TEST
+
+START_TEST(half_fast_table_refused)
+{
+	expect_refused(FIXTURE("halffast"), NULL, KALLOC_EABI,
+		       (const char *[]){ FIXTURE("halffast"), "fast table",
+					 "'free'", NULL });
 }
 END_TEST
 
@@ -237,7 +245,7 @@ START_TEST(default_broken_plugin_falls_back_naming_file)
 	ck_assert_msg(!why, "%s", why);
 	ck_assert_msg(count_lines(err) == 1, "want one stderr line, got: %s", err);
 	ck_assert_msg(strstr(err, FIXTURE("abi")), "line lacks the file: %s", err);
-	ck_assert_msg(strstr(err, "ABI version 2"), "line lacks the reason: %s",
+	ck_assert_msg(strstr(err, "ABI version 1"), "line lacks the reason: %s",
 		      err);
 }
 END_TEST
@@ -404,7 +412,7 @@ static const char *plugdir_child(void *arg)
 		      "a file not named kalloc-NAME.so was listed");
 	CHILD_REQUIRE(!s.loaded[broken], "the broken plugin was loaded");
 	CHILD_REQUIRE(strstr(s.err[broken], "kalloc-broken.so") &&
-			      strstr(s.err[broken], "ABI version 2"),
+			      strstr(s.err[broken], "ABI version 1"),
 		      "broken plugin's reason: %s", s.err[broken]);
 	CHILD_REQUIRE(s.loaded[fixture], "fixture not loaded: %s", s.err[fixture]);
 	CHILD_REQUIRE(s.info[fixture].max_align == 4096,
@@ -622,6 +630,7 @@ static Suite *loader_suite(void)
 
 	tc = new_tcase("refused");
 	tcase_add_test(tc, wrong_abi_version_refused);
+	tcase_add_test(tc, half_fast_table_refused);
 	tcase_add_test(tc, short_descriptor_refused);
 	tcase_add_test(tc, missing_realloc_refused);
 	tcase_add_test(tc, missing_symbol_refused);
