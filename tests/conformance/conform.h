@@ -45,6 +45,8 @@ TCase *g7_sentinel(void);    /* sentinel.c */
 TCase *g11_nowait(void);     /* nowait.c */
 TCase *g12_nowarn(void);     /* nowarn.c */
 TCase *g13_threads(void);    /* threads.c */
+TCase *g15_fast(void);       /* fast.c */
+TCase *g16_misuse(void);     /* fast.c */
 
 #define REQUIRE(cond, ...)                       \
 	do {                                     \

@@ -56,6 +56,8 @@ static const struct guarantee guarantees[] = {
 	{ "G12", "nowarn", g12_nowarn },
 	{ "G13", "threads-and-fork", g13_threads },
 	{ "G14", "refuses-unhonored", g14_refusal },
+	{ "G15", "fast-entries", g15_fast },
+	{ "G16", "declared-misuse", g16_misuse },
 };
 #define NGUARANTEES (sizeof(guarantees) / sizeof(guarantees[0]))
 
@@ -101,6 +103,10 @@ static const char *skip_reason(const struct guarantee *g)
 	    !(conform_info.flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)))
 		return "backend declares it refuses NOWAIT and ATOMIC "
 		       "(G14 checks the refusal)";
+	if (strcmp(g->id, "G15") == 0 && !conform_info.fast)
+		return "backend declares no fast table";
+	if (strcmp(g->id, "G16") == 0 && !conform_info.detects)
+		return "backend declares it detects no misuse";
 	return NULL;
 }
 

@@ -11,6 +11,10 @@
  *   MOCK_NOWAIT_OK      the control: declares NOWAIT/ATOMIC and hands
  *                       them to slab, which honors them; it must pass
  *                       every guarantee
+ *   MOCK_BROKEN_FAST    a fast table whose alloc fails without setting
+ *                       errno to ENOMEM (a malloc must)               -> G15
+ *   MOCK_SILENT_DOUBLE_FREE declares DOUBLE_FREE but ignores a free of a
+ *                       block it freed recently                       -> G16
  *
  * Blocks come from the slab backend through the host (never malloc here);
  * inner calls carry NOWARN so only the outer call warns.  Not libc: under
@@ -20,6 +24,7 @@
  */
 #include <kalloc/plugin.h>
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -33,6 +38,10 @@
 #define MOCK_NAME "broken_nowait"
 #elif defined(MOCK_NOWAIT_OK)
 #define MOCK_NAME "nowait_ok"
+#elif defined(MOCK_BROKEN_FAST)
+#define MOCK_NAME "broken_fast"
+#elif defined(MOCK_SILENT_DOUBLE_FREE)
+#define MOCK_NAME "silent_double_free"
 #else
 #error "define one MOCK_* mode"
 #endif
@@ -90,6 +99,23 @@ static int move_short(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
 }
 #endif
 
+#ifdef MOCK_SILENT_DOUBLE_FREE
+/* The last frees; a pointer found here is "already free": ignored. */
+static void *_Atomic recent[64];
+static _Atomic unsigned n_recent;
+
+static int seen_free(void *ptr)
+{
+	for (unsigned i = 0; i < 64; i++)
+		if (recent[i] == ptr) {
+			recent[i] = NULL;
+			return 1;
+		}
+	recent[n_recent++ % 64] = ptr;
+	return 0;
+}
+#endif
+
 static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_layout_t old, kalloc_flags_t flags,
 			kalloc_buf_t *out)
@@ -122,6 +148,13 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 		kept = min_sz(old.align ? old.size : host->usable_size(inner, ptr),
 			      l.size);
 #endif
+#ifdef MOCK_SILENT_DOUBLE_FREE
+	if (ptr && !l.size && seen_free(ptr))
+		return KALLOC_OK;
+	if (!ptr)
+		for (unsigned i = 0; i < 64; i++)
+			recent[i] = NULL; /* cheap: any reuse starts afresh */
+#endif
 	int err = host->realloc(inner, ptr, l, old, down, out);
 #ifdef MOCK_BROKEN_ZERO
 	if (!err && l.size)
@@ -130,11 +163,65 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return err;
 }
 
+
+#if defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE)
+static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
+{
+	(void)state;
+	kalloc_buf_t b = { NULL, 0 };
+	if (l.size > ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, l, KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN,
+			  &b)) {
+#ifndef MOCK_BROKEN_FAST
+		errno = ENOMEM;
+#endif
+		return (kalloc_buf_t){ NULL, 0 };
+	}
+#ifdef MOCK_SILENT_DOUBLE_FREE
+	for (unsigned i = 0; i < 64; i++)
+		if (recent[i] == b.ptr)
+			recent[i] = NULL; /* reused: live again */
+#endif
+	return b;
+}
+
+static int mock_fast_free(void *state, void *ptr, kalloc_layout_t old)
+{
+	(void)state;
+#ifdef MOCK_SILENT_DOUBLE_FREE
+	if (seen_free(ptr))
+		return 1;
+#endif
+	return host->free(inner, ptr, old);
+}
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = mock_fast_alloc,
+	.free = mock_fast_free,
+};
+#define MOCK_FAST &fast
+#else
+#define MOCK_FAST NULL
+#endif
+
+#ifdef MOCK_SILENT_DOUBLE_FREE
+#define MOCK_DETECTS KALLOC_DETECT_DOUBLE_FREE
+#else
+#define MOCK_DETECTS 0
+#endif
+
 static size_t mock_usable_size(void *state, const void *ptr)
 {
 	(void)state;
 	return host->usable_size(inner, ptr);
 }
+
+static const kalloc_plugin_ops_t ops = {
+	.init = mock_init,
+	.fini = mock_fini,
+	.realloc = mock_realloc,
+	.usable_size = mock_usable_size,
+};
 
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	KALLOC_PLUGIN_HEADER,
@@ -144,8 +231,7 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.flags = MOCK_FLAGS,
 	.max_align = (size_t)1 << 20,
 	.max_size = (size_t)1 << 40,
-	.init = mock_init,
-	.fini = mock_fini,
-	.realloc = mock_realloc,
-	.usable_size = mock_usable_size,
+	.detects = MOCK_DETECTS,
+	.ops = &ops,
+	.fast = MOCK_FAST,
 };
