@@ -4,6 +4,8 @@
 # demo.c (kernel-style code, only <kalloc/linux.h>) with
 # `pkg-config --cflags --libs kalloc`, and run it with LD_LIBRARY_PATH only:
 # no KALLOC_PLUGIN_PATH, so the library must find its installed plugins.
+# Then build examples/plugin out of tree the same way (its Makefile, the
+# installed <kalloc/plugin.h>) and run the installed kalloc-conform on it.
 #
 # Usage: tests/install/check-install.sh [SOURCE_DIR]   (default: this tree)
 # Prints "ok - ..." or "FAIL - ..." per check and ends with one line,
@@ -37,7 +39,7 @@ unset KALLOC_PLUGIN_PATH KALLOC_BACKEND LD_PRELOAD
 
 prefix=$tmp/prefix
 step "configure $src with --prefix=$prefix" \
-	meson setup "$tmp/build" "$src" --prefix="$prefix" -Dtests=false
+	meson setup "$tmp/build" "$src" --prefix="$prefix"
 step "build" ninja -C "$tmp/build"
 step "install" meson install -C "$tmp/build" --no-rebuild
 
@@ -108,6 +110,21 @@ if [ $status -eq 0 ] && grep -q "KALLOC_BACKEND=bogus" "$tmp/bogus.err" &&
 else
 	fail "KALLOC_BACKEND=bogus (exit $status):"
 	sed 's/^/    /' "$tmp/bogus.err"
+fi
+
+# ---- a third-party backend, out of tree -------------------------------------
+cp -r "$src/examples/plugin" "$tmp/plugin"
+step "build examples/plugin with its Makefile and pkg-config" \
+	make -C "$tmp/plugin"
+conform=$prefix/bin/kalloc-conform
+LD_LIBRARY_PATH=$libdir "$conform" "$tmp/plugin/kalloc-arena.so" \
+	>"$tmp/conform.out" 2>&1
+status=$?
+sed 's/^/    conform: /' "$tmp/conform.out"
+if [ $status -eq 0 ] && grep -qE '^[0-9]+ passed, 0 failed$' "$tmp/conform.out"; then
+	ok "the installed kalloc-conform passes the example plugin"
+else
+	fail "kalloc-conform on the example plugin exited $status"
 fi
 
 if [ $failed -eq 0 ]; then
