@@ -254,7 +254,7 @@ KALLOC_API void kalloc_free_at(const void *caller, kalloc_t *a, void *ptr,
  *       leaves ptr alone when the backend can tell ptr is outside all of
  *       its memory (kalloc_info's detects has KALLOC_DETECT_FOREIGN_FREE).
  *       A double or interior free the backend detects is reported and
- *       aborts, as kalloc_free would.
+ *       aborts, as kalloc_free would.  errno is kept.
  *
  * Blocks are the handle's own: a block from alloc may be freed (or
  * resized, or measured) by the kalloc_* calls on the handle, and free

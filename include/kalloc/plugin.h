@@ -106,6 +106,11 @@ typedef struct kalloc_host {
 	size_t (*usable_size)(kalloc_t *a, const void *ptr);
 	/* 1 a live block of a, 0 not, -1 a cannot tell. */
 	int (*owns)(kalloc_t *a, const void *ptr);
+	/* That backend's fast entries (kalloc_direct), to call with nothing
+	 * in between; KALLOC_ENOTSUP when it has none. */
+	int (*direct)(kalloc_t *a, kalloc_direct_t *out);
+	/* What that backend declares (kalloc_info). */
+	void (*info)(const kalloc_t *a, kalloc_info_t *out);
 	/*
 	 * Reads the plugin's options (n entries of spec) from the environment
 	 * and from `options` ("key=value,key=value"); KALLOC_OK, or
@@ -166,6 +171,11 @@ typedef struct kalloc_plugin_ops {
  *       except that a pointer outside all of the backend's memory (with
  *       FOREIGN_FREE declared) returns 0 and is left alone, where realloc
  *       would report it.  A backend that cannot tell frees and returns 1.
+ *       It keeps errno (a free(3) may then tail-call it): a backend of its
+ *       own restores it around the system calls that return memory; a
+ *       wrapper of a library's free keeps it as that free does (glibc's
+ *       always; jemalloc's, tcmalloc's and mimalloc's as long as their
+ *       madvise and munmap succeed, as when they are preloaded).
  *
  * Blocks cross freely between the two tables.  Backends whose instances
  * share one process-wide heap may ignore state.

@@ -254,9 +254,8 @@ static int je_realloc(void *state, void *ptr, kalloc_layout_t l,
  * allocation with no flag, and release.  A {4, 16} layout is asked as 16
  * bytes (req_for): jemalloc's 8-byte class is only 8-aligned.
  */
-static kalloc_buf_t je_fast_alloc(void *state, kalloc_layout_t l)
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l)
 {
-	(void)state;
 	struct req r = req_for(l);
 	void *p = likely(!r.flags) ? je.malloc(r.size) : mallocx(r.size, r.flags);
 	if (!p) {
@@ -266,11 +265,25 @@ static kalloc_buf_t je_fast_alloc(void *state, kalloc_layout_t l)
 	return (kalloc_buf_t){ p, class_of(r) };
 }
 
-/* jemalloc cannot tell its blocks from others: every pointer is freed. */
+/* A small flagless request that succeeds: malloc and the class table. */
+static kalloc_buf_t je_fast_alloc(void *state, kalloc_layout_t l)
+{
+	(void)state;
+	if (likely(l.align <= je.plain_align && l.size <= je.classes.max)) {
+		size_t n = l.size < l.align ? l.align : l.size;
+		void *p = je.malloc(n);
+		if (likely(p))
+			return (kalloc_buf_t){ p, je.classes.len[(n + 7) >> 3] };
+	}
+	return fast_alloc_other(l);
+}
+
+/* jemalloc cannot tell its blocks from others: every pointer is freed.
+ */
 static int je_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
-	release(ptr, old);
+	release(ptr, old); /* keeps errno as the library's free does */
 	return 1;
 }
 

@@ -43,6 +43,7 @@
 #include <sys/mman.h>
 
 #define NAME "kv"
+#define likely(x) __builtin_expect(!!(x), 1)
 #define DEFAULT_THRESHOLD 4096L
 #define DEFAULT_LARGE 32768L
 
@@ -53,6 +54,9 @@ struct kv {
 	size_t threshold;
 	size_t large; /* above it, page first */
 	bool small_tells; /* the small backend's owns() never answers -1 */
+	size_t small_max_align;
+	/* the fast entries of both, or NULL alloc when one has none */
+	kalloc_direct_t small_fast, page_fast;
 	char small_name[64]; /* for reports */
 };
 
@@ -204,11 +208,24 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
 	return kv_resize(kv, ptr, l, old, flags, out);
 }
 
-/* The fast entries: realloc's fresh allocation and free. */
+/*
+ * The fast entries: realloc's fresh allocation and free.  Sizes up to
+ * `large` ask the small backend's fast alloc directly (the host's calls
+ * would take the core's checks again); a failure above the threshold
+ * falls back as kv_alloc does.  A free asks the small backend's fast free
+ * first when it can tell its blocks (slab), else release().
+ */
 static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
 {
+	const struct kv *kv = state;
 	kalloc_buf_t b;
-	if (l.size > PTRDIFF_MAX || kv_alloc(state, l, 0, &b)) {
+	if (likely(kv->small_fast.alloc && l.size <= kv->large &&
+		   l.align <= kv->small_max_align)) {
+		b = kv->small_fast.alloc(kv->small_fast.state, l);
+		if (likely(b.ptr) || l.size <= kv->threshold)
+			return b; /* errno is ENOMEM when it failed */
+	}
+	if (l.size > PTRDIFF_MAX || kv_alloc(kv, l, 0, &b)) {
 		errno = ENOMEM;
 		return (kalloc_buf_t){ NULL, 0 };
 	}
@@ -217,7 +234,11 @@ static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
 
 static int kv_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
-	return release(state, ptr, old);
+	const struct kv *kv = state;
+	if (likely(kv->small_fast.alloc && kv->page_fast.alloc))
+		return kv->small_fast.free(kv->small_fast.state, ptr, old) ||
+		       kv->page_fast.free(kv->page_fast.state, ptr, old);
+	return release(kv, ptr, old);
 }
 
 static size_t kv_usable_size(void *state, const void *ptr)
@@ -283,7 +304,15 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	/* asked of an address that is certainly no block (kv's own state) */
 	bool tells = host->owns(small, kv) != -1;
 	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
-			   tells, "" };
+			   tells, 0, { 0 }, { 0 }, "" };
+	kalloc_info_t info;
+	host->info(small, &info);
+	kv->small_max_align = info.max_align;
+	/* The fast paths, when both backends have fast entries and the small
+	 * one tells its blocks (it is asked first on a free). */
+	if (!tells || host->direct(small, &kv->small_fast) != KALLOC_OK ||
+	    host->direct(page, &kv->page_fast) != KALLOC_OK)
+		kv->small_fast.alloc = NULL;
 	snprintf(kv->small_name, sizeof(kv->small_name), "%s", small_name);
 	*state = kv;
 	return KALLOC_OK;

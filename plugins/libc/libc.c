@@ -140,7 +140,8 @@ static kalloc_buf_t libc_fast_alloc(void *state, kalloc_layout_t l)
 	return (kalloc_buf_t){ p, p ? l.size : 0 };
 }
 
-/* free(3) cannot tell its blocks from others: every pointer is freed. */
+/* free(3) cannot tell its blocks from others: every pointer is freed.
+ * glibc's free keeps errno (since 2.33). */
 static int libc_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;

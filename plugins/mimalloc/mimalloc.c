@@ -271,28 +271,34 @@ static int plug_realloc(void *state, void *ptr, kalloc_layout_t l,
  * The fast entries (mimalloc has one heap per process): mi_malloc of
  * max(size, align) bytes while that is aligned, else realloc's way.
  */
-static kalloc_buf_t plug_fast_alloc(void *state, kalloc_layout_t l)
+/* Every fast allocation but a small one of mi_malloc's that succeeds. */
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l)
 {
 	kalloc_buf_t b = { NULL, 0 };
-	if (likely(l.align <= plain.align && l.size <= KALLOC_CLASS_TABLE_MAX)) {
+	if (l.size <= PTRDIFF_MAX &&
+	    !plug_realloc(NULL, NULL, l, KALLOC_LAYOUT_UNKNOWN, 0, &b))
+		return b;
+	errno = ENOMEM; /* mi_malloc's errno above PTRDIFF_MAX is not */
+	return (kalloc_buf_t){ NULL, 0 };
+}
+
+static kalloc_buf_t plug_fast_alloc(void *state, kalloc_layout_t l)
+{
+	(void)state;
+	if (likely(l.align <= plain.align && l.size <= plain.classes.max)) {
 		size_t n = l.size < l.align ? l.align : l.size;
-		b.ptr = mi_malloc(n);
-		b.len = plain.classes.len[(n + 7) >> 3];
-	} else if (l.size <= PTRDIFF_MAX) {
-		plug_realloc(state, NULL, l, KALLOC_LAYOUT_UNKNOWN, 0, &b);
+		void *p = mi_malloc(n);
+		if (likely(p))
+			return (kalloc_buf_t){ p, plain.classes.len[(n + 7) >> 3] };
 	}
-	if (unlikely(!b.ptr)) {
-		errno = ENOMEM; /* mi_malloc's errno above PTRDIFF_MAX is not */
-		b.len = 0;
-	}
-	return b;
+	return fast_alloc_other(l);
 }
 
 /* mi_free takes any pointer it is given: every pointer is freed. */
 static int plug_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
-	release(ptr, old);
+	release(ptr, old); /* keeps errno as the library's free does */
 	return 1;
 }
 

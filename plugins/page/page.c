@@ -524,9 +524,12 @@ static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
 static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	struct page *pg = state;
+	int saved = errno; /* munmap and madvise may set it */
 	(void)old;
 	cache_decay(&pg->cache, guard_bytes(pg));
-	return block_free(pg, ptr);
+	int freed = block_free(pg, ptr);
+	errno = saved;
+	return freed;
 }
 
 static size_t page_usable_size(void *state, const void *ptr)

@@ -12,6 +12,8 @@
  */
 #include "slab.h"
 
+#include <errno.h>
+
 /* cur of a class without a slab: nothing free, nothing to carve. */
 struct slab slab_empty;
 
@@ -74,11 +76,14 @@ void slab_retire_if_empty(struct heap *h, struct slab *s, bool nowait)
 		partial_push(h, s); /* NOWAIT and the pool is busy: keep it */
 }
 
+/* Keeps errno: frees do (plugin.h), and retiring a slab may madvise. */
 void slab_free_slow(struct heap *h, struct slab *s, bool nowait)
 {
+	int saved = errno;
 	if (s->where == WHERE_FULL)
 		partial_push(h, s);
 	slab_retire_if_empty(h, s, nowait);
+	errno = saved;
 }
 
 void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait, bool atomic)

@@ -17,6 +17,7 @@
  */
 #include "slab.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -78,8 +79,10 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 	return l->ptr;
 }
 
+/* Keeps errno: frees do (plugin.h). */
 void slab_large_free(struct large *l)
 {
+	int saved = errno;
 	size_t len = l->map_len;
 	/* unregistered before the range can be reused or mapped again */
 	slab_register(REG_LARGE, l, false);
@@ -88,6 +91,7 @@ void slab_large_free(struct large *l)
 	if (!slab_lcache_put(l, len, cache_budget()))
 		munmap(l, len);
 	slab_tick(false);
+	errno = saved;
 }
 
 void *slab_large_resize(struct large *l, size_t size, size_t align,

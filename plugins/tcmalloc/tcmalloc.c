@@ -313,9 +313,8 @@ static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
 
 /* The fast entries (one tcmalloc per process): realloc's fresh
  * allocation, and release. */
-static kalloc_buf_t tc_fast_alloc(void *state, kalloc_layout_t l)
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l)
 {
-	(void)state;
 	void *p = fresh(l);
 	if (!p) {
 		errno = ENOMEM;
@@ -324,11 +323,25 @@ static kalloc_buf_t tc_fast_alloc(void *state, kalloc_layout_t l)
 	return (kalloc_buf_t){ p, tc.replaced ? tc.malloc_size(p) : class_len(l) };
 }
 
-/* tcmalloc cannot tell its blocks from others: every pointer is freed. */
+/* A small request tc_malloc aligns, that succeeds: the class table. */
+static kalloc_buf_t tc_fast_alloc(void *state, kalloc_layout_t l)
+{
+	(void)state;
+	if (likely(l.align <= tc.plain_align && l.size <= tc.classes.max)) {
+		size_t n = l.size < l.align ? l.align : l.size;
+		void *p = tc.malloc(n);
+		if (likely(p))
+			return (kalloc_buf_t){ p, tc.classes.len[(n + 7) >> 3] };
+	}
+	return fast_alloc_other(l);
+}
+
+/* tcmalloc cannot tell its blocks from others: every pointer is freed.
+ */
 static int tc_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	(void)state;
-	release(ptr, old);
+	release(ptr, old); /* keeps errno as the library's free does */
 	return 1;
 }
 

@@ -156,6 +156,7 @@ static void foreign(const char *fn, const void *p)
 {
 	if (atomic_exchange(&foreign_reported, true))
 		return;
+	int saved = errno; /* free keeps it */
 	char line[256];
 	int n = snprintf(line, sizeof(line),
 			 "kalloc: shim: %s(%p): not a block of backend '%s' nor "
@@ -168,6 +169,7 @@ static void foreign(const char *fn, const void *p)
 							     sizeof(line) - 1);
 		(void)r;
 	}
+	errno = saved;
 }
 
 /* May malloc and free take the direct entries now? */
@@ -373,21 +375,19 @@ static __attribute__((noinline)) void free_core(void *p, const void *caller)
 }
 
 /*
- * Page-aligned pointers may be the shim's mappings: free_slow looks; so do
- * NULL and the other addresses below 4096 (kalloc's sentinels, ignored).
- * The direct entry's 0 is a foreign pointer, left alone.
+ * Page-aligned pointers may be the shim's mappings while it has some:
+ * free_slow looks; so do NULL and the other addresses below 4096 (kalloc's
+ * sentinels, ignored).  The fast free's 0 is a foreign pointer, left alone.
  */
 SHIM_API void free(void *p)
 {
 	uintptr_t u = (uintptr_t)p;
-	if (shim_likely(direct_now() && (u & 4095) && u > 4095 &&
+	if (shim_likely(direct_now() && u > 4095 && !shim_map_maybe(p) &&
 			!shim_boot_owns(p))) {
-		int *err = &errno; /* before the call: p need not be kept */
-		int saved = *err;
+		/* the fast free keeps errno (plugin.h) */
 		if (shim_unlikely(!direct.free(direct.state, p,
 					      KALLOC_LAYOUT_UNKNOWN)))
 			foreign("free", p);
-		*err = saved;
 		return;
 	}
 	free_core(p, CALLER);
