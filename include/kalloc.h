@@ -215,7 +215,11 @@ KALLOC_API void kalloc_free(kalloc_t *a, void *ptr, kalloc_layout_t layout);
 /* Usable length of a live block; 0 for NULL and sentinels. */
 KALLOC_API size_t kalloc_usable_size(kalloc_t *a, const void *ptr);
 
-/* Does this handle's backend own ptr?  1 yes, 0 no, -1 cannot tell. */
+/*
+ * Does this handle's backend own ptr?  1 yes, a live block; 2 the address
+ * is the backend's but no live block starts there (a freed block, or
+ * inside one); 0 no; -1 cannot tell.
+ */
 KALLOC_API int kalloc_owns(kalloc_t *a, const void *ptr);
 
 /*

@@ -145,8 +145,11 @@ typedef struct kalloc_plugin_ops {
 		       kalloc_buf_t *out);
 	/* Usable length of a live block. */
 	size_t (*usable_size)(void *state, const void *ptr);
-	/* Optional: 1 if ptr is a live block of this instance, 0 if not;
-	 * NULL means "cannot tell" (-1). */
+	/* Optional: 1 if ptr is a live block of this instance; 2 if it is
+	 * inside the backend's memory but no live block starts there (freed,
+	 * or inside a block: misuse); 0 if it is none of the backend's (a
+	 * backend that cannot tell 2 from 0 answers 0).  NULL means "cannot
+	 * tell" (-1). */
 	int (*owns)(void *state, const void *ptr);
 	/* Optional: report counters through fn (see kalloc_stats_foreach:
 	 * group is e.g. a size class "kmalloc-64", key a counter name). */

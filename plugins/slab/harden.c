@@ -34,8 +34,21 @@ void slab_double_free(const void *p, size_t size)
 	slab_host->corruption("slab", p, "double free of a %zu-byte block", size);
 }
 
+/* Names the block in front of the spoiled one too: an overflow of that
+ * block is the commonest way a free block's link gets written. */
 void slab_corrupt_list(const void *slot, const void *next)
 {
+	if (slab_in_chunk(slot)) {
+		const struct slab *s = slab_of(chunk_of(slot), slot);
+		int64_t i = slab_block_index(s, slot);
+		if (i > 0)
+			slab_host->corruption(
+				"slab", slot, "free list corrupted: the free "
+				"block's link decodes to %p, outside its slab "
+				"(use after free of it, or an overflow of the "
+				"%u-byte block before it, at %p)", next, s->size,
+				(const void *)((const char *)slot - s->size));
+	}
 	slab_host->corruption("slab", slot,
 			      "free list corrupted: the free block's link decodes "
 			      "to %p, outside its slab (use after free or overflow "
@@ -44,6 +57,9 @@ void slab_corrupt_list(const void *slot, const void *next)
 
 void slab_bad_free(const void *p)
 {
+	if (!slab_registered(p) && slab_large_was_freed(p))
+		slab_host->corruption("slab", p, "double free of a large block "
+				      "(its mapping was already given back)");
 	if (!slab_registered(p))
 		slab_host->corruption("slab", p,
 				      "free of a pointer that slab did not allocate");

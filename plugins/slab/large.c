@@ -50,6 +50,32 @@ static size_t cache_budget(void)
 	return live / 4 > LCACHE_MIN_BUDGET ? live / 4 : LCACHE_MIN_BUDGET;
 }
 
+/*
+ * The last large blocks freed, by address: once freed, a large block's
+ * mapping is no longer registered, so without this a second free of it
+ * would look like a pointer slab never made.  An entry goes when a new
+ * large block starts at its address.  (Only misuse paths scan it.)
+ */
+#define FREED_RING 64
+static void *_Atomic freed_ring[FREED_RING];
+static atomic_uint freed_next;
+
+static void forget_freed(const void *p)
+{
+	for (unsigned i = 0; i < FREED_RING; i++) {
+		void *q = (void *)p;
+		atomic_compare_exchange_strong(&freed_ring[i], &q, NULL);
+	}
+}
+
+bool slab_large_was_freed(const void *p)
+{
+	for (unsigned i = 0; i < FREED_RING; i++)
+		if (atomic_load_explicit(&freed_ring[i], memory_order_relaxed) == p)
+			return true;
+	return false;
+}
+
 void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 		       bool *zeroed)
 {
@@ -72,6 +98,7 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 	l->map_len = len;
 	l->ptr = base + hdr;
 	l->usable = len - hdr;
+	forget_freed(l->ptr);
 	slab_register(REG_LARGE, base, true);
 	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&large_bytes, len, memory_order_relaxed);
@@ -84,6 +111,10 @@ void slab_large_free(struct large *l)
 {
 	int saved = errno;
 	size_t len = l->map_len;
+	atomic_store_explicit(&freed_ring[atomic_fetch_add_explicit(
+				      &freed_next, 1, memory_order_relaxed) %
+			      FREED_RING],
+			      l->ptr, memory_order_relaxed);
 	/* unregistered before the range can be reused or mapped again */
 	slab_register(REG_LARGE, l, false);
 	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
@@ -126,6 +157,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		n->kind = KIND_LARGE;
 		n->map_len = got;
 		n->ptr = warm + hdr;
+		forget_freed(n->ptr);
 		n->usable = got - hdr;
 		memcpy(n->ptr, l->ptr, l->usable);
 		memset(n->ptr + l->usable, 0, n->usable - l->usable);
@@ -151,6 +183,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		base = to;
 		l = (struct large *)base;
 		l->ptr = base + hdr;
+		forget_freed(l->ptr);
 		slab_register(REG_LARGE, base, true);
 	}
 	l->map_len = len;

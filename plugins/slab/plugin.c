@@ -333,17 +333,19 @@ static size_t slab_usable_size(void *state, const void *ptr)
 	return slab_block_index(s, ptr) >= 0 ? s->size : 0;
 }
 
+/* 1 a live block; 2 inside slab's memory but no live block (freed, or
+ * inside one), or a large block just freed; 0 none of slab's. */
 static int slab_owns(void *state, const void *ptr)
 {
 	(void)state;
 	struct chunk *c = chunk_of(ptr);
 	if (slab_in_large(ptr))
-		return ((const struct large *)c)->ptr == ptr;
+		return ((const struct large *)c)->ptr == ptr ? 1 : 2;
 	if (!slab_in_chunk(ptr))
-		return 0;
+		return slab_large_was_freed(ptr) ? 2 : 0;
 	struct slab *s = slab_of(c, ptr);
 	int64_t idx = slab_block_index(s, ptr);
-	return idx >= 0 && slab_is_live(s, (uint64_t)idx);
+	return idx >= 0 && slab_is_live(s, (uint64_t)idx) ? 1 : 2;
 }
 
 /*
@@ -400,8 +402,11 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 		free_in_slab(s, p, (uint64_t)idx, false); /* reports a double free */
 		return 1;
 	}
-	if (!slab_in_large(p))
+	if (!slab_in_large(p)) {
+		if (unlikely(slab_large_was_freed(p)))
+			slab_bad_free(p); /* a large block's double free */
 		return 0;
+	}
 	if (((struct large *)c)->ptr != p)
 		slab_bad_free(p);
 	free_large((struct large *)c);

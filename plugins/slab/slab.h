@@ -303,6 +303,8 @@ HIDDEN unsigned slab_heap_count(void);
 /* ---- large.c ---------------------------------------------------------- */
 
 /* *zeroed: the block comes from the kernel (else from the cache, dirty). */
+/* Was p the start of one of the last large blocks freed (and none since)? */
+HIDDEN bool slab_large_was_freed(const void *p);
 HIDDEN void *slab_large_alloc(size_t size, size_t align, bool nowait,
 			      size_t *usable, bool *zeroed);
 HIDDEN void slab_large_free(struct large *l);

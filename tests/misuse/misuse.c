@@ -94,7 +94,7 @@ static const struct expect expectations[] = {
 	{ "kv", "foreign_free", "KALLOC_KV_SMALL=slab", "libc", SIGABRT,
 	  "kalloc: kv: heap corruption at %p" },
 	{ "kv", "realloc_after_free", "KALLOC_KV_SMALL=slab", NULL, SIGABRT,
-	  "kalloc: kv: heap corruption at %p" },
+	  "kalloc: slab: heap corruption at %p" },
 	/* gperftools 2.10: tc_free checks its page map ("Attempt to free
 	 * invalid pointer"), verified here on the library itself. */
 	{ "tcmalloc", "wild_free", NULL, NULL, SIGABRT, "invalid pointer" },

@@ -180,7 +180,10 @@ START_TEST(slab_direct_free_leaves_foreign_alone)
 	ck_assert_int_eq(DFREE(d, l), 1);
 	ck_assert_int_eq(d.free(d.state, p, KALLOC_LAYOUT(64, 16)), 1);
 	ck_assert_int_eq(DFREE(d, q), 1);
-	ck_assert_int_eq(kalloc_owns(a, p), 0);
+	/* freed: slab's memory, no live block there */
+	ck_assert_int_eq(kalloc_owns(a, p), 2);
+	ck_assert_int_eq(kalloc_owns(a, l), 2); /* a large block just freed */
+	ck_assert_int_eq(kalloc_owns(a, buf), 0);
 }
 END_TEST
 
