@@ -29,6 +29,7 @@
  * KALLOC_PAGE_GUARD, KALLOC_PAGE_CACHE and KALLOC_PAGE_HUGE).
  */
 #include "page.h"
+#include "memcheck.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ struct page {
 	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
 	struct table table;
 	struct cache cache;
+	bool vg;             /* under valgrind: memcheck.c describes blocks */
 };
 
 static size_t round_up(size_t n, size_t unit)
@@ -483,11 +485,73 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 
 /* ---- plugin entry points ----------------------------------------------- */
 
+/* A live block's requested size and usable length; false if none. */
+static bool block_sizes(struct page *pg, const void *ptr, size_t *req,
+			size_t *usable_len)
+{
+	struct shard *s = table_shard(&pg->table, (uintptr_t)ptr);
+	shard_lock(s, false);
+	struct rec *slot = shard_find(s, (uintptr_t)ptr);
+	if (slot) {
+		*req = slot->size;
+		*usable_len = usable(pg, slot);
+	}
+	shard_unlock(s);
+	return slot != NULL;
+}
+
+static int do_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
+		      kalloc_layout_t old, kalloc_flags_t flags,
+		      kalloc_buf_t *out);
+
+/*
+ * realloc under valgrind (memcheck.c): the same, with memcheck told.  A
+ * resize passes the recorded request as the old layout, so page copies
+ * and zeroes nothing of the no-access tail but what it opens first.
+ */
+static __attribute__((noinline)) int vg_realloc(struct page *pg, void *ptr,
+						kalloc_layout_t l,
+						kalloc_layout_t old,
+						kalloc_flags_t flags,
+						kalloc_buf_t *out)
+{
+	size_t req = 0, had = 0;
+	bool live = ptr && block_sizes(pg, ptr, &req, &had);
+	if (live && l.size == 0)
+		page_vg_free(ptr);
+	if (live && l.size) {
+		page_vg_open_tail(ptr, req, had);
+		old = KALLOC_LAYOUT(req, 1);
+	}
+	int err = do_realloc(pg, ptr, l, old, flags, out);
+	if (err || l.size == 0) {
+		if (err && live)
+			page_vg_close_tail(ptr, req, had);
+		return err;
+	}
+	if (live)
+		page_vg_resized(ptr, req, had, out->ptr, l.size, out->len,
+				flags & KALLOC_ZERO);
+	else
+		page_vg_alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
+	out->len = l.size;
+	return KALLOC_OK;
+}
+
 static int page_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_layout_t old, kalloc_flags_t flags,
 			kalloc_buf_t *out)
 {
 	struct page *pg = state;
+	if (pg->vg)
+		return vg_realloc(pg, ptr, l, old, flags, out);
+	return do_realloc(pg, ptr, l, old, flags, out);
+}
+
+static int do_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
+		      kalloc_layout_t old, kalloc_flags_t flags,
+		      kalloc_buf_t *out)
+{
 	bool nowait = flags & (KALLOC_NOWAIT | KALLOC_ATOMIC);
 	if (!nowait)
 		cache_decay(&pg->cache, guard_bytes(pg));
@@ -514,8 +578,13 @@ static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
 	kalloc_buf_t b;
 	if (l.size <= PTRDIFF_MAX) {
 		cache_decay(&pg->cache, guard_bytes(pg));
-		if (block_alloc(pg, l, false, false, &b) == KALLOC_OK)
+		if (block_alloc(pg, l, false, false, &b) == KALLOC_OK) {
+			if (pg->vg) {
+				page_vg_alloc(b.ptr, l.size, b.len, false);
+				b.len = l.size;
+			}
 			return b;
+		}
 	}
 	errno = ENOMEM;
 	return (kalloc_buf_t){ NULL, 0 };
@@ -526,6 +595,9 @@ static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
 	struct page *pg = state;
 	int saved = errno; /* munmap and madvise may set it */
 	(void)old;
+	size_t req, had;
+	if (pg->vg && block_sizes(pg, ptr, &req, &had))
+		page_vg_free(ptr);
 	cache_decay(&pg->cache, guard_bytes(pg));
 	int freed = block_free(pg, ptr);
 	errno = saved;
@@ -538,7 +610,7 @@ static size_t page_usable_size(void *state, const void *ptr)
 	struct shard *s = table_shard(&pg->table, (uintptr_t)ptr);
 	shard_lock(s, false);
 	struct rec *slot = shard_find(s, (uintptr_t)ptr);
-	size_t n = slot ? usable(pg, slot) : 0;
+	size_t n = !slot ? 0 : pg->vg ? slot->size : usable(pg, slot);
 	shard_unlock(s);
 	if (!slot)
 		not_ours(pg, ptr, "usable_size");
@@ -612,6 +684,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	pg->guard = guard != 0;
+	pg->vg = page_vg_running();
 	pg->huge = huge > 0 ? (size_t)huge : 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
