@@ -188,6 +188,8 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 		}
 		if (!nowait)
 			huge_advice(pg, hit.addr, hit.len, true);
+		if (pg->vg) /* a freed block's pages: no-access to memcheck */
+			page_vg_open_tail((void *)hit.addr, 0, hit.len);
 		if (want_zero && dirty)
 			zero(pg, hit.addr, dirty, nowait);
 		*map = hit.addr;
@@ -434,6 +436,8 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 	if (!in_place && !pg->guard && aligned &&
 	    cache_take_at(&pg->cache, p + slot->map_len, len - slot->map_len,
 			  slot->vma, nowait, &clean)) {
+		if (pg->vg)
+			page_vg_open_tail((void *)p, slot->map_len, len);
 		count(pg, 0, (long)(len - slot->map_len));
 		slot->map_len = len;
 		in_place = true;
@@ -669,12 +673,14 @@ static int page_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
 	long guard = 0, cache = DEFAULT_CACHE_BYTES, huge = DEFAULT_HUGE_BYTES;
+	long memcheck = 1;
 	const kalloc_plugin_option_t spec[] = {
 		{ "guard", "KALLOC_PAGE_GUARD", &guard, NULL, 0, "0|1" },
 		{ "cache", "KALLOC_PAGE_CACHE", &cache, NULL, 0, "BYTES" },
 		{ "huge", "KALLOC_PAGE_HUGE", &huge, NULL, 0, "BYTES" },
+		{ "memcheck", "KALLOC_MEMCHECK", &memcheck, NULL, 0, "0|1" },
 	};
-	int err = host->options(NAME, options, spec, 3);
+	int err = host->options(NAME, options, spec, 4);
 	if (err)
 		return err;
 	struct page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
@@ -684,7 +690,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	pg->guard = guard != 0;
-	pg->vg = page_vg_running();
+	pg->vg = memcheck && page_vg_running();
 	pg->huge = huge > 0 ? (size_t)huge : 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);

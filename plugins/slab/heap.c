@@ -115,6 +115,8 @@ struct heap *slab_heap_acquire(bool nowait)
 	struct heap *h = slab_tl_heap;
 	if (h)
 		return h;
+	if (slab_vg) /* the fallback heap only (memcheck.c) */
+		return HEAP_TEARDOWN;
 	if (nowait) {
 		if (pthread_mutex_trylock(&heaps_lock))
 			return NULL;
@@ -145,7 +147,7 @@ void *slab_fallback_alloc(unsigned cls, bool nowait, bool atomic)
 		pthread_mutex_lock(&fallback_lock);
 	}
 	struct slab *s = fallback.cur[cls];
-	void *p = s->free ? slab_pop(s) :
+	void *p = s->free ? slab_pop_slow(s) :
 			    slab_alloc_slow(&fallback, cls, nowait, atomic);
 	pthread_mutex_unlock(&fallback_lock);
 	return p;

@@ -51,10 +51,12 @@ static size_t cache_budget(void)
 }
 
 /*
- * The last large blocks freed, by address: once freed, a large block's
- * mapping is no longer registered, so without this a second free of it
- * would look like a pointer slab never made.  An entry goes when a new
- * large block starts at its address.  (Only misuse paths scan it.)
+ * The last large blocks freed whose mappings slab still holds (in the large
+ * cache), by address: once freed, a large block's mapping is no longer
+ * registered, so without this a second free of it would look like a
+ * pointer slab never made.  An entry goes when a new large block starts at
+ * its address, and before its mapping goes back to the system (after
+ * which the address may be anyone's).  Only misuse paths scan it.
  */
 #define FREED_RING 64
 static void *_Atomic freed_ring[FREED_RING];
@@ -65,6 +67,16 @@ static void forget_freed(const void *p)
 	for (unsigned i = 0; i < FREED_RING; i++) {
 		void *q = (void *)p;
 		atomic_compare_exchange_strong(&freed_ring[i], &q, NULL);
+	}
+}
+
+void slab_large_forget_range(const void *base, size_t len)
+{
+	for (unsigned i = 0; i < FREED_RING; i++) {
+		void *q = atomic_load_explicit(&freed_ring[i], memory_order_relaxed);
+		if ((const char *)q >= (const char *)base &&
+		    (const char *)q < (const char *)base + len)
+			atomic_compare_exchange_strong(&freed_ring[i], &q, NULL);
 	}
 }
 
@@ -111,16 +123,22 @@ void slab_large_free(struct large *l)
 {
 	int saved = errno;
 	size_t len = l->map_len;
-	atomic_store_explicit(&freed_ring[atomic_fetch_add_explicit(
-				      &freed_next, 1, memory_order_relaxed) %
-			      FREED_RING],
-			      l->ptr, memory_order_relaxed);
+	void *ptr = l->ptr; /* the cache overwrites the header */
+	if (slab_vg)
+		slab_vg_free(ptr);
 	/* unregistered before the range can be reused or mapped again */
 	slab_register(REG_LARGE, l, false);
 	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&large_bytes, len, memory_order_relaxed);
-	if (!slab_lcache_put(l, len, cache_budget()))
+	if (slab_lcache_put(l, len, cache_budget())) {
+		atomic_store_explicit(&freed_ring[atomic_fetch_add_explicit(
+					      &freed_next, 1, memory_order_relaxed) %
+				      FREED_RING],
+				      ptr, memory_order_relaxed);
+	} else {
+		slab_large_forget_range(l, len);
 		munmap(l, len);
+	}
 	slab_tick(false);
 	errno = saved;
 }

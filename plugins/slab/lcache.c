@@ -86,6 +86,7 @@ static void unmap_all(struct cached *c)
 {
 	while (c) {
 		struct cached *next = c->anext;
+		slab_large_forget_range(c, c->len); /* no longer slab's */
 		munmap(c, c->len);
 		c = next;
 	}
@@ -93,6 +94,8 @@ static void unmap_all(struct cached *c)
 
 void *slab_lcache_get(size_t len, bool nowait, size_t *got)
 {
+	if (slab_vg) /* memcheck: freed mappings go back at once */
+		return NULL;
 	if (!atomic_load_explicit(&total_stat, memory_order_relaxed))
 		return NULL;
 	if (nowait) {
@@ -123,6 +126,8 @@ void *slab_lcache_get(size_t len, bool nowait, size_t *got)
 
 bool slab_lcache_put(void *base, size_t len, size_t budget)
 {
+	if (slab_vg)
+		return false;
 	if (slab_decay_ms == 0 || len > budget)
 		return false;
 	struct cached *c = base;

@@ -162,6 +162,19 @@ static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
 /* ---- globals (plugin.c) ----------------------------------------------- */
 
 HIDDEN extern const kalloc_host_t *slab_host;
+
+/* memcheck.c: valgrind's view of the blocks.  slab_vg is read once at
+ * init; every other function is called only while it is set. */
+HIDDEN extern bool slab_vg;
+HIDDEN bool slab_vg_running(void);
+HIDDEN void slab_vg_open(const void *p, size_t len);  /* slab reads/writes */
+HIDDEN void slab_vg_hide(const void *p, size_t len);  /* and is done */
+/* p live: `size` requested of `usable` (zeroed: reads 0). */
+HIDDEN void slab_vg_alloc(void *p, size_t size, size_t usable, bool zeroed);
+HIDDEN bool slab_vg_free(void *p); /* a block freed; false: not live */
+HIDDEN size_t slab_vg_requested(const void *p); /* 0: not recorded */
+HIDDEN void slab_vg_resized(void *old, size_t old_req, size_t old_usable,
+			    void *p, size_t size, size_t usable, bool zeroed);
 HIDDEN extern long slab_decay_ms;
 
 /* ---- harden.c --------------------------------------------------------- */
@@ -270,6 +283,7 @@ HIDDEN void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait,
 			     bool atomic);
 /* A local free found the slab was full, or now empty. */
 HIDDEN void slab_free_slow(struct heap *h, struct slab *s, bool nowait);
+HIDDEN void *slab_pop_slow(struct slab *s);
 /* Unlinks an empty slab from h and returns it to the pool (unless nowait
  * and the pool is busy). */
 HIDDEN void slab_retire_if_empty(struct heap *h, struct slab *s, bool nowait);
@@ -305,6 +319,8 @@ HIDDEN unsigned slab_heap_count(void);
 /* *zeroed: the block comes from the kernel (else from the cache, dirty). */
 /* Was p the start of one of the last large blocks freed (and none since)? */
 HIDDEN bool slab_large_was_freed(const void *p);
+/* Drops what slab_large_was_freed remembers in [base, base + len). */
+HIDDEN void slab_large_forget_range(const void *base, size_t len);
 HIDDEN void *slab_large_alloc(size_t size, size_t align, bool nowait,
 			      size_t *usable, bool *zeroed);
 HIDDEN void slab_large_free(struct large *l);
