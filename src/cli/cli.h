@@ -10,7 +10,9 @@
 #define EXIT_NOEXEC 126  /* found but could not be executed */
 #define EXIT_NOTFOUND 127
 
-/* The variable and value jemalloc's plugin needs (see NOTES: static TLS). */
+/* The variable and value jemalloc's plugin needs: Debian builds it with
+ * initial-exec TLS, which dlopen can load only with this much static TLS
+ * surplus. */
 #define STATIC_TLS_TUNABLE "glibc.rtld.optional_static_tls=16384"
 
 /* The command line `kalloc` was started with (to re-execute itself). */

@@ -22,8 +22,8 @@
 static const char help[] =
 	"usage: kalloc conform [-v] [BACKEND|PLUGIN.so ...|--all]\n"
 	"\n"
-	"Check backends against the guarantees G1-G14 (SPEC.md) with the\n"
-	"conformance suite, each backend in its own process.\n"
+	"Check backends against the guarantees G1-G16 (docs/CONTRACT.md)\n"
+	"with the conformance suite, each backend in its own process.\n"
 	"\n"
 	"  BACKEND|PLUGIN.so  one: its full report (one line per guarantee)\n"
 	"                     several: one row each with its summary line\n"

@@ -4,16 +4,18 @@
  *     kalloc-conform BACKEND|PLUGIN.so
  *
  * Opens the backend with kalloc_open (a name looked up in the plugin path,
- * or a plugin file), runs one Check test case per guarantee G1-G14 of the
- * contract (SPEC.md), each test in its own process so a crash is a FAIL,
+ * or a plugin file), runs one Check test case per guarantee G1-G16 of the
+ * contract (docs/CONTRACT.md), each test in its own process so a crash is a FAIL,
  * and prints one line per guarantee:
  *
  *     G3  zero-fill .............. PASS
  *     G5  failure-keeps-block .... FAIL: <Check's message> [file:line]
  *     G11 nowait ................. SKIP: <why>
  *
- * then `N passed, N failed`.  SKIP is only for G11, when the backend
- * declares it refuses both NOWAIT and ATOMIC; G14 then proves the refusal.
+ * then `N passed, N failed`.  SKIP is only for a capability the backend
+ * declares it lacks: G11 when it refuses both NOWAIT and ATOMIC (G14 then
+ * proves the refusal), G15 without a fast table, G16 when it detects no
+ * misuse.
  * Exit status: 0 all passed, 1 some failed, 2 usage error or the backend
  * could not be opened.  Guarantees left out by CK_RUN_CASE show NOT RUN
  * and are not counted.
@@ -66,12 +68,14 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kalloc-conform BACKEND|PLUGIN.so\n"
 		"\n"
-		"Runs libkalloc's conformance suite (guarantees G1-G14) on one\n"
+		"Runs libkalloc's conformance suite (guarantees G1-G16) on one\n"
 		"backend: a name found in the plugin path (%s)\n"
 		"or the path of a plugin file (containing '/' or ending in .so).\n"
 		"Prints one line per guarantee (PASS, FAIL: why, or SKIP: why)\n"
-		"and `N passed, N failed`.  SKIP is only for G11 when the backend\n"
-		"refuses NOWAIT and ATOMIC; G14 then proves the refusal.\n"
+		"and `N passed, N failed`.  SKIP is only for a capability the\n"
+		"backend declares it lacks: G11 (NOWAIT and ATOMIC refused; G14\n"
+		"then proves the refusal), G15 (no fast table), G16 (no misuse\n"
+		"detected).\n"
 		"\n"
 		"Exit status: 0 all passed, 1 a guarantee failed, 2 usage error or\n"
 		"the backend could not be opened.\n"

@@ -7,7 +7,7 @@
  * invalid request, check a block) on NSLOTS slots.  Each live block is recorded
  * with its pointer, requested size, usable length, alignment and a fill
  * pattern written over its whole usable length.  After every call the model
- * checks what SPEC.md and <kalloc/plugin.h> promise:
+ * checks what docs/CONTRACT.md and <kalloc/plugin.h> promise:
  *   - the pointer is aligned, the usable length >= the request (G1, G2);
  *   - ZERO: bytes read 0 after the kept content up to the usable length
  *     (G3), where with the old layout passed as unknown the old usable
@@ -435,7 +435,7 @@ static void do_realloc(struct block *b, struct fuzz_input *in, bool inject)
 	set_block(b, &out, size, align, kept, seed);
 }
 
-/* Requests the core must refuse, with the code SPEC.md names. */
+/* Requests the core must refuse, with the code docs/CONTRACT.md names. */
 static void do_invalid(struct block *b, struct fuzz_input *in)
 {
 	uint8_t kind = fuzz_u8(in);
