@@ -37,7 +37,7 @@
  *   - old.align == 0 means the old layout is unknown; otherwise old is the
  *     layout the block was created with (or last reallocated to).
  *
- * What the plugin guarantees (the contract's G1-G14, docs/CONTRACT.md;
+ * What the plugin guarantees (the contract's G1-G16, docs/CONTRACT.md;
  * each is a conformance test):
  *   - on success: out->ptr aligned to layout.align (even when larger than
  *     the block's original alignment: move the block if needed), out->len >=
@@ -84,6 +84,34 @@ typedef struct kalloc_plugin_option {
 } kalloc_plugin_option_t;
 
 /*
+ * What a backend that carves blocks out of its own mappings tells the
+ * memory tools the program runs under (valgrind's memcheck,
+ * AddressSanitizer), so that they see each block as the program does; the
+ * core finds the tool and keeps the requested sizes (host->tools).
+ *   alloc(p, size, usable, zeroed): p is live, `size` bytes asked of
+ *       `usable`; the rest is off limits; zeroed: it reads 0;
+ *   free(p): p is freed, off limits; returns its size, or 0 when p was
+ *       not a live block (then nothing changes: a double free);
+ *   size(p): the size p was asked with, 0 if p is not a live block;
+ *   resized(old, old_usable, p, size, usable, zeroed): old (old_usable
+ *       long) is now p of `size` in `usable`, moved or not; zeroed: the
+ *       bytes past the kept content read 0;
+ *   open(p, len) / hide(p, len): the backend's own access to memory the
+ *       tool holds off limits (a free block's link), and its end.
+ * A backend reporting to a tool reports the usable length of a block as
+ * its requested size: what the tool lets the program use.
+ */
+typedef struct kalloc_tools {
+	void (*alloc)(void *p, size_t size, size_t usable, int zeroed);
+	size_t (*free)(void *p);
+	size_t (*size)(const void *p);
+	void (*resized)(void *old, size_t old_usable, void *p, size_t size,
+			size_t usable, int zeroed);
+	void (*open)(const void *p, size_t len);
+	void (*hide)(const void *p, size_t len);
+} kalloc_tools_t;
+
+/*
  * Services of the core, handed to init.  A plugin that builds on another
  * allocator (kv on slab and page) asks for it by name with get() and calls
  * it through the handle.  Calls through the host are never instrumented,
@@ -120,6 +148,9 @@ typedef struct kalloc_host {
 	 */
 	int (*options)(const char *plugin, const char *options,
 		       const kalloc_plugin_option_t *spec, size_t n);
+	/* The memory tool the program runs under, or NULL (none, or
+	 * KALLOC_TOOLS=0): see kalloc_tools_t.  The same for every call. */
+	const kalloc_tools_t *(*tools)(void);
 	/* One line on stderr, prefixed "kalloc: <plugin>: ". */
 	void (*log)(const char *plugin, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));

@@ -4,10 +4,17 @@
 #include <sys/mman.h>
 #include <time.h>
 
+const kalloc_tools_t *page_unmap_tools;
+
+/* The tool's view is reset first: ASan's poison would outlive the
+ * mapping, onto the next one there. */
 void unmap(uintptr_t addr, size_t len)
 {
-	if (len)
-		munmap((void *)addr, len);
+	if (!len)
+		return;
+	if (page_unmap_tools)
+		page_unmap_tools->open((void *)addr, len);
+	munmap((void *)addr, len);
 }
 
 void *map_aligned(size_t len, size_t align, size_t pagesz)

@@ -29,7 +29,6 @@
  * KALLOC_PAGE_GUARD, KALLOC_PAGE_CACHE and KALLOC_PAGE_HUGE).
  */
 #include "page.h"
-#include "memcheck.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -59,7 +58,7 @@ struct page {
 	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
 	struct table table;
 	struct cache cache;
-	bool vg;             /* under valgrind: memcheck.c describes blocks */
+	const kalloc_tools_t *tool; /* the memory tool, or NULL (plugin.h) */
 };
 
 static size_t round_up(size_t n, size_t unit)
@@ -174,6 +173,8 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 	struct cache_hit hit;
 	if (cache_take(&pg->cache, sh->map_len, sh->base_align, how, &hit)) {
 		size_t dirty = hit.clean ? 0 : hit.len - guard_bytes(pg);
+		if (pg->tool) /* a freed block's pages: off limits to the tool */
+			pg->tool->open((void *)hit.addr, hit.len);
 		if (hit.grow) { /* only the pages added are fresh */
 			void *p = mremap((void *)hit.addr, hit.len, sh->map_len,
 					 MREMAP_MAYMOVE);
@@ -188,8 +189,6 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 		}
 		if (!nowait)
 			huge_advice(pg, hit.addr, hit.len, true);
-		if (pg->vg) /* a freed block's pages: no-access to memcheck */
-			page_vg_open_tail((void *)hit.addr, 0, hit.len);
 		if (want_zero && dirty)
 			zero(pg, hit.addr, dirty, nowait);
 		*map = hit.addr;
@@ -356,6 +355,8 @@ static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
 static void *resize_mapping(struct page *pg, uintptr_t p, size_t old_len,
 			    size_t len, size_t align)
 {
+	if (pg->tool) /* p's range may go: reset the tool's view of it */
+		pg->tool->open((void *)p, old_len);
 	if (align <= pg->pagesz)
 		return mremap((void *)p, old_len, len, MREMAP_MAYMOVE);
 	if (!(p & (align - 1))) {
@@ -436,8 +437,9 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 	if (!in_place && !pg->guard && aligned &&
 	    cache_take_at(&pg->cache, p + slot->map_len, len - slot->map_len,
 			  slot->vma, nowait, &clean)) {
-		if (pg->vg)
-			page_vg_open_tail((void *)p, slot->map_len, len);
+		if (pg->tool)
+			pg->tool->open((void *)(p + slot->map_len),
+				       len - slot->map_len);
 		count(pg, 0, (long)(len - slot->map_len));
 		slot->map_len = len;
 		in_place = true;
@@ -509,11 +511,11 @@ static int do_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		      kalloc_buf_t *out);
 
 /*
- * realloc under valgrind (memcheck.c): the same, with memcheck told.  A
- * resize passes the recorded request as the old layout, so page copies
- * and zeroes nothing of the no-access tail but what it opens first.
+ * realloc under a memory tool (plugin.h): the same, with the tool told.
+ * A resize passes the recorded request as the old layout, so page copies
+ * and zeroes nothing of the off-limits tail but what it opens first.
  */
-static __attribute__((noinline)) int vg_realloc(struct page *pg, void *ptr,
+static __attribute__((noinline)) int tool_realloc(struct page *pg, void *ptr,
 						kalloc_layout_t l,
 						kalloc_layout_t old,
 						kalloc_flags_t flags,
@@ -522,22 +524,22 @@ static __attribute__((noinline)) int vg_realloc(struct page *pg, void *ptr,
 	size_t req = 0, had = 0;
 	bool live = ptr && block_sizes(pg, ptr, &req, &had);
 	if (live && l.size == 0)
-		page_vg_free(ptr);
+		pg->tool->free(ptr);
 	if (live && l.size) {
-		page_vg_open_tail(ptr, req, had);
+		pg->tool->open((char *)ptr + req, had - req);
 		old = KALLOC_LAYOUT(req, 1);
 	}
 	int err = do_realloc(pg, ptr, l, old, flags, out);
 	if (err || l.size == 0) {
 		if (err && live)
-			page_vg_close_tail(ptr, req, had);
+			pg->tool->hide((char *)ptr + req, had - req);
 		return err;
 	}
 	if (live)
-		page_vg_resized(ptr, req, had, out->ptr, l.size, out->len,
-				flags & KALLOC_ZERO);
+		pg->tool->resized(ptr, had, out->ptr, l.size, out->len,
+				  flags & KALLOC_ZERO);
 	else
-		page_vg_alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
+		pg->tool->alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
 	out->len = l.size;
 	return KALLOC_OK;
 }
@@ -547,8 +549,8 @@ static int page_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_buf_t *out)
 {
 	struct page *pg = state;
-	if (pg->vg)
-		return vg_realloc(pg, ptr, l, old, flags, out);
+	if (pg->tool)
+		return tool_realloc(pg, ptr, l, old, flags, out);
 	return do_realloc(pg, ptr, l, old, flags, out);
 }
 
@@ -583,8 +585,8 @@ static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
 	if (l.size <= PTRDIFF_MAX) {
 		cache_decay(&pg->cache, guard_bytes(pg));
 		if (block_alloc(pg, l, false, false, &b) == KALLOC_OK) {
-			if (pg->vg) {
-				page_vg_alloc(b.ptr, l.size, b.len, false);
+			if (pg->tool) {
+				pg->tool->alloc(b.ptr, l.size, b.len, 0);
 				b.len = l.size;
 			}
 			return b;
@@ -600,8 +602,8 @@ static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
 	int saved = errno; /* munmap and madvise may set it */
 	(void)old;
 	size_t req, had;
-	if (pg->vg && block_sizes(pg, ptr, &req, &had))
-		page_vg_free(ptr);
+	if (pg->tool && block_sizes(pg, ptr, &req, &had))
+		pg->tool->free(ptr);
 	cache_decay(&pg->cache, guard_bytes(pg));
 	int freed = block_free(pg, ptr);
 	errno = saved;
@@ -614,7 +616,7 @@ static size_t page_usable_size(void *state, const void *ptr)
 	struct shard *s = table_shard(&pg->table, (uintptr_t)ptr);
 	shard_lock(s, false);
 	struct rec *slot = shard_find(s, (uintptr_t)ptr);
-	size_t n = !slot ? 0 : pg->vg ? slot->size : usable(pg, slot);
+	size_t n = !slot ? 0 : pg->tool ? slot->size : usable(pg, slot);
 	shard_unlock(s);
 	if (!slot)
 		not_ours(pg, ptr, "usable_size");
@@ -673,14 +675,12 @@ static int page_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
 	long guard = 0, cache = DEFAULT_CACHE_BYTES, huge = DEFAULT_HUGE_BYTES;
-	long memcheck = 1;
 	const kalloc_plugin_option_t spec[] = {
 		{ "guard", "KALLOC_PAGE_GUARD", &guard, NULL, 0, "0|1" },
 		{ "cache", "KALLOC_PAGE_CACHE", &cache, NULL, 0, "BYTES" },
 		{ "huge", "KALLOC_PAGE_HUGE", &huge, NULL, 0, "BYTES" },
-		{ "memcheck", "KALLOC_MEMCHECK", &memcheck, NULL, 0, "0|1" },
 	};
-	int err = host->options(NAME, options, spec, 4);
+	int err = host->options(NAME, options, spec, 3);
 	if (err)
 		return err;
 	struct page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
@@ -690,12 +690,13 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	pg->guard = guard != 0;
-	pg->vg = memcheck && page_vg_running();
+	pg->tool = host->tools();
+	page_unmap_tools = pg->tool;
 	pg->huge = huge > 0 ? (size_t)huge : 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
 	atomic_init(&pg->vmas, 0);
-	if (table_init(&pg->table) != KALLOC_OK) {
+	if (table_init(&pg->table, pg->tool) != KALLOC_OK) {
 		munmap(pg, sizeof(*pg));
 		return KALLOC_ENOMEM;
 	}

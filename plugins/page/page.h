@@ -59,7 +59,9 @@ struct table {
 	struct shard shard[TABLE_SHARDS];
 };
 
-int table_init(struct table *t);
+int table_init(struct table *t, const kalloc_tools_t *tools);
+/* map.c: the memory tool unmap() tells, or NULL (set at init). */
+extern const kalloc_tools_t *page_unmap_tools;
 void table_fini(struct table *t);
 struct shard *table_shard(struct table *t, uintptr_t key);
 /* Lock a shard; with nowait only if free at once (false otherwise). */

@@ -4,7 +4,6 @@
  * mapping that is replaced by one twice as large when it fills up.
  */
 #include "page.h"
-#include "memcheck.h"
 
 #include <sys/mman.h>
 
@@ -39,15 +38,15 @@ static struct rec *new_slots(size_t cap)
 }
 
 /*
- * Under valgrind the records are no-access while no shard lock is held:
- * memcheck's leak check must not take a block's record for a pointer
- * that keeps it reachable.
+ * Under a memory tool the records are off limits while no shard lock is
+ * held: memcheck's leak check must not take a block's record for a
+ * pointer that keeps it reachable.
  */
-static bool hide;
+static const kalloc_tools_t *hide;
 
-int table_init(struct table *t)
+int table_init(struct table *t, const kalloc_tools_t *tools)
 {
-	hide = page_vg_running();
+	hide = tools;
 	for (int i = 0; i < TABLE_SHARDS; i++) {
 		struct shard *s = &t->shard[i];
 		pthread_mutex_init(&s->lock, NULL);
@@ -81,14 +80,14 @@ bool shard_lock(struct shard *s, bool nowait)
 		pthread_mutex_lock(&s->lock);
 	}
 	if (hide)
-		page_vg_show(s->slot, s->cap * sizeof(struct rec));
+		hide->open(s->slot, s->cap * sizeof(struct rec));
 	return true;
 }
 
 void shard_unlock(struct shard *s)
 {
 	if (hide)
-		page_vg_hide(s->slot, s->cap * sizeof(struct rec));
+		hide->hide(s->slot, s->cap * sizeof(struct rec));
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -55,26 +55,26 @@ static void carve(struct slab *s)
 	if (n > s->nblocks - s->bump)
 		n = s->nblocks - s->bump;
 	char *first = s->base + (size_t)s->bump * s->size;
-	if (slab_vg)
-		slab_vg_open(first, (size_t)n * s->size);
+	if (slab_tool)
+		slab_tool->open(first, (size_t)n * s->size);
 	struct block *next = s->free;
 	for (uint32_t i = n; i-- > 0;) {
 		struct block *b = (struct block *)(first + (size_t)i * s->size);
 		b->next = link_enc(next, b);
 		next = b;
 	}
-	if (slab_vg) /* free blocks are no-access */
-		slab_vg_hide(first, (size_t)n * s->size);
+	if (slab_tool) /* free blocks are no-access */
+		slab_tool->hide(first, (size_t)n * s->size);
 	s->free = next;
 	s->bump += n;
 }
 
 /* slab_pop off the fast paths: under valgrind the link is opened first
- * (the block is described to memcheck once it is handed out). */
+ * (the block is described to the tool once it is handed out). */
 void *slab_pop_slow(struct slab *s)
 {
-	if (slab_vg)
-		slab_vg_open(s->free, sizeof(struct block));
+	if (slab_tool)
+		slab_tool->open(s->free, sizeof(struct block));
 	return slab_pop(s);
 }
 

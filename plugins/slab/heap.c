@@ -115,7 +115,7 @@ struct heap *slab_heap_acquire(bool nowait)
 	struct heap *h = slab_tl_heap;
 	if (h)
 		return h;
-	if (slab_vg) /* the fallback heap only (memcheck.c) */
+	if (slab_tool) /* the fallback heap only (slab.h) */
 		return HEAP_TEARDOWN;
 	if (nowait) {
 		if (pthread_mutex_trylock(&heaps_lock))

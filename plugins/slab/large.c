@@ -124,8 +124,8 @@ void slab_large_free(struct large *l)
 	int saved = errno;
 	size_t len = l->map_len;
 	void *ptr = l->ptr; /* the cache overwrites the header */
-	if (slab_vg)
-		slab_vg_free(ptr);
+	if (slab_tool)
+		slab_tool->free(ptr);
 	/* unregistered before the range can be reused or mapped again */
 	slab_register(REG_LARGE, l, false);
 	atomic_fetch_sub_explicit(&large_count, 1, memory_order_relaxed);
@@ -137,7 +137,7 @@ void slab_large_free(struct large *l)
 				      ptr, memory_order_relaxed);
 	} else {
 		slab_large_forget_range(l, len);
-		munmap(l, len);
+		slab_unmap(l, len);
 	}
 	slab_tick(false);
 	errno = saved;
@@ -156,7 +156,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	size_t old_len = l->map_len;
 	if (len <= old_len) {
 		if (!nowait && len < old_len) {
-			munmap(base + len, old_len - len);
+			slab_unmap(base + len, old_len - len);
 			l->map_len = len;
 			l->usable = len - hdr;
 			atomic_fetch_sub_explicit(&large_bytes, old_len - len,
@@ -192,6 +192,8 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		if (!to)
 			return NULL;
 		slab_register(REG_LARGE, base, false);
+		if (slab_tool) /* base's range goes: reset the tool's view */
+			slab_tool->open(base, old_len);
 		if (mremap(base, old_len, old_len, MREMAP_MAYMOVE | MREMAP_FIXED,
 			   to) == MAP_FAILED) {
 			slab_register(REG_LARGE, base, true);

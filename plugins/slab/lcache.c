@@ -87,14 +87,14 @@ static void unmap_all(struct cached *c)
 	while (c) {
 		struct cached *next = c->anext;
 		slab_large_forget_range(c, c->len); /* no longer slab's */
-		munmap(c, c->len);
+		slab_unmap(c, c->len);
 		c = next;
 	}
 }
 
 void *slab_lcache_get(size_t len, bool nowait, size_t *got)
 {
-	if (slab_vg) /* memcheck: freed mappings go back at once */
+	if (slab_tool) /* a memory tool: freed mappings go back at once */
 		return NULL;
 	if (!atomic_load_explicit(&total_stat, memory_order_relaxed))
 		return NULL;
@@ -126,7 +126,7 @@ void *slab_lcache_get(size_t len, bool nowait, size_t *got)
 
 bool slab_lcache_put(void *base, size_t len, size_t budget)
 {
-	if (slab_vg)
+	if (slab_tool)
 		return false;
 	if (slab_decay_ms == 0 || len > budget)
 		return false;

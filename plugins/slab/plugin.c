@@ -28,6 +28,7 @@
 #define SLAB_MAX_SIZE ((size_t)PTRDIFF_MAX - CHUNK_SIZE)
 
 const kalloc_host_t *slab_host;
+const kalloc_tools_t *slab_tool;
 long slab_decay_ms = 1000;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,18 +40,17 @@ static int fork_depth; /* prepare hooks run once per instance */
 static int slab_init(const kalloc_host_t *host, const char *options,
 		     void **state)
 {
-	long decay = DEFAULT_DECAY_MS, memcheck = 1;
+	long decay = DEFAULT_DECAY_MS;
 	const kalloc_plugin_option_t spec[] = {
 		{ "decay_ms", "KALLOC_SLAB_DECAY_MS", &decay, NULL, 0, "MS" },
-		{ "memcheck", "KALLOC_MEMCHECK", &memcheck, NULL, 0, "0|1" },
 	};
-	int err = host->options("slab", options, spec, 2);
+	int err = host->options("slab", options, spec, 1);
 	if (err)
 		return err;
 	pthread_mutex_lock(&init_lock);
 	if (!slab_host) { /* one allocator: the first instance's options */
 		slab_decay_ms = decay;
-		slab_vg = memcheck && slab_vg_running();
+		slab_tool = host->tools();
 		slab_classes_init();
 		slab_secret_init();
 		err = slab_registry_init();
@@ -114,8 +114,8 @@ static __attribute__((noinline)) int alloc_block_slow(size_t size, size_t align,
 {
 	bool zeroed;
 	int err = alloc_slow(size, align, f, out, &zeroed);
-	if (!err && slab_vg) { /* every allocation comes here (memcheck.c) */
-		slab_vg_alloc(out->ptr, size, out->len, f & KALLOC_ZERO);
+	if (!err && slab_tool) { /* every allocation comes here (slab.h) */
+		slab_tool->alloc(out->ptr, size, out->len, f & KALLOC_ZERO);
 		out->len = size;
 	}
 	if (!err && (f & KALLOC_ZERO) && !zeroed)
@@ -315,30 +315,30 @@ static inline int resize(void *ptr, kalloc_layout_t l,
 static size_t real_usable(const void *ptr);
 
 /*
- * A resize under valgrind (memcheck.c): the recorded request is the old
+ * A resize under a memory tool (slab.h): the recorded request is the old
  * layout, so slab copies only what the caller could write, and the tail
  * of the block is opened for slab's own zeroing.  A move through
  * move_block is described by the allocation and free it makes; a move of
  * a large block by mremap, and a block staying, here.
  */
-static __attribute__((noinline)) int vg_resize(void *ptr, kalloc_layout_t l,
+static __attribute__((noinline)) int tool_resize(void *ptr, kalloc_layout_t l,
 					       kalloc_flags_t f,
 					       kalloc_buf_t *out)
 {
-	size_t req = slab_vg_requested(ptr), had = real_usable(ptr);
+	size_t req = slab_tool->size(ptr), had = real_usable(ptr);
 	if (!req) /* not a live block: the plain path reports it */
 		return resize(ptr, l, KALLOC_LAYOUT_UNKNOWN, f, out);
 	if (had > req)
-		slab_vg_open((char *)ptr + req, had - req);
+		slab_tool->open((char *)ptr + req, had - req);
 	int err = resize(ptr, l, KALLOC_LAYOUT(req, 1), f, out);
 	if (err) {
 		if (had > req)
-			slab_vg_hide((char *)ptr + req, had - req);
+			slab_tool->hide((char *)ptr + req, had - req);
 		return err;
 	}
-	if (out->ptr == ptr || slab_vg_requested(ptr))
-		slab_vg_resized(ptr, req, had, out->ptr, l.size, out->len,
-				f & KALLOC_ZERO);
+	if (out->ptr == ptr || slab_tool->size(ptr))
+		slab_tool->resized(ptr, had, out->ptr, l.size, out->len,
+				   f & KALLOC_ZERO);
 	out->len = l.size;
 	return KALLOC_OK;
 }
@@ -347,8 +347,8 @@ static int slab_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_layout_t old, kalloc_flags_t f, kalloc_buf_t *out)
 {
 	(void)state;
-	if (unlikely(slab_vg) && ptr && l.size)
-		return vg_resize(ptr, l, f, out);
+	if (unlikely(slab_tool) && ptr && l.size)
+		return tool_resize(ptr, l, f, out);
 	if (likely(!ptr))
 		return alloc_block(l.size, l.align, f, 0, out);
 	if (l.size == 0) {
@@ -362,8 +362,8 @@ static size_t slab_usable_size(void *state, const void *ptr)
 {
 	(void)state;
 	size_t req;
-	if (unlikely(slab_vg) && (req = slab_vg_requested(ptr)))
-		return req; /* what memcheck lets the caller use */
+	if (unlikely(slab_tool) && (req = slab_tool->size(ptr)))
+		return req; /* what the tool lets the caller use */
 	return real_usable(ptr);
 }
 
@@ -382,12 +382,12 @@ static size_t real_usable(const void *ptr)
 
 /* 1 a live block; 2 inside slab's memory but no live block (freed, or
  * inside one), or a large block just freed; 0 none of slab's.  (Under
- * memcheck a free is queued until collected: the record says.) */
+ * a memory tool a free is queued until collected: the record says.) */
 static int slab_owns(void *state, const void *ptr)
 {
 	(void)state;
-	if (unlikely(slab_vg) && slab_registered(ptr))
-		return slab_vg_requested(ptr) ? 1 : 2;
+	if (unlikely(slab_tool) && slab_registered(ptr))
+		return slab_tool->size(ptr) ? 1 : 2;
 	struct chunk *c = chunk_of(ptr);
 	if (slab_in_large(ptr))
 		return ((const struct large *)c)->ptr == ptr ? 1 : 2;

@@ -146,7 +146,7 @@ static void purge_locked(long now)
 		if (us_equal(&c->free_units, &all) && us_empty(&c->dirty_units)) {
 			*pp = c->next;
 			slab_register(REG_CHUNK, c, false);
-			munmap(c, CHUNK_SIZE);
+			slab_unmap(c, CHUNK_SIZE);
 			continue;
 		}
 		pp = &c->next;

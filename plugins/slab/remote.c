@@ -26,10 +26,10 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 	 * block is back; a clear bit here means the block is not live. */
 	if (unlikely(!slab_is_live(s, idx)))
 		slab_double_free(b, s->size);
-	if (slab_vg) { /* every free comes here (memcheck.c) */
-		if (!slab_vg_free(b)) /* queued frees leave the bit set */
+	if (slab_tool) { /* every free comes here (slab.h) */
+		if (!slab_tool->free(b)) /* queued frees leave the bit set */
 			slab_double_free(b, s->size);
-		slab_vg_open(b, sizeof(*b));
+		slab_tool->open(b, sizeof(*b));
 	}
 	uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
 	do {
@@ -40,8 +40,8 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 	} while (!atomic_compare_exchange_weak_explicit(
 		&s->thread_free, &old, (uintptr_t)b | ANNOUNCED,
 		memory_order_acq_rel, memory_order_relaxed));
-	if (slab_vg)
-		slab_vg_hide(b, sizeof(*b));
+	if (slab_tool)
+		slab_tool->hide(b, sizeof(*b));
 	if (old & ANNOUNCED)
 		return;
 	struct heap *h = atomic_load_explicit(&s->owner, memory_order_relaxed);
@@ -74,19 +74,19 @@ static void collect(struct heap *h, struct slab *s, bool nowait)
 		if (unlikely(idx < 0))
 			slab_corrupt_list(prev ? (void *)prev : (void *)s, b);
 		slab_unmark(s, b, (uint64_t)idx);
-		if (slab_vg)
-			slab_vg_open(b, sizeof(*b));
+		if (slab_tool)
+			slab_tool->open(b, sizeof(*b));
 		struct block *next = link_dec(b->next, b);
-		if (slab_vg && next)
-			slab_vg_hide(b, sizeof(*b));
+		if (slab_tool && next)
+			slab_tool->hide(b, sizeof(*b));
 		if (!next)
 			break;
 		prev = b;
 		b = next;
 	}
 	b->next = link_enc(s->free, b);
-	if (slab_vg)
-		slab_vg_hide(b, sizeof(*b));
+	if (slab_tool)
+		slab_tool->hide(b, sizeof(*b));
 	s->free = first;
 	if (was_empty || slab_bits_empty(s))
 		slab_free_slow(h, s, nowait);

@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -163,18 +164,24 @@ static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
 
 HIDDEN extern const kalloc_host_t *slab_host;
 
-/* memcheck.c: valgrind's view of the blocks.  slab_vg is read once at
- * init; every other function is called only while it is set. */
-HIDDEN extern bool slab_vg;
-HIDDEN bool slab_vg_running(void);
-HIDDEN void slab_vg_open(const void *p, size_t len);  /* slab reads/writes */
-HIDDEN void slab_vg_hide(const void *p, size_t len);  /* and is done */
-/* p live: `size` requested of `usable` (zeroed: reads 0). */
-HIDDEN void slab_vg_alloc(void *p, size_t size, size_t usable, bool zeroed);
-HIDDEN bool slab_vg_free(void *p); /* a block freed; false: not live */
-HIDDEN size_t slab_vg_requested(const void *p); /* 0: not recorded */
-HIDDEN void slab_vg_resized(void *old, size_t old_req, size_t old_usable,
-			    void *p, size_t size, size_t usable, bool zeroed);
+/*
+ * The memory tool the program runs under (valgrind's memcheck, ASan), or
+ * NULL: host->tools() at init.  While it is set, threads get no heap of
+ * their own (heap.c), so every allocation takes the shared fallback heap
+ * and every free the remote path, where slab tells the tool (off the fast
+ * paths); the large cache is off, and slab opens a free block's link only
+ * while it reads or writes it.
+ */
+HIDDEN extern const kalloc_tools_t *slab_tool;
+
+/* Gives a range back to the system, the tool's view of it reset first
+ * (ASan's poison would outlive the mapping, onto the next one there). */
+static inline void slab_unmap(void *p, size_t len)
+{
+	if (slab_tool)
+		slab_tool->open(p, len);
+	munmap(p, len);
+}
 HIDDEN extern long slab_decay_ms;
 
 /* ---- harden.c --------------------------------------------------------- */

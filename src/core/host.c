@@ -92,6 +92,7 @@ const kalloc_host_t kalloc__host = {
 	.direct = kalloc_direct,
 	.info = kalloc_info,
 	.options = kalloc__plugin_options,
+	.tools = kalloc__tools,
 	.log = host_log,
 	.corruption = host_corruption,
 	.error = host_error,

@@ -150,6 +150,10 @@ HIDDEN void kalloc__corruption(const char *who, const void *ptr,
 /* options.c */
 HIDDEN const char *kalloc__env(const char *name);
 HIDDEN long kalloc__option_long(const char *name, long def);
+/* memtools.c: host->tools. */
+HIDDEN const kalloc_tools_t *kalloc__tools(void);
+/* fork: 0 prepare (takes the table's lock, a leaf), 1 parent, 2 child. */
+HIDDEN void kalloc__tools_atfork(int phase);
 /* host->options (kalloc_host_t). */
 HIDDEN int kalloc__plugin_options(const char *plugin, const char *options,
 				  const kalloc_plugin_option_t *spec, size_t n);

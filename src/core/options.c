@@ -27,7 +27,7 @@ static const struct option options[] = {
 	{ "KALLOC_KV_THRESHOLD", "kv backend: largest size tried on the small backend only" },
 	{ "KALLOC_KV_SMALL", "kv backend: the small backend's name (default slab, else libc)" },
 	{ "KALLOC_SLAB_DECAY_MS", "slab backend: delay before empty slabs return to the OS" },
-	{ "KALLOC_MEMCHECK", "slab and page: 0 = do not describe blocks to valgrind's memcheck (default: they do when running under it)" },
+	{ "KALLOC_TOOLS", "0: slab and page do not describe their blocks to valgrind's memcheck or ASan (default: they do when the program runs under one)" },
 };
 
 static const struct option *find(const char *name)

@@ -32,6 +32,7 @@ static void atfork_prepare(void)
 			a->ops->atfork_prepare(a->state);
 	kalloc__block_lock_all();
 	kalloc__plain_atfork(0);
+	kalloc__tools_atfork(0);
 }
 
 /* Runs the parent or child hooks in reverse registration order. */
@@ -48,6 +49,7 @@ static void run_after(kalloc_t *a, bool child)
 
 static void atfork_parent(void)
 {
+	kalloc__tools_atfork(1);
 	kalloc__plain_atfork(1);
 	kalloc__block_unlock_all();
 	run_after(handles, false);
@@ -56,6 +58,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	kalloc__tools_atfork(2);
 	kalloc__plain_atfork(2);
 	kalloc__block_unlock_all();
 	run_after(handles, true);

@@ -1,0 +1,274 @@
+/*
+ * The memory tools a program may run under, valgrind's memcheck and
+ * AddressSanitizer, and what a backend that carves blocks out of its own
+ * mappings (slab, page) tells them through host->tools(), so that they see
+ * each block as the program does: a heap block of its requested size, the
+ * rest of its slot and every freed block off limits.  KALLOC_TOOLS=0 turns
+ * it off.
+ *
+ * memcheck is found by a memcheck-only client request (other valgrind
+ * tools, callgrind counting instructions, leave it unanswered); ASan by
+ * its manual-poisoning entry points, weak here, so they are NULL in a
+ * program without ASan.  Under ASan a misuse is reported as a
+ * use-after-poison at the block's address.
+ *
+ * The requested sizes live in a table of this file (a backend need keep
+ * none), no-access to memcheck except under its lock so that the leak
+ * check does not count its records as pointers.  Nothing here runs
+ * unless a tool does: backends test the table pointer they got once.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define HAVE_MEMCHECK 1
+#endif
+#endif
+
+void __asan_poison_memory_region(void const volatile *addr, size_t size)
+	__attribute__((weak));
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size)
+	__attribute__((weak));
+
+enum { OFF, MEMCHECK, ASAN };
+static int mode;
+
+static void poison(const void *p, size_t len)
+{
+	if (!len)
+		return;
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK) {
+		VALGRIND_MAKE_MEM_NOACCESS(p, len);
+		return;
+	}
+#endif
+	__asan_poison_memory_region(p, len);
+}
+
+static void unpoison(const void *p, size_t len)
+{
+	if (!len)
+		return;
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK) {
+		VALGRIND_MAKE_MEM_DEFINED(p, len);
+		return;
+	}
+#endif
+	__asan_unpoison_memory_region(p, len);
+}
+
+/* ---- requested sizes: open addressing, backward-shift deletion --------- */
+
+struct rec {
+	const void *p; /* NULL: empty */
+	size_t size;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rec *tab;
+static size_t cap, count; /* cap a power of two; count <= cap / 2 */
+
+static size_t home(const void *p)
+{
+	return (size_t)((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull & (cap - 1);
+}
+
+/* The slot of p, or the empty slot where it would go; lock held. */
+static size_t find(const void *p)
+{
+	size_t i = home(p);
+	while (tab[i].p && tab[i].p != p)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Doubles the table (or makes it); lock held, table open. */
+static bool grow(void)
+{
+	size_t ncap = cap ? cap * 2 : 4096;
+	struct rec *n = mmap(NULL, ncap * sizeof(*n), PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED)
+		return false;
+	struct rec *old = tab;
+	size_t ocap = cap;
+	tab = n;
+	cap = ncap;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i].p)
+			tab[find(old[i].p)] = old[i];
+	if (old)
+		munmap(old, ocap * sizeof(*old));
+	return true;
+}
+
+static void table_open(void)
+{
+	pthread_mutex_lock(&lock);
+	if (tab && mode == MEMCHECK)
+		unpoison(tab, cap * sizeof(*tab));
+}
+
+static void table_close(void)
+{
+	if (tab && mode == MEMCHECK)
+		poison(tab, cap * sizeof(*tab));
+	pthread_mutex_unlock(&lock);
+}
+
+static void record(const void *p, size_t size)
+{
+	table_open();
+	if ((count + 1) * 2 > cap && !grow()) {
+		table_close();
+		return; /* no memory: the block is known by its slot size */
+	}
+	size_t i = find(p);
+	count += !tab[i].p;
+	tab[i] = (struct rec){ p, size };
+	table_close();
+}
+
+/* Removes p's record; its size, or 0 if there was none. */
+static size_t forget(const void *p)
+{
+	table_open();
+	size_t size = 0;
+	size_t i = tab ? find(p) : 0;
+	if (tab && tab[i].p) {
+		size = tab[i].size;
+		count--;
+		/* shift back the entries that probed past i */
+		for (size_t j = (i + 1) & (cap - 1); tab[j].p;
+		     j = (j + 1) & (cap - 1)) {
+			size_t h = home(tab[j].p);
+			if ((j > i && (h <= i || h > j)) ||
+			    (j < i && h <= i && h > j)) {
+				tab[i] = tab[j];
+				i = j;
+			}
+		}
+		tab[i] = (struct rec){ NULL, 0 };
+	}
+	table_close();
+	return size;
+}
+
+/* ---- the host's entries ------------------------------------------------ */
+
+static size_t tool_size(const void *p)
+{
+	table_open();
+	size_t i = tab ? find(p) : 0;
+	size_t size = tab && tab[i].p ? tab[i].size : 0;
+	table_close();
+	return size;
+}
+
+static void tool_alloc(void *p, size_t size, size_t usable, int zeroed)
+{
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK)
+		VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, zeroed);
+	else
+#endif
+		unpoison(p, size);
+	(void)zeroed;
+	if (usable > size)
+		poison((char *)p + size, usable - size);
+	record(p, size);
+}
+
+static size_t tool_free(void *p)
+{
+	size_t size = forget(p);
+	if (!size)
+		return 0;
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK) {
+		VALGRIND_FREELIKE_BLOCK(p, 0);
+		return size;
+	}
+#endif
+	poison(p, size);
+	return size;
+}
+
+static void tool_resized(void *old, size_t old_usable, void *p, size_t size,
+			 size_t usable, int zeroed)
+{
+	size_t old_req = forget(old);
+	size_t kept = old_req < size ? old_req : size;
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK) {
+		if (p == old) {
+			if (old_usable > old_req)
+				poison((char *)p + old_req, old_usable - old_req);
+			VALGRIND_RESIZEINPLACE_BLOCK(p, old_req, size, 0);
+		} else {
+			VALGRIND_FREELIKE_BLOCK(old, 0);
+			VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, 0);
+			/* carried over: counted as initialised */
+			VALGRIND_MAKE_MEM_DEFINED(p, kept);
+		}
+		if (zeroed && size > kept)
+			VALGRIND_MAKE_MEM_DEFINED((char *)p + kept, size - kept);
+	} else
+#endif
+	{
+		/* a block that moved left nothing: the backend reset the old
+		 * range when it freed or unmapped it */
+		unpoison(p, size);
+	}
+	(void)zeroed;
+	if (usable > size)
+		poison((char *)p + size, usable - size);
+	record(p, size);
+}
+
+static const kalloc_tools_t tools = {
+	.alloc = tool_alloc,
+	.free = tool_free,
+	.size = tool_size,
+	.resized = tool_resized,
+	.open = unpoison,
+	.hide = poison,
+};
+
+/* The child unlocks too: a plain mutex checks no owner. */
+void kalloc__tools_atfork(int phase)
+{
+	if (phase == 0)
+		pthread_mutex_lock(&lock);
+	else
+		pthread_mutex_unlock(&lock);
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void detect(void)
+{
+#ifdef HAVE_MEMCHECK
+	char byte = 0, vbits;
+	if (RUNNING_ON_VALGRIND && VALGRIND_GET_VBITS(&byte, &vbits, 1) == 1) {
+		mode = MEMCHECK;
+		return;
+	}
+#endif
+	if (__asan_poison_memory_region && __asan_unpoison_memory_region)
+		mode = ASAN;
+}
+
+const kalloc_tools_t *kalloc__tools(void)
+{
+	pthread_once(&once, detect);
+	if (kalloc__option_long("KALLOC_TOOLS", 1) == 0)
+		return NULL;
+	return mode == OFF ? NULL : &tools;
+}
