@@ -354,8 +354,10 @@ KALLOC_API void kalloc_fail_nth(unsigned n);
  *   "probability:P,interval:N,times:T,space:B,seed:S,verbose:V"
  * P percent of allocating calls fail (default 100 when interval is given,
  * else 0); only every Nth call is a candidate (default 1); at most T
- * failures (-1 = unlimited, the default); the first B bytes requested never
- * fail (a budget consumed first); S seeds the generator (deterministic for a
+ * failures (-1 = unlimited, the default); a budget of B bytes comes first:
+ * a request passes while more than its size remains, and consumes it (a
+ * larger one is a candidate and consumes nothing, as the kernel's
+ * failslab); S seeds the generator (deterministic for a
  * given seed and call sequence); V=1 prints a line per injected failure
  * (unless NOWARN).  NULL or "" turns injection off.
  * KALLOC_OK, or KALLOC_EINVAL with errmsg naming the bad field.

@@ -158,10 +158,14 @@ static bool failslab_decide(size_t size, int *verbose)
 	pthread_mutex_lock(&fs_lock);
 	bool fail = false;
 	*verbose = fs.verbose;
-	if (fs.on) {
-		if (fs_space_used < fs.space) {
+	/* The kernel's order (should_fail_ex): no more failures left, then
+	 * the budget, which a request passes only while more than its size
+	 * remains (a larger one is a candidate and consumes nothing), then
+	 * the interval, then the probability. */
+	if (fs.on && fs.times != 0) {
+		if (fs.space - fs_space_used > size) {
 			fs_space_used += size;
-		} else if (++fs_calls % fs.interval == 0 && fs.times != 0 &&
+		} else if (++fs_calls % fs.interval == 0 &&
 			   next_random() % 100 < fs.probability) {
 			fail = true;
 			if (fs.times > 0)

@@ -185,10 +185,22 @@ START_TEST(fail_probability_interval_space)
 	/* every 10th call, at most 5 times */
 	ck_assert_int_eq(kalloc_fail_config("interval:10,times:5"), KALLOC_OK);
 	ck_assert_int_eq(count_failures(a, 1000), 5);
-	/* a 3200-byte budget first: 100 calls of 32 bytes never fail */
-	ck_assert_int_eq(kalloc_fail_config("space:3200"), KALLOC_OK);
+	/* a budget first, as the kernel's failslab: a request passes while
+	 * more than its size remains, consuming it; 100 calls of 32 bytes
+	 * pass on 3232 bytes (32 are left, not more than 32) */
+	ck_assert_int_eq(kalloc_fail_config("space:3232"), KALLOC_OK);
 	ck_assert_int_eq(count_failures(a, 100), 0);
 	ck_assert_int_eq(count_failures(a, 10), 10);
+	/* a request larger than what remains fails and consumes nothing */
+	ck_assert_int_eq(kalloc_fail_config("space:1000"), KALLOC_OK);
+	kalloc_buf_t small, big;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 16), KALLOC_NOWARN,
+				      &small), KALLOC_OK); /* 900 left */
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(5000, 16), KALLOC_NOWARN,
+				      &big), KALLOC_ENOMEM);
+	ck_assert_int_eq(count_failures(a, 28), 0); /* 900 - 28 * 32 = 4 */
+	ck_assert_int_eq(count_failures(a, 1), 1);
+	kalloc_free(a, small.ptr, KALLOC_LAYOUT(100, 16));
 	/* bad specs name the field */
 	ck_assert_int_eq(kalloc_fail_config("probability:101"), KALLOC_EINVAL);
 	ck_assert_ptr_nonnull(strstr(kalloc_errmsg(), "probability"));
