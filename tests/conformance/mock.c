@@ -253,8 +253,16 @@ static int shifted_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
 #endif
 
 #ifdef MOCK_LOST_REMOTE_FREE
-/* Set on a thread's first allocation ("its cache"). */
-static _Thread_local int has_cache;
+#include <pthread.h>
+/* Set on a thread's first allocation ("its cache").  A pthread key, not
+ * _Thread_local: LeakSanitizer's tracer crashed on this module's TLS. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_make(void)
+{
+	pthread_key_create(&cache_key, NULL);
+}
 #endif
 
 #ifdef MOCK_LEN_PLUS_ONE
@@ -328,10 +336,11 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 			      l.size);
 #endif
 #ifdef MOCK_LOST_REMOTE_FREE
-	if (ptr && !l.size && !has_cache)
+	pthread_once(&cache_once, cache_key_make);
+	if (ptr && !l.size && !pthread_getspecific(cache_key))
 		return KALLOC_OK; /* fault: no cache to take it, dropped */
-	if (l.size)
-		has_cache = 1;
+	if (l.size && !pthread_getspecific(cache_key))
+		pthread_setspecific(cache_key, &cache_key);
 #endif
 #ifdef MOCK_SILENT_DOUBLE_FREE
 	if (ptr && !l.size && seen_free(ptr))
