@@ -172,10 +172,52 @@ START_TEST(g5_injected_failure)
 }
 END_TEST
 
+/*
+ * A grow the backend accepts but the system cannot serve: a size within
+ * max_size far beyond memory (min(max_size, 64 TiB)).  If it fails, the
+ * block is intact and still the backend's (owns, when it can tell); if it
+ * succeeds (address space reserved lazily), it is freed untouched.
+ */
+START_TEST(g5_grow_beyond_memory)
+{
+	size_t huge = (size_t)1 << 46;
+	if (conform_info.max_size < huge)
+		huge = conform_info.max_size;
+	static const size_t starts[] = { 24, 3000, 100000 };
+	for (size_t s = 0; s < 3; s++)
+		for (int unknown = 0; unknown < 2; unknown++) {
+			struct blk b = blk_alloc(starts[s], 16, 0);
+			blk_stamp(&b, s * 2 + (size_t)unknown);
+			int owned = kalloc_owns(conform_a, b.p);
+			kalloc_buf_t out = poisoned();
+			int err = kalloc_realloc(conform_a, b.p,
+						 KALLOC_LAYOUT(huge, 16),
+						 unknown ? KALLOC_LAYOUT_UNKNOWN :
+							   blk_layout(&b),
+						 KALLOC_NOWARN, &out);
+			if (err == KALLOC_OK) {
+				kalloc_free(conform_a, out.ptr,
+					    KALLOC_LAYOUT(huge, 16));
+				continue;
+			}
+			REQUIRE(untouched(out), "failed grow to %zu bytes wrote "
+				"its result", huge);
+			REQUIRE(owned != 1 || kalloc_owns(conform_a, b.p) == 1,
+				"a failed grow (%zu -> %zu bytes, old layout %s) "
+				"freed the block the caller still holds",
+				starts[s], huge, unknown ? "unknown" : "known");
+			blk_verify(&b, "after a failed grow beyond memory");
+			blk_resize(&b, starts[s] * 2, 16, 0, false);
+			blk_free(&b, false);
+		}
+}
+END_TEST
+
 TCase *g5_failure(void)
 {
 	TCase *tc = conform_tcase("G5");
 	tcase_add_test(tc, g5_impossible_sizes);
+	tcase_add_test(tc, g5_grow_beyond_memory);
 	tcase_add_test(tc, g5_injected_failure);
 	return tc;
 }

@@ -5,6 +5,10 @@
  */
 #include "conform.h"
 
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #define NSMALL 1100
@@ -22,9 +26,11 @@ START_TEST(g1_small_sizes_all_live)
 		for (size_t s = 1; s <= NSMALL; s++) {
 			b[s] = blk_alloc(s, align, 0);
 			blk_stamp(&b[s], s * 131 + align);
-			REQUIRE(kalloc_usable_size(conform_a, b[s].p) >= s,
-				"usable_size of a block of %zu bytes is %zu", s,
-				kalloc_usable_size(conform_a, b[s].p));
+			size_t u = kalloc_usable_size(conform_a, b[s].p);
+			REQUIRE(u >= s && u >= b[s].len,
+				"block of %zu bytes: usable_size %zu, below the "
+				"size or the length %zu alloc reported", s, u,
+				b[s].len);
 		}
 		for (size_t s = 1; s <= NSMALL; s++)
 			blk_verify(&b[s], "all 1100 small blocks live");
@@ -160,6 +166,129 @@ START_TEST(g2_beyond_limit)
 }
 END_TEST
 
+/* ---- G2 from threads at once ------------------------------------------ */
+
+#define G2_THREADS 2
+
+static atomic_int g2_failed;
+static char g2_failure[512];
+static pthread_barrier_t g2_start;
+
+static void g2_record(const char *fmt, ...)
+{
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&g2_failed, &expected, 1))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(g2_failure, sizeof(g2_failure), fmt, ap);
+	va_end(ap);
+}
+
+/* A result checked in full: aligned, long enough, kept bytes intact. */
+static bool g2_check(int err, kalloc_buf_t out, size_t size, size_t align,
+		     const void *kept_from, size_t kept, uint64_t seed,
+		     const char *what)
+{
+	if (err || !out.ptr || out.len < size || !is_aligned(out.ptr, align)) {
+		g2_record("%s(size %zu, align %zu) in a thread: %s {%p, %zu}",
+			  what, size, align, kalloc_strerror(err), out.ptr,
+			  out.len);
+		return false;
+	}
+	size_t bad = pat_find_bad(out.ptr, 0, kept, seed);
+	if (bad != SIZE_MAX) {
+		g2_record("%s(size %zu, align %zu) in a thread lost byte %zu "
+			  "(from %p)", what, size, align, bad, kept_from);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * One thread: for every alignment a up to align_limit(1 MiB), blocks of
+ * sizes around a, each raised to 2a (if allowed) and lowered to a / 2 by
+ * realloc; every result checked.  Few live blocks at the largest ones.
+ */
+static void *g2_thread(void *arg)
+{
+	uint64_t rng = 0x6200 + (uint64_t)(uintptr_t)arg;
+	size_t top = align_limit(MiB);
+	pthread_barrier_wait(&g2_start);
+	int reps = conform_slow ? 2 : 8;
+	for (int r = 0; r < reps && !atomic_load(&g2_failed); r++)
+		for (size_t a = 1; a <= top && !atomic_load(&g2_failed); a <<= 1) {
+			int n = a > 65536 ? 2 : 8;
+			struct blk b[8];
+			for (int i = 0; i < n; i++) {
+				size_t size = i & 1 ? rng_size(&rng, 1, 4096) :
+					      a - 1 + (size_t)(i & 2);
+				if (size == 0)
+					size = 1;
+				kalloc_buf_t out = { NULL, 0 };
+				int err = kalloc_alloc(conform_a,
+						       KALLOC_LAYOUT(size, a), 0, &out);
+				if (!g2_check(err, out, size, a, NULL, 0, 0, "alloc"))
+					return NULL;
+				b[i] = (struct blk){ out.ptr, out.len, size, a,
+						     rng_next(&rng) };
+				pat_fill(b[i].p, 0, size, b[i].seed);
+			}
+			for (int i = 0; i < n; i++) {
+				/* raise, then lower the alignment */
+				size_t up = a * 2 <= top ? a * 2 : a;
+				size_t to[2] = { up, a > 1 ? a / 2 : 1 };
+				for (int k = 0; k < 2; k++) {
+					size_t size = b[i].size + (k ? 0 : 100);
+					kalloc_buf_t out = { NULL, 0 };
+					int err = kalloc_realloc(conform_a, b[i].p,
+						KALLOC_LAYOUT(size, to[k]),
+						(i + k) & 1 ? KALLOC_LAYOUT_UNKNOWN :
+							      blk_layout(&b[i]),
+						0, &out);
+					size_t kept = b[i].size < size ?
+						      b[i].size : size;
+					if (!g2_check(err, out, size, to[k], b[i].p,
+						      kept, b[i].seed, "realloc"))
+						return NULL;
+					pat_fill(out.ptr, kept, size, b[i].seed);
+					b[i] = (struct blk){ out.ptr, out.len, size,
+							     to[k], b[i].seed };
+				}
+			}
+			for (int i = 0; i < n; i++) {
+				size_t bad = pat_find_bad(b[i].p, 0, b[i].size,
+							  b[i].seed);
+				if (bad != SIZE_MAX) {
+					g2_record("block of size %zu align %zu lost "
+						  "byte %zu while live", b[i].size,
+						  b[i].align, bad);
+					return NULL;
+				}
+				kalloc_free(conform_a, b[i].p, i & 1 ?
+					    KALLOC_LAYOUT_UNKNOWN : blk_layout(&b[i]));
+			}
+		}
+	return NULL;
+}
+
+/* G2 from G2_THREADS threads at once: an aligned path right on one thread
+ * and wrong under two shows here. */
+START_TEST(g2_alignment_threads)
+{
+	pthread_t t[G2_THREADS];
+	pthread_barrier_init(&g2_start, NULL, G2_THREADS);
+	for (int i = 0; i < G2_THREADS; i++)
+		REQUIRE(pthread_create(&t[i], NULL, g2_thread,
+				       (void *)(uintptr_t)i) == 0,
+			"pthread_create failed");
+	for (int i = 0; i < G2_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&g2_start);
+	REQUIRE(!atomic_load(&g2_failed), "%s", g2_failure);
+}
+END_TEST
+
 TCase *g1_usable(void)
 {
 	TCase *tc = conform_tcase("G1");
@@ -174,6 +303,7 @@ TCase *g2_alignment(void)
 	tcase_add_test(tc, g2_every_alignment);
 	tcase_add_test(tc, g2_realloc_alignment);
 	tcase_add_test(tc, g2_beyond_limit);
+	tcase_add_test(tc, g2_alignment_threads);
 	return tc;
 }
 

@@ -16,6 +16,24 @@
  *   MOCK_SILENT_DOUBLE_FREE declares DOUBLE_FREE but ignores a free of a
  *                       block it freed recently                       -> G16
  *
+ * The mutation set (tests/README.md, "Mutants"): each one fault in an
+ * otherwise correct backend.
+ *
+ *   MOCK_ALIGN_ABOVE_64   alignments above 64 served 64-aligned only
+ *   MOCK_ALIGN_AFTER_N    after 20000 allocations, served 16-aligned only
+ *   MOCK_ALIGN_CONCURRENT served 16-aligned only while another thread is
+ *                         inside an allocation too
+ *   MOCK_LEN_PLUS_ONE     the fast alloc reports one byte more than the
+ *                         block has
+ *   MOCK_GROW_FAIL_FREES  a grow that fails frees the old block
+ *   MOCK_ZERO_FRESH_ONLY  ZERO on a fresh block, not on a grown tail
+ *   MOCK_LOST_REMOTE_FREE a free from a thread that never allocated is
+ *                         dropped (a thread cache not set up yet)
+ *
+ * The three ALIGN modes serve each block at an offset into a larger inner
+ * block, with the inner pointer stored just before it (an aligned malloc's
+ * header); the correct offset is max(align, 16).
+ *
  * Blocks come from the slab backend through the host (never malloc here);
  * inner calls carry NOWARN so only the outer call warns.  Not libc: under
  * ASan, glibc's malloc driven from these mocks tripped glibc's own arena
@@ -25,6 +43,9 @@
 #include <kalloc/plugin.h>
 
 #include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -42,6 +63,23 @@
 #define MOCK_NAME "broken_fast"
 #elif defined(MOCK_SILENT_DOUBLE_FREE)
 #define MOCK_NAME "silent_double_free"
+#elif defined(MOCK_ALIGN_ABOVE_64)
+#define MOCK_NAME "align_above_64"
+#define MOCK_SHIFTED
+#elif defined(MOCK_ALIGN_AFTER_N)
+#define MOCK_NAME "align_after_n"
+#define MOCK_SHIFTED
+#elif defined(MOCK_ALIGN_CONCURRENT)
+#define MOCK_NAME "align_concurrent"
+#define MOCK_SHIFTED
+#elif defined(MOCK_LEN_PLUS_ONE)
+#define MOCK_NAME "len_plus_one"
+#elif defined(MOCK_GROW_FAIL_FREES)
+#define MOCK_NAME "grow_fail_frees"
+#elif defined(MOCK_ZERO_FRESH_ONLY)
+#define MOCK_NAME "zero_fresh_only"
+#elif defined(MOCK_LOST_REMOTE_FREE)
+#define MOCK_NAME "lost_remote_free"
 #else
 #error "define one MOCK_* mode"
 #endif
@@ -116,6 +154,141 @@ static int seen_free(void *ptr)
 }
 #endif
 
+#ifdef MOCK_SHIFTED
+/* What sits just before a served pointer: its inner block and offset. */
+struct hdr {
+	void *inner;
+	size_t off;
+};
+
+static struct hdr *hdr_of(const void *ptr)
+{
+	return (struct hdr *)ptr - 1;
+}
+
+#ifdef MOCK_ALIGN_AFTER_N
+static atomic_ulong n_allocs;
+#endif
+#ifdef MOCK_ALIGN_CONCURRENT
+static atomic_int inside; /* threads inside shifted_alloc */
+#endif
+
+/* The offset of a block of alignment `align`: max(align, 16), but for
+ * the one fault. */
+static size_t shift(size_t align)
+{
+	size_t off = align > 16 ? align : 16;
+#if defined(MOCK_ALIGN_ABOVE_64)
+	if (align > 64)
+		off = 64; /* fault: 64-aligned only */
+#elif defined(MOCK_ALIGN_AFTER_N)
+	if (atomic_fetch_add(&n_allocs, 1) >= 20000)
+		off += 16; /* fault: 16-aligned only */
+#endif
+	return off;
+}
+
+static int shifted_alloc(kalloc_layout_t l, kalloc_flags_t down,
+			 kalloc_buf_t *out)
+{
+	size_t off = shift(l.align);
+#ifdef MOCK_ALIGN_CONCURRENT
+	/* the yield only makes overlaps common; the fault is the offset */
+	if (atomic_fetch_add(&inside, 1) > 0)
+		off += 16;
+	else
+		sched_yield();
+#endif
+	kalloc_buf_t n;
+	int err = host->realloc(inner, NULL,
+				KALLOC_LAYOUT(l.size + off, l.align > 16 ?
+					      l.align : 16),
+				KALLOC_LAYOUT_UNKNOWN, down, &n);
+#ifdef MOCK_ALIGN_CONCURRENT
+	atomic_fetch_sub(&inside, 1);
+#endif
+	if (err)
+		return err;
+	char *p = (char *)n.ptr + off;
+	*hdr_of(p) = (struct hdr){ n.ptr, off };
+	*out = (kalloc_buf_t){ p, n.len - off };
+	return KALLOC_OK;
+}
+
+static size_t shifted_usable(const void *ptr)
+{
+	const struct hdr *h = hdr_of(ptr);
+	return host->usable_size(inner, h->inner) - h->off;
+}
+
+static void shifted_free(void *ptr)
+{
+	kalloc_buf_t ignored;
+	host->realloc(inner, hdr_of(ptr)->inner, KALLOC_LAYOUT(0, 1),
+		      KALLOC_LAYOUT_UNKNOWN, 0, &ignored);
+}
+
+/* Every resize moves: kept content, then zeros with ZERO. */
+static int shifted_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
+			   kalloc_flags_t down, kalloc_buf_t *out)
+{
+	if (!ptr)
+		return shifted_alloc(l, down, out);
+	if (!l.size) {
+		shifted_free(ptr);
+		return KALLOC_OK;
+	}
+	kalloc_buf_t n;
+	int err = shifted_alloc(l, down & ~KALLOC_ZERO, &n);
+	if (err)
+		return err;
+	size_t kept = kalloc_kept(old, shifted_usable(ptr), l.size);
+	memcpy(n.ptr, ptr, kept);
+	if (down & KALLOC_ZERO)
+		memset((char *)n.ptr + kept, 0, n.len - kept);
+	shifted_free(ptr);
+	*out = n;
+	return KALLOC_OK;
+}
+#endif
+
+#ifdef MOCK_LOST_REMOTE_FREE
+#include <pthread.h>
+/* Set on a thread's first allocation ("its cache").  A pthread key, not
+ * _Thread_local: LeakSanitizer's tracer crashed on this module's TLS. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_make(void)
+{
+	pthread_key_create(&cache_key, NULL);
+}
+#endif
+
+#ifdef MOCK_LEN_PLUS_ONE
+/* The inner block is one byte longer; realloc reports the true usable
+ * length (inner - 1) and zeros itself. */
+static int plus_one_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
+			    kalloc_flags_t down, kalloc_buf_t *out)
+{
+	size_t kept = 0;
+	if (ptr && l.size)
+		kept = kalloc_kept(old, host->usable_size(inner, ptr) - 1, l.size);
+	if (l.size)
+		l.size++;
+	kalloc_flags_t in = ptr ? down & ~KALLOC_ZERO : down;
+	kalloc_buf_t n;
+	int err = host->realloc(inner, ptr, l, KALLOC_LAYOUT_UNKNOWN, in, &n);
+	if (err || !l.size)
+		return err;
+	n.len = host->usable_size(inner, n.ptr) - 1;
+	if (ptr && (down & KALLOC_ZERO))
+		memset((char *)n.ptr + kept, 0, n.len - kept);
+	*out = n;
+	return KALLOC_OK;
+}
+#endif
+
 static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_layout_t old, kalloc_flags_t flags,
 			kalloc_buf_t *out)
@@ -141,12 +314,33 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 	if (ptr && l.size)
 		return move_short(ptr, l, old, down, out);
 #endif
-#ifdef MOCK_BROKEN_ZERO
-	down &= ~KALLOC_ZERO;
+#ifdef MOCK_SHIFTED
+	return shifted_realloc(ptr, l, old, down, out);
+#endif
+#ifdef MOCK_LEN_PLUS_ONE
+	return plus_one_realloc(ptr, l, old, down, out);
+#endif
+#if defined(MOCK_BROKEN_ZERO) || defined(MOCK_ZERO_FRESH_ONLY)
+	/* broken_zero spoils every ZERO, zero_fresh_only a resize's only */
+	bool spoil = (down & KALLOC_ZERO) && l.size;
+#ifdef MOCK_ZERO_FRESH_ONLY
+	spoil = spoil && ptr;
+#else
+	spoil = l.size; /* and without ZERO too: fresh bytes read POISON */
+#endif
+	if (spoil)
+		down &= ~KALLOC_ZERO;
 	size_t kept = 0;
 	if (ptr && l.size)
 		kept = min_sz(old.align ? old.size : host->usable_size(inner, ptr),
 			      l.size);
+#endif
+#ifdef MOCK_LOST_REMOTE_FREE
+	pthread_once(&cache_once, cache_key_make);
+	if (ptr && !l.size && !pthread_getspecific(cache_key))
+		return KALLOC_OK; /* fault: no cache to take it, dropped */
+	if (l.size && !pthread_getspecific(cache_key))
+		pthread_setspecific(cache_key, &cache_key);
 #endif
 #ifdef MOCK_SILENT_DOUBLE_FREE
 	if (ptr && !l.size && seen_free(ptr))
@@ -156,15 +350,53 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 			recent[i] = NULL; /* cheap: any reuse starts afresh */
 #endif
 	int err = host->realloc(inner, ptr, l, old, down, out);
-#ifdef MOCK_BROKEN_ZERO
-	if (!err && l.size)
+#if defined(MOCK_BROKEN_ZERO) || defined(MOCK_ZERO_FRESH_ONLY)
+	if (!err && spoil)
 		memset((char *)out->ptr + kept, POISON, out->len - kept);
+#endif
+#ifdef MOCK_GROW_FAIL_FREES
+	size_t old_size = old.align ? old.size : host->usable_size(inner, ptr);
+	if (err && ptr && l.size > old_size) {
+		kalloc_buf_t ignored; /* fault: the caller still holds it */
+		host->realloc(inner, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	}
 #endif
 	return err;
 }
 
 
-#if defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE)
+#ifdef MOCK_LEN_PLUS_ONE
+/*
+ * Blocks hold one byte more than usable_size says (so the fault corrupts
+ * nothing); realloc reports usable_size, the fast alloc one byte more.
+ */
+static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
+{
+	(void)state;
+	kalloc_buf_t b;
+	if (l.size >= ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, KALLOC_LAYOUT(l.size + 1, l.align),
+			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return (kalloc_buf_t){ NULL, 0 };
+	}
+	b.len = host->usable_size(inner, b.ptr); /* fault: not - 1 */
+	return b;
+}
+
+static int mock_fast_free(void *state, void *ptr, kalloc_layout_t old)
+{
+	(void)state;
+	(void)old;
+	return host->free(inner, ptr, KALLOC_LAYOUT_UNKNOWN);
+}
+
+static const kalloc_plugin_fast_t fast = {
+	.alloc = mock_fast_alloc,
+	.free = mock_fast_free,
+};
+#define MOCK_FAST &fast
+#elif defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE)
 static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
@@ -213,14 +445,33 @@ static const kalloc_plugin_fast_t fast = {
 static size_t mock_usable_size(void *state, const void *ptr)
 {
 	(void)state;
+#ifdef MOCK_SHIFTED
+	return shifted_usable(ptr);
+#elif defined(MOCK_LEN_PLUS_ONE)
+	return host->usable_size(inner, ptr) - 1;
+#else
 	return host->usable_size(inner, ptr);
+#endif
 }
+
+#if defined(MOCK_GROW_FAIL_FREES) || defined(MOCK_LOST_REMOTE_FREE)
+/* slab's answer: what lets the suite see a block freed or kept */
+static int mock_owns(void *state, const void *ptr)
+{
+	(void)state;
+	return host->owns(inner, ptr);
+}
+#define MOCK_OWNS mock_owns
+#else
+#define MOCK_OWNS NULL
+#endif
 
 static const kalloc_plugin_ops_t ops = {
 	.init = mock_init,
 	.fini = mock_fini,
 	.realloc = mock_realloc,
 	.usable_size = mock_usable_size,
+	.owns = MOCK_OWNS,
 };
 
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
