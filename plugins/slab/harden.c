@@ -60,7 +60,7 @@ void slab_bad_free(const void *p)
 	if (!slab_registered(p) && slab_large_was_freed(p))
 		slab_host->corruption("slab", p, "double free of a large block "
 				      "(its mapping was already given back)");
-	if (!slab_registered(p))
+	if (!slab_registered(p) || (slab_in_large(p) && !slab_in_large_map(p)))
 		slab_host->corruption("slab", p,
 				      "free of a pointer that slab did not allocate");
 	struct chunk *c = chunk_of(p);

@@ -270,8 +270,10 @@ resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
 		*out = (kalloc_buf_t){ ptr, usable };
 		return KALLOC_OK;
 	}
-	if (!s && aligned && c < 0) {
-		/* grow a mapping by remapping: pages past `usable` are zero */
+	if (!s && aligned && c < 0 && !slab_tool) {
+		/* grow a mapping by remapping: pages past `usable` are zero
+		 * (not under a memory tool: a move must be an allocation and
+		 * a free, which the tool is told of) */
 		size_t len;
 		void *p = slab_large_resize(lg, l.size, l.align, nowait, &len);
 		if (p) {
@@ -317,9 +319,9 @@ static size_t real_usable(const void *ptr);
 /*
  * A resize under a memory tool (slab.h): the recorded request is the old
  * layout, so slab copies only what the caller could write, and the tail
- * of the block is opened for slab's own zeroing.  A move through
- * move_block is described by the allocation and free it makes; a move of
- * a large block by mremap, and a block staying, here.
+ * of the block is opened for slab's own zeroing.  A move is always an
+ * allocation and a free (move_block), described as they happen; a block
+ * that stays is described here.
  */
 static __attribute__((noinline)) int tool_resize(void *ptr, kalloc_layout_t l,
 					       kalloc_flags_t f,
@@ -336,8 +338,10 @@ static __attribute__((noinline)) int tool_resize(void *ptr, kalloc_layout_t l,
 			slab_tool->hide((char *)ptr + req, had - req);
 		return err;
 	}
-	if (out->ptr == ptr || slab_tool->size(ptr))
-		slab_tool->resized(ptr, had, out->ptr, l.size, out->len,
+	/* a move was an allocation and a free (resize_other), told already;
+	 * ptr may be another thread's block by now */
+	if (out->ptr == ptr)
+		slab_tool->resized(ptr, had, ptr, l.size, out->len,
 				   f & KALLOC_ZERO);
 	out->len = l.size;
 	return KALLOC_OK;
@@ -381,21 +385,31 @@ static size_t real_usable(const void *ptr)
 }
 
 /* 1 a live block; 2 inside slab's memory but no live block (freed, or
- * inside one), or a large block just freed; 0 none of slab's.  (Under
- * a memory tool a free is queued until collected: the record says.) */
+ * inside one), or a large block just freed; 0 none of slab's.  (Under a
+ * memory tool a free is queued until collected: the tool's record says
+ * whether a block of slab's is live; other backends' blocks are in that
+ * record too, so slab's own geometry decides first.) */
 static int slab_owns(void *state, const void *ptr)
 {
 	(void)state;
-	if (unlikely(slab_tool) && slab_registered(ptr))
-		return slab_tool->size(ptr) ? 1 : 2;
 	struct chunk *c = chunk_of(ptr);
-	if (slab_in_large(ptr))
-		return ((const struct large *)c)->ptr == ptr ? 1 : 2;
-	if (!slab_in_chunk(ptr))
+	bool live;
+	if (slab_in_large(ptr)) {
+		if (((const struct large *)c)->ptr != ptr)
+			return slab_in_large_map(ptr) ? 2 : 0;
+		live = true;
+	} else if (!slab_in_chunk(ptr)) {
 		return slab_large_was_freed(ptr) ? 2 : 0;
-	struct slab *s = slab_of(c, ptr);
-	int64_t idx = slab_block_index(s, ptr);
-	return idx >= 0 && slab_is_live(s, (uint64_t)idx) ? 1 : 2;
+	} else {
+		struct slab *s = slab_of(c, ptr);
+		int64_t idx = slab_block_index(s, ptr);
+		if (idx < 0)
+			return 2;
+		live = slab_is_live(s, (uint64_t)idx);
+	}
+	if (unlikely(slab_tool))
+		live = slab_tool->size(ptr) != 0;
+	return live ? 1 : 2;
 }
 
 /*
@@ -457,8 +471,11 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 			slab_bad_free(p); /* a large block's double free */
 		return 0;
 	}
-	if (((struct large *)c)->ptr != p)
-		slab_bad_free(p);
+	if (((struct large *)c)->ptr != p) {
+		if (slab_in_large_map(p))
+			slab_bad_free(p);
+		return 0; /* another mapping in the granule: not slab's */
+	}
 	free_large((struct large *)c);
 	return 1;
 }

@@ -26,22 +26,24 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 	 * block is back; a clear bit here means the block is not live. */
 	if (unlikely(!slab_is_live(s, idx)))
 		slab_double_free(b, s->size);
-	if (slab_tool) { /* every free comes here (slab.h) */
-		if (!slab_tool->free(b)) /* queued frees leave the bit set */
-			slab_double_free(b, s->size);
-		slab_tool->open(b, sizeof(*b));
-	}
+	/* every free comes here under a memory tool (slab.h) */
+	if (slab_tool && !slab_tool->free(b)) /* queued: the bit is still set */
+		slab_double_free(b, s->size);
 	uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
 	do {
 		struct block *head = (struct block *)(old & ~ANNOUNCED);
 		if (unlikely(head == b))
 			slab_double_free(b, s->size);
+		/* the link is hidden again before b is published: once the
+		 * exchange succeeds, b may be someone else's block */
+		if (slab_tool)
+			slab_tool->open(b, sizeof(*b));
 		b->next = link_enc(head, b);
+		if (slab_tool)
+			slab_tool->hide(b, sizeof(*b));
 	} while (!atomic_compare_exchange_weak_explicit(
 		&s->thread_free, &old, (uintptr_t)b | ANNOUNCED,
 		memory_order_acq_rel, memory_order_relaxed));
-	if (slab_tool)
-		slab_tool->hide(b, sizeof(*b));
 	if (old & ANNOUNCED)
 		return;
 	struct heap *h = atomic_load_explicit(&s->owner, memory_order_relaxed);

@@ -253,6 +253,19 @@ static inline struct chunk *chunk_of(const void *p)
 }
 
 /*
+ * Is p inside the mapping of the large block registered for its granule?
+ * A large mapping need not fill its granule: the rest may be any other
+ * mapping (page's, the program's), whose pointers are not slab's.
+ */
+static inline bool slab_in_large_map(const void *p)
+{
+	const struct large *l = (const struct large *)chunk_of(p);
+	return (const char *)p >= (const char *)l &&
+	       (const char *)p < (const char *)l + l->map_len;
+}
+
+
+/*
  * The span descriptor of an address inside a slab chunk.  Descriptors are
  * 128 bytes at the chunk start, so the unit's descriptor is at byte
  * (p >> (SLAB_UNIT_SHIFT - SLAB_DESC_SHIFT)) masked to the unit bits: one
