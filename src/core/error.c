@@ -29,7 +29,9 @@ const char *kalloc_strerror(int err)
 	return err_text[err];
 }
 
-static _Thread_local char last_msg[512];
+/* Room for a message naming every searched plugin directory of a deep
+ * checkout (the unknown-backend message); longer ones are cut. */
+static _Thread_local char last_msg[4096];
 
 const char *kalloc_errmsg(void)
 {
