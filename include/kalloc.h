@@ -86,7 +86,10 @@ typedef uint32_t kalloc_flags_t;
 #define KALLOC_ATOMIC  (1u << 3) /* as NOWAIT, and may use a small reserve */
 #define KALLOC_ACCOUNT (1u << 4) /* charge to the thread's accounting domain */
 #define KALLOC_HIGHMEM (1u << 5) /* accepted, no effect */
-#define KALLOC_FLAGS_ALL 0x3fu
+#define KALLOC_NOFAIL  (1u << 6) /* never fails for want of memory: the core
+                                  * retries, injected failures skip it and
+                                  * accounting limits do not apply */
+#define KALLOC_FLAGS_ALL 0x7fu
 
 /* ---- results and errors ----------------------------------------------- */
 

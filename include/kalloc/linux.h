@@ -29,17 +29,61 @@
 extern "C" {
 #endif
 
-typedef kalloc_flags_t gfp_t;
+/*
+ * gfp_t with the kernel's bit values (6.13, include/linux/gfp_types.h), so
+ * code that tests bits behaves as in the kernel.  What the bits mean here:
+ *   no __GFP_DIRECT_RECLAIM   the call must not block (KALLOC_NOWAIT), with
+ *                             __GFP_HIGH it may use a reserve (KALLOC_ATOMIC);
+ *   __GFP_ZERO, __GFP_NOWARN, __GFP_ACCOUNT   as KALLOC_ZERO, _NOWARN, _ACCOUNT;
+ *   __GFP_NOFAIL              never NULL: retries; injected failures skip it;
+ *   the others (IO, FS, NORETRY, RETRY_MAYFAIL, COMP, HARDWALL, MOVABLE...)
+ *                             are accepted and have no effect in user space.
+ */
+typedef unsigned int gfp_t;
 
-#define __GFP_ZERO    KALLOC_ZERO
-#define __GFP_NOWARN  KALLOC_NOWARN
-#define __GFP_HIGHMEM KALLOC_HIGHMEM
-#define __GFP_ACCOUNT KALLOC_ACCOUNT
-#define GFP_KERNEL    KALLOC_KERNEL
-#define GFP_NOWAIT    KALLOC_NOWAIT
-#define GFP_ATOMIC    KALLOC_ATOMIC
-#define GFP_KERNEL_ACCOUNT (GFP_KERNEL | __GFP_ACCOUNT)
-#define GFP_HIGHUSER  (GFP_KERNEL | __GFP_HIGHMEM)
+#define __GFP_DMA            0x01u
+#define __GFP_HIGHMEM        0x02u
+#define __GFP_DMA32          0x04u
+#define __GFP_MOVABLE        0x08u
+#define __GFP_RECLAIMABLE    0x10u
+#define __GFP_HIGH           0x20u
+#define __GFP_IO             0x40u
+#define __GFP_FS             0x80u
+#define __GFP_ZERO           0x100u
+#define __GFP_DIRECT_RECLAIM 0x400u
+#define __GFP_KSWAPD_RECLAIM 0x800u
+#define __GFP_WRITE          0x1000u
+#define __GFP_NOWARN         0x2000u
+#define __GFP_RETRY_MAYFAIL  0x4000u
+#define __GFP_NOFAIL         0x8000u
+#define __GFP_NORETRY        0x10000u
+#define __GFP_MEMALLOC       0x20000u
+#define __GFP_COMP           0x40000u
+#define __GFP_NOMEMALLOC     0x80000u
+#define __GFP_HARDWALL       0x100000u
+#define __GFP_THISNODE       0x200000u
+#define __GFP_ACCOUNT        0x400000u
+#define __GFP_RECLAIM        (__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM)
+
+#define GFP_ATOMIC           (__GFP_HIGH | __GFP_KSWAPD_RECLAIM)
+#define GFP_KERNEL           (__GFP_RECLAIM | __GFP_IO | __GFP_FS)
+#define GFP_KERNEL_ACCOUNT   (GFP_KERNEL | __GFP_ACCOUNT)
+#define GFP_NOWAIT           (__GFP_KSWAPD_RECLAIM)
+#define GFP_NOIO             (__GFP_RECLAIM)
+#define GFP_NOFS             (__GFP_RECLAIM | __GFP_IO)
+#define GFP_USER             (__GFP_RECLAIM | __GFP_IO | __GFP_FS | __GFP_HARDWALL)
+#define GFP_DMA              __GFP_DMA
+#define GFP_DMA32            __GFP_DMA32
+#define GFP_HIGHUSER         (GFP_USER | __GFP_HIGHMEM)
+#define GFP_HIGHUSER_MOVABLE (GFP_HIGHUSER | __GFP_MOVABLE)
+
+static inline int gfpflags_allow_blocking(const gfp_t gfp_flags)
+{
+	return !!(gfp_flags & __GFP_DIRECT_RECLAIM);
+}
+
+/* No NUMA here: a node argument is accepted and ignored. */
+#define NUMA_NO_NODE (-1)
 
 #ifndef PAGE_SIZE
 #define PAGE_SIZE 4096UL
@@ -70,6 +114,37 @@ KALLOC_API void *kvzalloc(size_t size, gfp_t flags);
 KALLOC_API void *kvcalloc(size_t n, size_t size, gfp_t flags);
 KALLOC_API void *kvrealloc(const void *p, size_t size, gfp_t flags);
 KALLOC_API void kvfree(const void *p);
+
+/* _node variants: the node is ignored (no NUMA in user space). */
+KALLOC_API void *kmalloc_node(size_t size, gfp_t flags, int node);
+KALLOC_API void *kzalloc_node(size_t size, gfp_t flags, int node);
+KALLOC_API void *kcalloc_node(size_t n, size_t size, gfp_t flags, int node);
+KALLOC_API void *kmalloc_array_node(size_t n, size_t size, gfp_t flags,
+				    int node);
+KALLOC_API void *kvmalloc_node(size_t size, gfp_t flags, int node);
+KALLOC_API void *kvzalloc_node(size_t size, gfp_t flags, int node);
+KALLOC_API void *kvmalloc_array(size_t n, size_t size, gfp_t flags);
+
+/* The whole usable block (ksize bytes; len for kvfree_sensitive's vmalloc
+ * side too) is wiped before it is freed. */
+KALLOC_API void kfree_sensitive(const void *p);
+KALLOC_API void kvfree_sensitive(const void *p, size_t len);
+
+/* Strings and copies.  kstrdup_const always copies (user space has no
+ * kernel .rodata to recognise); kfree_const frees what it returned. */
+KALLOC_API char *kstrndup(const char *s, size_t max, gfp_t flags);
+KALLOC_API char *kmemdup_nul(const char *s, size_t len, gfp_t flags);
+KALLOC_API const char *kstrdup_const(const char *s, gfp_t flags);
+KALLOC_API void kfree_const(const void *p);
+KALLOC_API void *kvmemdup(const void *src, size_t len, gfp_t flags);
+
+KALLOC_API void *vcalloc(size_t n, size_t size);
+KALLOC_API void *vmalloc_array(size_t n, size_t size);
+KALLOC_API void *__vmalloc(unsigned long size, gfp_t flags);
+
+/* The usable size kmalloc(size) would give (0 for 0; size itself when
+ * kmalloc cannot serve it).  It asks the backend by allocating once. */
+KALLOC_API size_t kmalloc_size_roundup(size_t size);
 
 #ifdef __cplusplus
 }

@@ -74,11 +74,12 @@ struct kalloc_domain *kalloc__current_domain(void)
 	return current ? current : &root;
 }
 
-int kalloc__charge(struct kalloc_domain *d, size_t bytes)
+int kalloc__charge(struct kalloc_domain *d, size_t bytes, bool force)
 {
 	size_t now = atomic_load(&d->usage);
 	do {
-		if (d->limit && (bytes > d->limit || now > d->limit - bytes)) {
+		if (!force && d->limit &&
+		    (bytes > d->limit || now > d->limit - bytes)) {
 			atomic_fetch_add(&d->failures, 1);
 			return kalloc__error(KALLOC_ELIMIT,
 					     "accounting domain '%s': %zu more bytes "

@@ -7,8 +7,10 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 static inline bool is_pow2(size_t x)
 {
@@ -172,6 +174,29 @@ int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
 	return KALLOC_OK;
 }
 
+/*
+ * KALLOC_NOFAIL's wait between attempts: a yield, then sleeps growing to
+ * 10 ms; one warning (unless NOWARN) once the wait passes a second.
+ */
+static void nofail_wait(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
+			unsigned tries)
+{
+	if (tries < 8) {
+		sched_yield();
+		return;
+	}
+	unsigned ms = tries < 18 ? tries - 7 : 10;
+	nanosleep(&(struct timespec){ 0, ms * 1000000L }, NULL);
+	if (tries == 110 && !(f & KALLOC_NOWARN))
+		kalloc__log(a->p->name, "a KALLOC_NOFAIL allocation of %zu bytes "
+			    "has waited a second for memory; still retrying",
+			    l.size);
+}
+
+static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
+			kalloc_layout_t layout, kalloc_layout_t old,
+			kalloc_flags_t flags, kalloc_buf_t *out);
+
 /* Every case: sentinels, zero sizes, checks, instrumentation. */
 __attribute__((noinline)) static int
 realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
@@ -194,7 +219,28 @@ realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
 	int err = check(a, layout, flags);
 	if (unlikely(err))
 		return fail(a, err, layout, flags);
+	if (!(flags & KALLOC_NOFAIL))
+		return realloc_once(caller, a, ptr, layout, old, flags, out);
+	/* Only a want of memory is retried: a valid request that the
+	 * backend could serve later.  Warnings wait for the last word. */
+	for (unsigned tries = 0;; tries++) {
+		err = realloc_once(caller, a, ptr, layout, old,
+				   flags | KALLOC_NOWARN, out);
+		if (err != KALLOC_ENOMEM)
+			break;
+		nofail_wait(a, layout, flags, tries);
+	}
+	if (err)
+		kalloc__warn_failure(a, layout.size, layout.align, flags, err);
+	return err;
+}
 
+/* One attempt at a checked, non-zero-size request. */
+static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
+			kalloc_layout_t layout, kalloc_layout_t old,
+			kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	int err;
 	if (unlikely(instrumented(a, (unsigned)atomic_load_explicit(
 					     &kalloc__fail_armed, memory_order_relaxed) |
 				     (flags & KALLOC_ACCOUNT)))) {

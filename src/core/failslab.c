@@ -179,6 +179,8 @@ static bool failslab_decide(size_t size, int *verbose)
 bool kalloc__fail_now(size_t size, kalloc_flags_t flags)
 {
 	bool fail = false;
+	if (flags & KALLOC_NOFAIL)
+		return false; /* as the kernel's should_failslab */
 	if (countdown && --countdown == 0) {
 		kalloc__fail_arm(-1);
 		fail = true;

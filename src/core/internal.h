@@ -19,7 +19,7 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Flags the core handles itself, whatever the backend declares. */
-#define CORE_FLAGS (KALLOC_NOWARN | KALLOC_HIGHMEM | KALLOC_ACCOUNT)
+#define CORE_FLAGS (KALLOC_NOWARN | KALLOC_HIGHMEM | KALLOC_ACCOUNT | KALLOC_NOFAIL)
 
 /* Largest alignment any handle accepts; sentinels are recognised up to it. */
 #define CORE_MAX_ALIGN ((size_t)1 << 30)
@@ -116,7 +116,7 @@ HIDDEN void kalloc__stats_resize(kalloc_t *a, size_t requested, size_t old_len,
 HIDDEN void kalloc__stats_fail(kalloc_t *a);
 
 /* account.c */
-HIDDEN int kalloc__charge(struct kalloc_domain *d, size_t bytes);
+HIDDEN int kalloc__charge(struct kalloc_domain *d, size_t bytes, bool force);
 HIDDEN void kalloc__uncharge(struct kalloc_domain *d, size_t bytes);
 HIDDEN struct kalloc_domain *kalloc__current_domain(void);
 

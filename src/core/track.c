@@ -137,7 +137,8 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 	if (!dom && (flags & KALLOC_ACCOUNT))
 		dom = kalloc__current_domain();
 	if (dom && layout.size > old_charge) {
-		int err = kalloc__charge(dom, layout.size - old_charge);
+		int err = kalloc__charge(dom, layout.size - old_charge,
+					 (flags & KALLOC_NOFAIL) != 0);
 		if (err)
 			return failed(a, f, err);
 		if (!(f & FEAT_ACCOUNT))

@@ -284,7 +284,7 @@ START_TEST(einval_unknown_flags)
 	expect_realloc_refused(libc(), KALLOC_LAYOUT(128, 16), 1u << 20,
 			       KALLOC_EINVAL, "unknown flag");
 	expect_realloc_refused(libc(), KALLOC_LAYOUT(128, 16), KALLOC_FLAGS_ALL + 1,
-			       KALLOC_EINVAL, "0x40");
+			       KALLOC_EINVAL, "0x80");
 }
 END_TEST
 

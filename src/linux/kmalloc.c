@@ -2,21 +2,11 @@
  * The kernel-style API of <kalloc/linux.h>, a client of the core API: every
  * call is one kalloc_realloc on the default, "page" or "kv" shared handle.
  */
-#include "core/internal.h"
-
-#include <kalloc/linux.h>
+#include "klinux.h"
 
 #include <string.h>
 
-#define API __attribute__((visibility("default")))
-
-/* kmalloc's alignment: natural for powers of two up to a page, else 16. */
-static size_t kmalloc_align(size_t size)
-{
-	if (size && !(size & (size - 1)))
-		return size < PAGE_SIZE ? size : PAGE_SIZE;
-	return 16;
-}
+#define kmalloc_align klinux_kmalloc_align
 
 /* A backend that cannot be opened fails the call with the loader's reason. */
 static bool missing(const kalloc_t *a, gfp_t flags)
@@ -28,16 +18,13 @@ static bool missing(const kalloc_t *a, gfp_t flags)
 	return true;
 }
 
-/* CALLER: the call site recorded by debug and leak reports, the user's. */
-#define CALLER __builtin_return_address(0)
-
 static void *alloc_on(const void *caller, kalloc_t *a, size_t size,
 		      size_t align, gfp_t flags)
 {
 	kalloc_buf_t b;
 	if (missing(a, flags) ||
 	    kalloc_realloc_at(caller, a, NULL, KALLOC_LAYOUT(size, align),
-			      KALLOC_LAYOUT_UNKNOWN, flags, &b))
+			      KALLOC_LAYOUT_UNKNOWN, klinux_flags(flags), &b))
 		return NULL;
 	return b.ptr;
 }
@@ -64,7 +51,7 @@ static void *realloc_on(const void *caller, kalloc_t *a, const void *p,
 	kalloc_buf_t b;
 	if (kalloc_realloc_at(caller, a, ZERO_OR_NULL_PTR(ptr) ? NULL : ptr,
 			      KALLOC_LAYOUT(size, align), KALLOC_LAYOUT_UNKNOWN,
-			      flags, &b))
+			      klinux_flags(flags), &b))
 		return NULL;
 	return size ? b.ptr : ZERO_SIZE_PTR;
 }
@@ -87,9 +74,25 @@ static kalloc_t *v_alloc(void)
 	return kalloc_get("page");
 }
 
-static kalloc_t *kv_alloc(void)
+/* kvmalloc with flags that may not block is kmalloc, as in the kernel:
+ * the vmalloc side would have to map memory. */
+static kalloc_t *kv_alloc(gfp_t flags)
 {
+	if (klinux_flags(flags) & (KALLOC_NOWAIT | KALLOC_ATOMIC))
+		return k_alloc();
 	return kalloc_get("kv");
+}
+
+/* The handle a kv* block belongs to: kv's, or the default one's for a
+ * block kvmalloc took there (flags that may not block). */
+static kalloc_t *kv_owner(const void *p, gfp_t flags)
+{
+	if (ZERO_OR_NULL_PTR(p))
+		return kv_alloc(flags);
+	kalloc_t *kv = kalloc_get("kv");
+	if (kv_alloc(flags) != kv && kalloc_owns(k_alloc(), p) == 1)
+		return k_alloc(); /* may not block: kv would refuse */
+	return kv && kalloc_owns(kv, p) == 0 ? k_alloc() : kv;
 }
 
 /* ---- k* -------------------------------------------------------------- */
@@ -206,7 +209,7 @@ static void *kv_malloc(const void *caller, size_t size, gfp_t flags)
 {
 	if (!size)
 		return ZERO_SIZE_PTR;
-	return alloc_on(caller, kv_alloc(), size, kmalloc_align(size), flags);
+	return alloc_on(caller, kv_alloc(flags), size, kmalloc_align(size), flags);
 }
 
 API void *kvmalloc(size_t size, gfp_t flags)
@@ -228,11 +231,174 @@ API void *kvcalloc(size_t n, size_t size, gfp_t flags)
 
 API void *kvrealloc(const void *p, size_t size, gfp_t flags)
 {
-	return realloc_on(CALLER, kv_alloc(), p, size, kmalloc_align(size), flags);
+	return realloc_on(CALLER, kv_owner(p, flags), p, size, kmalloc_align(size), flags);
 }
 
 API void kvfree(const void *p)
 {
 	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free_at(CALLER, kv_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+		kalloc_free_at(CALLER, kv_owner(p, GFP_KERNEL), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+/* ---- _node variants: no NUMA, the node is ignored ------------------- */
+
+API void *kmalloc_node(size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return k_malloc(CALLER, size, flags);
+}
+
+API void *kzalloc_node(size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return k_malloc(CALLER, size, flags | __GFP_ZERO);
+}
+
+API void *kmalloc_array_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	return overflowed ? NULL : k_malloc(CALLER, bytes, flags);
+}
+
+API void *kcalloc_node(size_t n, size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	return overflowed ? NULL : k_malloc(CALLER, bytes, flags | __GFP_ZERO);
+}
+
+API void *kvmalloc_node(size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kv_malloc(CALLER, size, flags);
+}
+
+API void *kvzalloc_node(size_t size, gfp_t flags, int node)
+{
+	(void)node;
+	return kv_malloc(CALLER, size, flags | __GFP_ZERO);
+}
+
+API void *kvmalloc_array(size_t n, size_t size, gfp_t flags)
+{
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	return overflowed ? NULL : kv_malloc(CALLER, bytes, flags);
+}
+
+/* ---- sensitive frees: the block is wiped first ---------------------- */
+
+/* A wipe the compiler may not drop as a dead store. */
+static void wipe(const void *p, size_t n)
+{
+	memset((void *)p, 0, n);
+	__asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+API void kfree_sensitive(const void *p)
+{
+	if (ZERO_OR_NULL_PTR(p))
+		return;
+	wipe(p, kalloc_usable_size(k_alloc(), p));
+	kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+API void kvfree_sensitive(const void *p, size_t len)
+{
+	if (ZERO_OR_NULL_PTR(p))
+		return;
+	kalloc_t *a = kv_owner(p, GFP_KERNEL);
+	size_t have = kalloc_usable_size(a, p);
+	wipe(p, have > len ? have : len);
+	kalloc_free_at(CALLER, a, (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+/* ---- strings and copies ---------------------------------------------- */
+
+API char *kstrndup(const char *s, size_t max, gfp_t flags)
+{
+	if (!s)
+		return NULL;
+	size_t len = strnlen(s, max);
+	char *p = k_malloc(CALLER, len + 1, flags);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+API char *kmemdup_nul(const char *s, size_t len, gfp_t flags)
+{
+	if (!s || len == SIZE_MAX)
+		return NULL;
+	char *p = k_malloc(CALLER, len + 1, flags);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+API const char *kstrdup_const(const char *s, gfp_t flags)
+{
+	return s ? k_memdup(CALLER, s, strlen(s) + 1, flags) : NULL;
+}
+
+API void kfree_const(const void *p)
+{
+	if (!ZERO_OR_NULL_PTR(p))
+		kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+API void *kvmemdup(const void *src, size_t len, gfp_t flags)
+{
+	void *p = kv_malloc(CALLER, len, flags);
+	if (p && len)
+		memcpy(p, src, len);
+	return p;
+}
+
+/* ---- more of vmalloc ------------------------------------------------- */
+
+API void *vcalloc(size_t n, size_t size)
+{
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	if (overflowed || !bytes)
+		return NULL;
+	return alloc_on(CALLER, v_alloc(), bytes, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO);
+}
+
+API void *vmalloc_array(size_t n, size_t size)
+{
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	if (overflowed || !bytes)
+		return NULL;
+	return alloc_on(CALLER, v_alloc(), bytes, PAGE_SIZE, GFP_KERNEL);
+}
+
+API void *__vmalloc(unsigned long size, gfp_t flags)
+{
+	if (!size)
+		return NULL;
+	return alloc_on(CALLER, v_alloc(), size, PAGE_SIZE, flags);
+}
+
+API size_t kmalloc_size_roundup(size_t size)
+{
+	if (!size)
+		return 0;
+	kalloc_t *a = k_alloc();
+	void *p = alloc_on(CALLER, a, size, kmalloc_align(size),
+			   GFP_KERNEL | __GFP_NOWARN);
+	if (!p)
+		return size;
+	size_t have = kalloc_usable_size(a, p);
+	kalloc_free_at(CALLER, a, p, KALLOC_LAYOUT_UNKNOWN);
+	return have;
 }
