@@ -111,6 +111,7 @@ typedef enum kalloc_err {
 	KALLOC_ENOENT,    /* no such backend or plugin file */
 	KALLOC_EABI,      /* plugin with a wrong ABI or missing entry point */
 	KALLOC_ELOAD,     /* dlopen or the plugin's init failed */
+	KALLOC_EBUSY,     /* still in use: a cache destroyed with live objects */
 	KALLOC_ERR_COUNT
 } kalloc_err_t;
 
@@ -320,6 +321,76 @@ KALLOC_API int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx);
 
 /* Writes the table KALLOC_STATS=1 prints at exit, for every open handle. */
 KALLOC_API void kalloc_stats_print(int fd);
+
+/* ---- object caches (the kernel's kmem_cache) ------------------------- */
+
+/*
+ * A cache of objects of one layout, fixed at create, on any backend.
+ * Semantics as the kernel's SLUB:
+ *   - a constructor runs once per object, when its memory first comes from
+ *     the backend; a freed object stays constructed in the cache and is
+ *     handed out again as it is (ctor not re-run).  KALLOC_ZERO on such a
+ *     cache zeroes the object (the constructed state is lost; one warning);
+ *   - kalloc_cache_alloc_bulk is all or nothing;
+ *   - kalloc_cache_destroy of a cache with live objects reports them (one
+ *     line naming the cache and the count, then each object's allocation
+ *     site with KALLOC_CACHE_STORE_USER or KALLOC_LEAKS=1), frees nothing
+ *     the program holds and returns KALLOC_EBUSY.
+ * Objects of a cache are freed with kalloc_cache_free only.
+ */
+typedef struct kalloc_cache kalloc_cache_t;
+
+#define KALLOC_CACHE_HWCACHE_ALIGN   (1u << 0) /* align objects to cache lines */
+#define KALLOC_CACHE_PANIC           (1u << 1) /* a failed create aborts */
+#define KALLOC_CACHE_ACCOUNT         (1u << 2) /* objects charged as KALLOC_ACCOUNT */
+#define KALLOC_CACHE_TYPESAFE_BY_RCU (1u << 3) /* freed memory stays this cache's */
+#define KALLOC_CACHE_POISON          (1u << 4) /* debug P for this cache */
+#define KALLOC_CACHE_RED_ZONE        (1u << 5) /* debug Z for this cache */
+#define KALLOC_CACHE_STORE_USER      (1u << 6) /* debug U, and sites at destroy */
+#define KALLOC_CACHE_NO_MERGE        (1u << 7) /* never share slabs with another */
+#define KALLOC_CACHE_RECLAIM_ACCOUNT (1u << 8) /* accepted, no effect */
+#define KALLOC_CACHE_FAILSLAB        (1u << 9) /* injected failures with cache_filter:1 */
+#define KALLOC_CACHE_SANITY          (1u << 10) /* debug F for this cache */
+#define KALLOC_CACHE_FLAGS_ALL       0x7ffu
+
+/*
+ * A cache named name (copied; up to 63 bytes shown) of objects of
+ * obj.size bytes aligned to obj.align (a power of two; 0 for the default
+ * of 8), on handle a.  ctor may be NULL.  NULL with errmsg on bad
+ * arguments (unknown flag bits included) or want of memory; with
+ * KALLOC_CACHE_PANIC it aborts instead, naming the cache.
+ */
+KALLOC_API kalloc_cache_t *kalloc_cache_create(kalloc_t *a, const char *name,
+					       kalloc_layout_t obj,
+					       unsigned flags,
+					       void (*ctor)(void *obj));
+/* An object, or NULL with errmsg; flags as for kalloc_alloc. */
+KALLOC_API void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags);
+KALLOC_API void kalloc_cache_free(kalloc_cache_t *c, void *obj);
+/* n objects into objs, all or none: returns n, or 0 with nothing held. */
+KALLOC_API size_t kalloc_cache_alloc_bulk(kalloc_cache_t *c,
+					  kalloc_flags_t flags, size_t n,
+					  void **objs);
+KALLOC_API void kalloc_cache_free_bulk(kalloc_cache_t *c, size_t n,
+				       void **objs);
+/* The object size given at create. */
+KALLOC_API size_t kalloc_cache_size(const kalloc_cache_t *c);
+KALLOC_API const char *kalloc_cache_name(const kalloc_cache_t *c);
+/* Gives the backend the free objects the cache keeps; returns how many. */
+KALLOC_API size_t kalloc_cache_shrink(kalloc_cache_t *c);
+/* KALLOC_OK, or KALLOC_EBUSY when objects were still live (reported). */
+KALLOC_API int kalloc_cache_destroy(kalloc_cache_t *c);
+
+/* One cache's counters, /proc/slabinfo's columns. */
+typedef struct kalloc_cache_stats {
+	uint64_t active_objs;  /* handed out, not freed */
+	uint64_t num_objs;     /* active plus free ones the cache keeps */
+	size_t objsize;        /* bytes per object, alignment included */
+	uint64_t failures;     /* failed allocations */
+	uint64_t constructed;  /* constructor calls */
+} kalloc_cache_stats_t;
+KALLOC_API void kalloc_cache_stats(const kalloc_cache_t *c,
+				   kalloc_cache_stats_t *out);
 
 /* ---- accounting (KALLOC_ACCOUNT, the kernel's GFP_KERNEL_ACCOUNT) ------- */
 

@@ -146,6 +146,90 @@ KALLOC_API void *__vmalloc(unsigned long size, gfp_t flags);
  * kmalloc cannot serve it).  It asks the backend by allocating once. */
 KALLOC_API size_t kmalloc_size_roundup(size_t size);
 
+/* ---- object caches: kmem_cache (<linux/slab.h>) ------------------------ */
+
+/*
+ * struct kmem_cache is the core's kalloc_cache_t (see <kalloc.h> for the
+ * semantics: SLUB's, on the default backend).  kmem_cache_create takes
+ * 6.13's two forms, told apart by _Generic as the kernel does:
+ *   kmem_cache_create(name, size, align, flags, ctor)
+ *   kmem_cache_create(name, size, &(struct kmem_cache_args){...}, flags)
+ */
+struct kmem_cache;
+typedef unsigned int slab_flags_t;
+
+#define SLAB_HWCACHE_ALIGN   KALLOC_CACHE_HWCACHE_ALIGN
+#define SLAB_PANIC           KALLOC_CACHE_PANIC
+#define SLAB_ACCOUNT         KALLOC_CACHE_ACCOUNT
+#define SLAB_TYPESAFE_BY_RCU KALLOC_CACHE_TYPESAFE_BY_RCU
+#define SLAB_POISON          KALLOC_CACHE_POISON
+#define SLAB_RED_ZONE        KALLOC_CACHE_RED_ZONE
+#define SLAB_STORE_USER      KALLOC_CACHE_STORE_USER
+#define SLAB_NO_MERGE        KALLOC_CACHE_NO_MERGE
+#define SLAB_RECLAIM_ACCOUNT KALLOC_CACHE_RECLAIM_ACCOUNT
+#define SLAB_FAILSLAB        KALLOC_CACHE_FAILSLAB
+#define SLAB_CONSISTENCY_CHECKS KALLOC_CACHE_SANITY
+
+struct kmem_cache_args {
+	unsigned int align;
+	unsigned int useroffset;     /* usercopy region: accepted, unchecked */
+	unsigned int usersize;
+	unsigned int freeptr_offset; /* accepted; the free link is never in
+				      * the object here */
+	_Bool use_freeptr_offset;
+	void (*ctor)(void *);
+};
+
+KALLOC_API struct kmem_cache *__kmem_cache_create_args(const char *name,
+		unsigned int object_size, struct kmem_cache_args *args,
+		slab_flags_t flags);
+KALLOC_API struct kmem_cache *__kmem_cache_default_args(const char *name,
+		unsigned int object_size, struct kmem_cache_args *args,
+		slab_flags_t flags);
+KALLOC_API struct kmem_cache *__kmem_cache_create(const char *name,
+		unsigned int size, unsigned int align, slab_flags_t flags,
+		void (*ctor)(void *));
+KALLOC_API struct kmem_cache *kmem_cache_create_usercopy(const char *name,
+		unsigned int size, unsigned int align, slab_flags_t flags,
+		unsigned int useroffset, unsigned int usersize,
+		void (*ctor)(void *));
+
+#define kmem_cache_create(__name, __object_size, __args, ...)            \
+	_Generic((__args),                                                \
+		struct kmem_cache_args *: __kmem_cache_create_args,       \
+		void *: __kmem_cache_default_args,                        \
+		default: __kmem_cache_create)(__name, __object_size,      \
+					      __args, __VA_ARGS__)
+
+#define KMEM_CACHE(__struct, __flags)                                     \
+	__kmem_cache_create_args(#__struct, sizeof(struct __struct),      \
+		&(struct kmem_cache_args){                                \
+			.align = __alignof__(struct __struct),            \
+		}, (__flags))
+
+#define KMEM_CACHE_USERCOPY(__struct, __flags, __field)                   \
+	__kmem_cache_create_args(#__struct, sizeof(struct __struct),      \
+		&(struct kmem_cache_args){                                \
+			.align = __alignof__(struct __struct),            \
+			.useroffset = __builtin_offsetof(struct __struct, __field), \
+			.usersize = sizeof(((struct __struct *)0)->__field), \
+		}, (__flags))
+
+KALLOC_API void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags);
+KALLOC_API void *kmem_cache_zalloc(struct kmem_cache *s, gfp_t flags);
+KALLOC_API void *kmem_cache_alloc_node(struct kmem_cache *s, gfp_t flags,
+				       int node);
+KALLOC_API void kmem_cache_free(struct kmem_cache *s, void *obj);
+/* All or nothing: size, or 0 with nothing allocated. */
+KALLOC_API int kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t flags,
+				     size_t size, void **p);
+KALLOC_API void kmem_cache_free_bulk(struct kmem_cache *s, size_t size,
+				     void **p);
+KALLOC_API unsigned int kmem_cache_size(struct kmem_cache *s);
+KALLOC_API int kmem_cache_shrink(struct kmem_cache *s);
+/* With live objects: "Slab cache still has objects", nothing freed. */
+KALLOC_API void kmem_cache_destroy(struct kmem_cache *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,7 +22,7 @@
 static const char help[] =
 	"usage: kalloc conform [-v] [BACKEND|PLUGIN.so ...|--all]\n"
 	"\n"
-	"Check backends against the guarantees G1-G16 (docs/CONTRACT.md)\n"
+	"Check backends against the guarantees G1-G17 (docs/CONTRACT.md)\n"
 	"with the conformance suite, each backend in its own process.\n"
 	"\n"
 	"  BACKEND|PLUGIN.so  one: its full report (one line per guarantee)\n"

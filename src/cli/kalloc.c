@@ -21,7 +21,7 @@ static const char help[] =
 	"                run PROGRAM with its malloc and new on BACKEND\n"
 	"  list          the backends found, with what each declares\n"
 	"  conform [BACKEND|PLUGIN.so ...|--all]\n"
-	"                check backends against the guarantees G1-G16\n"
+	"                check backends against the guarantees G1-G17\n"
 	"  bench [ARGS]  compare the backends and reference allocators\n"
 	"  help [COMMAND]\n"
 	"                this help, or a command's\n"

@@ -52,7 +52,7 @@ size_t kalloc__redzone(kalloc_t *a, size_t align)
 
 /* ---- reports ---------------------------------------------------------- */
 
-static void site_name(const void *site, char *buf, size_t cap)
+void kalloc__describe_caller(const void *site, char *buf, size_t cap)
 {
 	Dl_info info;
 	if (!site) {
@@ -81,14 +81,14 @@ void kalloc__report_block(const char *who, const struct kalloc_block *b,
 		    b->size, b->align);
 	if (!(atomic_load(&b->a->features) & DEBUG_U))
 		return;
-	site_name(b->site, site, sizeof(site));
+	kalloc__describe_caller(b->site, site, sizeof(site));
 	kalloc__log(who, "  allocated by thread %d at %s", b->tid, site);
 	if (b->free_site) {
-		site_name(b->free_site, site, sizeof(site));
+		kalloc__describe_caller(b->free_site, site, sizeof(site));
 		kalloc__log(who, "  freed at %s", site);
 	}
 	if (caller) {
-		site_name(caller, site, sizeof(site));
+		kalloc__describe_caller(caller, site, sizeof(site));
 		kalloc__log(who, "  found by the call at %s", site);
 	}
 }
@@ -289,7 +289,7 @@ static void leak_report(void)
 		    l.n, l.bytes);
 	for (size_t i = 0; i < l.n && i < LEAK_LINES; i++) {
 		char site[256];
-		site_name(l.v[i].site, site, sizeof(site));
+		kalloc__describe_caller(l.v[i].site, site, sizeof(site));
 		kalloc__log(NULL, "  %zu bytes at %p (%s), allocated by thread "
 			    "%d at %s", l.v[i].size, l.v[i].ptr, l.v[i].a->p->name,
 			    l.v[i].tid, site);

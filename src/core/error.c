@@ -17,6 +17,7 @@ static const char *const err_text[KALLOC_ERR_COUNT] = {
 	[KALLOC_ENOTSUP] = "flag not supported by this backend",
 	[KALLOC_EAGAIN] = "would block (NOWAIT/ATOMIC)",
 	[KALLOC_ELIMIT] = "accounting limit reached",
+	[KALLOC_EBUSY] = "still in use",
 	[KALLOC_ENOENT] = "no such backend",
 	[KALLOC_EABI] = "plugin ABI mismatch",
 	[KALLOC_ELOAD] = "plugin failed to load",

@@ -43,12 +43,14 @@ struct failslab {
 	unsigned long long space;
 	unsigned long long seed;
 	int verbose;
+	bool cache_filter;    /* only caches created with KALLOC_CACHE_FAILSLAB */
 };
 
 static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct failslab fs;
 static unsigned long long fs_calls, fs_rng, fs_space_used;
 static _Atomic uint64_t fs_injected;
+static _Atomic bool fs_cache_filter; /* fs.cache_filter, read unlocked */
 
 static bool parse_num(const char *v, size_t n, long long min, long long max,
 		      long long *out)
@@ -74,12 +76,13 @@ static const struct field {
 	{ "probability", 0, 100 }, { "interval", 1, 1LL << 62 },
 	{ "times", -1, 1LL << 62 }, { "space", 0, 1LL << 62 },
 	{ "seed", 0, 1LL << 62 },   { "verbose", 0, 2 },
+	{ "cache_filter", 0, 1 },
 };
 
 /* Parses spec into *out; KALLOC_EINVAL with errmsg on the first bad field. */
 static int parse(const char *spec, struct failslab *out)
 {
-	long long val[6] = { -1, 1, -1, 0, 1, 0 }; /* -1 probability: unset */
+	long long val[7] = { -1, 1, -1, 0, 1, 0, 0 }; /* -1 probability: unset */
 	const char *p = spec;
 	while (*p) {
 		size_t len = strcspn(p, ",");
@@ -93,7 +96,7 @@ static int parse(const char *spec, struct failslab *out)
 			return kalloc__error(KALLOC_EINVAL,
 					     "KALLOC_FAIL: unknown field '%.*s'; valid: "
 					     "probability, interval, times, space, seed, "
-					     "verbose (as name:value, comma-separated)",
+					     "verbose, cache_filter (as name:value, comma-separated)",
 					     (int)(len < 40 ? len : 40), p);
 		if (!parse_num(colon + 1, len - (size_t)(colon + 1 - p),
 			       fields[k].min, fields[k].max, &val[k]))
@@ -111,6 +114,7 @@ static int parse(const char *spec, struct failslab *out)
 		.space = (unsigned long long)val[3],
 		.seed = (unsigned long long)val[4],
 		.verbose = (int)val[5],
+		.cache_filter = val[6] != 0,
 	};
 	return KALLOC_OK;
 }
@@ -125,6 +129,7 @@ int kalloc_fail_config(const char *spec)
 	if (fs.on != next.on)
 		kalloc__fail_arm(next.on ? 1 : -1);
 	fs = next;
+	atomic_store(&fs_cache_filter, next.cache_filter);
 	fs_calls = fs_space_used = 0;
 	fs_rng = next.seed ? next.seed : 1;
 	atomic_store(&fs_injected, 0);
@@ -179,8 +184,13 @@ static bool failslab_decide(size_t size, int *verbose)
 bool kalloc__fail_now(size_t size, kalloc_flags_t flags)
 {
 	bool fail = false;
-	if (flags & KALLOC_NOFAIL)
-		return false; /* as the kernel's should_failslab */
+	/* As the kernel's should_failslab: NOFAIL never fails, and with
+	 * cache_filter only caches marked FAILSLAB do. */
+	if ((flags & KALLOC_NOFAIL) || kalloc__cache_call == CACHE_CALL_DECIDED)
+		return false;
+	if (atomic_load_explicit(&fs_cache_filter, memory_order_relaxed) &&
+	    kalloc__cache_call != CACHE_CALL_FAILSLAB)
+		return false;
 	if (countdown && --countdown == 0) {
 		kalloc__fail_arm(-1);
 		fail = true;

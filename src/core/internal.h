@@ -188,4 +188,26 @@ HIDDEN extern FAST_TLS int kalloc__host_depth; /* nested host calls */
 HIDDEN bool kalloc__fail_now(size_t size, kalloc_flags_t flags);
 HIDDEN void kalloc__fail_init(void);
 
+/* cache.c */
+extern FAST_TLS int kalloc__cache_call;
+#define CACHE_CALL_PLAIN    1 /* a cache allocation, no FAILSLAB */
+#define CACHE_CALL_FAILSLAB 2 /* a cache allocation, FAILSLAB cache */
+#define CACHE_CALL_DECIDED  3 /* the cache's backend call: already decided */
+HIDDEN void kalloc__caches_foreach(kalloc_t *a,
+				   void (*fn)(const kalloc_cache_t *, void *),
+				   void *ctx);
+HIDDEN void kalloc__caches_atfork(int phase);
+/* kalloc_cache_* with the caller that debug and leak reports name */
+HIDDEN void *kalloc__cache_alloc_at(const void *caller, kalloc_cache_t *c,
+				    kalloc_flags_t flags);
+HIDDEN void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c,
+				  void *obj);
+HIDDEN size_t kalloc__cache_alloc_bulk_at(const void *caller, kalloc_cache_t *c,
+					  kalloc_flags_t flags, size_t n,
+					  void **objs);
+HIDDEN void kalloc__cache_free_bulk_at(const void *caller, kalloc_cache_t *c,
+				       size_t n, void **objs);
+/* debug.c: "file(symbol+0x12) [0x...]" for a call site */
+HIDDEN void kalloc__describe_caller(const void *site, char *buf, size_t cap);
+
 #endif

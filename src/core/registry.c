@@ -27,6 +27,7 @@ static struct shared *shared_list;
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
+	kalloc__caches_atfork(0);
 	for (kalloc_t *a = handles; a; a = a->next)
 		if (a->ops->atfork_prepare)
 			a->ops->atfork_prepare(a->state);
@@ -53,6 +54,7 @@ static void atfork_parent(void)
 	kalloc__plain_atfork(1);
 	kalloc__block_unlock_all();
 	run_after(handles, false);
+	kalloc__caches_atfork(1);
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -62,6 +64,7 @@ static void atfork_child(void)
 	kalloc__plain_atfork(2);
 	kalloc__block_unlock_all();
 	run_after(handles, true);
+	kalloc__caches_atfork(2);
 	/* The child's thread has a new id: a recursive mutex refuses its
 	 * unlock (EPERM) and would stay held.  Make the lock anew. */
 	pthread_mutexattr_t attr;

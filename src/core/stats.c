@@ -93,6 +93,19 @@ static void count_one(void *ctx, const char *group, const char *key,
 	c->n++;
 }
 
+/* A cache is a group named after it, with /proc/slabinfo's columns. */
+static void count_cache(const kalloc_cache_t *cache, void *ctx)
+{
+	kalloc_cache_stats_t s;
+	kalloc_cache_stats(cache, &s);
+	const char *g = kalloc_cache_name(cache);
+	count_one(ctx, g, "active_objs", s.active_objs);
+	count_one(ctx, g, "num_objs", s.num_objs);
+	count_one(ctx, g, "objsize", s.objsize);
+	count_one(ctx, g, "failures", s.failures);
+	count_one(ctx, g, "constructed", s.constructed);
+}
+
 int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx)
 {
 	struct counting c = { fn, ctx, 0 };
@@ -118,6 +131,7 @@ int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx)
 	}
 	if (a->ops->stats)
 		a->ops->stats(a->state, count_one, &c);
+	kalloc__caches_foreach(a, count_cache, &c);
 	return c.n;
 }
 
@@ -156,6 +170,18 @@ static void print_backend_stat(void *ctx, const char *group, const char *key,
 	put(p->fd, " %-20s %" PRIu64 "\n", key, value);
 }
 
+/* A cache's line under its handle, /proc/slabinfo's first columns. */
+static void print_cache(const kalloc_cache_t *cache, void *ctx)
+{
+	int fd = *(int *)ctx;
+	kalloc_cache_stats_t s;
+	kalloc_cache_stats(cache, &s);
+	put(fd, "    cache %-20s active_objs %8" PRIu64 "  num_objs %8" PRIu64
+		"  objsize %6zu  constructed %10" PRIu64 "  failed %6" PRIu64
+		"\n", kalloc_cache_name(cache), s.active_objs, s.num_objs,
+	    s.objsize, s.constructed, s.failures);
+}
+
 static void print_handle(kalloc_t *a, void *ctx)
 {
 	int fd = *(int *)ctx;
@@ -171,6 +197,7 @@ static void print_handle(kalloc_t *a, void *ctx)
 		struct printer p = { .fd = fd };
 		a->ops->stats(a->state, print_backend_stat, &p);
 	}
+	kalloc__caches_foreach(a, print_cache, ctx);
 }
 
 void kalloc_stats_print(int fd)

@@ -47,6 +47,7 @@ TCase *g12_nowarn(void);     /* nowarn.c */
 TCase *g13_threads(void);    /* threads.c */
 TCase *g15_fast(void);       /* fast.c */
 TCase *g16_misuse(void);     /* fast.c */
+TCase *g17_caches(void);     /* cache.c */
 
 #define REQUIRE(cond, ...)                       \
 	do {                                     \

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NG 16
+#define NG 17
 
 static int die(const char *fmt, const char *a, const char *b)
 {

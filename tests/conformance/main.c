@@ -4,7 +4,7 @@
  *     kalloc-conform BACKEND|PLUGIN.so
  *
  * Opens the backend with kalloc_open (a name looked up in the plugin path,
- * or a plugin file), runs one Check test case per guarantee G1-G16 of the
+ * or a plugin file), runs one Check test case per guarantee G1-G17 of the
  * contract (docs/CONTRACT.md), each test in its own process so a crash is a FAIL,
  * and prints one line per guarantee:
  *
@@ -60,6 +60,7 @@ static const struct guarantee guarantees[] = {
 	{ "G14", "refuses-unhonored", g14_refusal },
 	{ "G15", "fast-entries", g15_fast },
 	{ "G16", "declared-misuse", g16_misuse },
+	{ "G17", "object-caches", g17_caches },
 };
 #define NGUARANTEES (sizeof(guarantees) / sizeof(guarantees[0]))
 
@@ -68,7 +69,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kalloc-conform BACKEND|PLUGIN.so\n"
 		"\n"
-		"Runs libkalloc's conformance suite (guarantees G1-G16) on one\n"
+		"Runs libkalloc's conformance suite (guarantees G1-G17) on one\n"
 		"backend: a name found in the plugin path (%s)\n"
 		"or the path of a plugin file (containing '/' or ending in .so).\n"
 		"Prints one line per guarantee (PASS, FAIL: why, or SKIP: why)\n"

@@ -1,0 +1,615 @@
+/*
+ * Object caches (kalloc_cache_*, the kernel's kmem_cache) on any backend.
+ *
+ * A cache fixes one object layout at create and takes its objects from its
+ * handle's backend.  A cache with no constructor and no TYPESAFE_BY_RCU
+ * keeps nothing: each alloc and free goes straight to the backend, by its
+ * fast entries while the handle is plain (kalloc_direct), else through
+ * kalloc_realloc with its instrumentation.  The other caches keep their
+ * free objects in a stash, as SLUB keeps them in its slabs.
+ *
+ * Invariants:
+ *   - an object of a stash cache is constructed once, when its memory
+ *     first comes from the backend; free puts it in the stash unchanged
+ *     (its link lives in a trailer word past the object), and only shrink
+ *     (never for TYPESAFE_BY_RCU) or destroy give it back to the backend;
+ *   - active == objects handed out and not yet freed; stashed == objects in
+ *     the stash (under lock);
+ *   - with tracking (STORE_USER, or KALLOC_LEAKS on the handle), every
+ *     active object is in sites[] with its caller (under lock).
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define DEBUG_FLAGS (KALLOC_CACHE_POISON | KALLOC_CACHE_RED_ZONE | \
+		     KALLOC_CACHE_STORE_USER | KALLOC_CACHE_SANITY)
+
+struct site {
+	void *obj;              /* NULL: empty; TOMB: deleted */
+	const void *caller;
+};
+#define TOMB ((void *)1)
+
+struct kalloc_cache {
+	char name[64];
+	kalloc_t *a;            /* the handle objects come from */
+	bool own_handle;        /* a debug handle opened for this cache */
+	bool stash_mode;        /* ctor or TYPESAFE_BY_RCU: keeps free objects */
+	bool track;             /* sites[] records every active object */
+	unsigned flags;
+	void (*ctor)(void *);
+	size_t size;            /* as asked */
+	size_t objsize;         /* size rounded to the alignment (slabinfo's) */
+	kalloc_layout_t obj;    /* what each object takes from the backend */
+	size_t link_off;        /* stash mode: offset of the trailer link */
+	kalloc_flags_t aflags;  /* flags every alloc adds (ACCOUNT) */
+	kalloc_direct_t d;      /* fast entries, if the backend has them */
+	bool direct;
+
+	_Atomic int64_t active;
+	_Atomic uint64_t failures, constructed;
+	_Atomic bool zero_warned;
+
+	pthread_mutex_t lock;   /* stash and sites */
+	void *stash;            /* free constructed objects, linked by trailer */
+	size_t stashed;
+	struct site *sites;     /* open addressing, cap a power of two */
+	size_t nsites, cap_sites, used_sites;
+
+	struct kalloc_cache *next; /* all caches, under caches_lock */
+};
+
+static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kalloc_cache *caches;
+
+/* This thread's current cache call, for failslab: CACHE_CALL_* */
+FAST_TLS int kalloc__cache_call;
+
+static void **link_of(const struct kalloc_cache *c, void *obj)
+{
+	return (void **)((char *)obj + c->link_off);
+}
+
+/* ---- sites: who allocated each active object ------------------------- */
+
+static size_t hash_ptr(const void *p, size_t cap)
+{
+	uint64_t x = (uintptr_t)p;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x & (cap - 1);
+}
+
+/* Grows (or cleans) the table; false when no memory: tracking stops. */
+static bool sites_grow(struct kalloc_cache *c)
+{
+	size_t ncap = c->cap_sites ? c->cap_sites : 256;
+	if (c->nsites * 2 >= ncap)
+		ncap *= 2;
+	struct site *n = mmap(NULL, ncap * sizeof(*n), PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (n == MAP_FAILED)
+		return false;
+	for (size_t i = 0; i < c->cap_sites; i++) {
+		struct site s = c->sites[i];
+		if (s.obj && s.obj != TOMB) {
+			size_t h = hash_ptr(s.obj, ncap);
+			while (n[h].obj)
+				h = (h + 1) & (ncap - 1);
+			n[h] = s;
+		}
+	}
+	if (c->sites)
+		munmap(c->sites, c->cap_sites * sizeof(*c->sites));
+	c->sites = n;
+	c->cap_sites = ncap;
+	c->used_sites = c->nsites;
+	return true;
+}
+
+static void sites_add(struct kalloc_cache *c, void *obj, const void *caller)
+{
+	pthread_mutex_lock(&c->lock);
+	if ((c->used_sites + 1) * 4 >= c->cap_sites * 3 && !sites_grow(c)) {
+		c->track = false; /* out of memory: no sites, never wrong ones */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	size_t h = hash_ptr(obj, c->cap_sites);
+	while (c->sites[h].obj && c->sites[h].obj != TOMB)
+		h = (h + 1) & (c->cap_sites - 1);
+	if (!c->sites[h].obj)
+		c->used_sites++;
+	c->sites[h] = (struct site){ obj, caller };
+	c->nsites++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* False when obj is not an active object of c (a double or foreign free). */
+static bool sites_del(struct kalloc_cache *c, void *obj)
+{
+	pthread_mutex_lock(&c->lock);
+	bool found = false;
+	if (c->cap_sites) {
+		size_t h = hash_ptr(obj, c->cap_sites);
+		while (c->sites[h].obj) {
+			if (c->sites[h].obj == obj) {
+				c->sites[h].obj = TOMB;
+				c->nsites--;
+				found = true;
+				break;
+			}
+			h = (h + 1) & (c->cap_sites - 1);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+/* KALLOC_SLAB_DEBUG, the kernel's slab_debug: "FZ,dentry,inode;P,foo"
+ * gives the listed caches those debug letters; letters alone (no names)
+ * apply to every cache. */
+static unsigned debug_by_name(const char *name)
+{
+	const char *spec = kalloc__env("KALLOC_SLAB_DEBUG");
+	unsigned got = 0;
+	while (spec && *spec) {
+		size_t blen = strcspn(spec, ";");
+		size_t llen = strcspn(spec, ",;");
+		unsigned letters = 0;
+		for (size_t i = 0; i < llen; i++)
+			switch (spec[i] | 0x20) {
+			case 'f': letters |= KALLOC_CACHE_SANITY; break;
+			case 'z': letters |= KALLOC_CACHE_RED_ZONE; break;
+			case 'p': letters |= KALLOC_CACHE_POISON; break;
+			case 'u': letters |= KALLOC_CACHE_STORE_USER; break;
+			}
+		bool listed = llen == blen; /* no names: all caches */
+		for (const char *n = spec + llen; n < spec + blen && !listed;) {
+			n++; /* the ',' */
+			size_t nlen = strcspn(n, ",;");
+			listed = nlen == strlen(name) && !strncmp(n, name, nlen);
+			n += nlen;
+		}
+		if (listed)
+			got |= letters;
+		spec += blen + (spec[blen] == ';');
+	}
+	return got;
+}
+
+/* A handle of a's backend with the cache's debug letters on. */
+static kalloc_t *debug_handle(kalloc_t *a, unsigned flags)
+{
+	char opts[32] = "debug=";
+	size_t n = strlen(opts);
+	if (flags & KALLOC_CACHE_SANITY)
+		opts[n++] = 'F';
+	if (flags & KALLOC_CACHE_RED_ZONE)
+		opts[n++] = 'Z';
+	if (flags & KALLOC_CACHE_POISON)
+		opts[n++] = 'P';
+	if (flags & KALLOC_CACHE_STORE_USER)
+		opts[n++] = 'U';
+	opts[n] = 0;
+	kalloc_t *d;
+	if (kalloc_open(a->path ? a->path : a->p->name, opts, &d))
+		return NULL;
+	return d;
+}
+
+__attribute__((cold, noreturn)) static void panic(const char *name)
+{
+	kalloc__log(NULL, "kalloc_cache_create(\"%s\") failed with "
+		    "KALLOC_CACHE_PANIC: %s", name ? name : "(null)",
+		    kalloc_errmsg());
+	abort();
+}
+
+static struct kalloc_cache *create(kalloc_t *a, const char *name,
+				   kalloc_layout_t obj, unsigned flags,
+				   void (*ctor)(void *))
+{
+	if (!a || !name)
+		return kalloc__error(KALLOC_EINVAL, "kalloc_cache_create: the "
+				     "handle and the name must not be NULL"), NULL;
+	if (flags & ~KALLOC_CACHE_FLAGS_ALL)
+		return kalloc__error(KALLOC_EINVAL, "cache '%s': unknown flag bits "
+				     "0x%x; valid: KALLOC_CACHE_* (SLAB_*) flags "
+				     "0x%x", name, flags & ~KALLOC_CACHE_FLAGS_ALL,
+				     KALLOC_CACHE_FLAGS_ALL), NULL;
+	size_t align = obj.align ? obj.align : 8;
+	if (align & (align - 1))
+		return kalloc__error(KALLOC_EINVAL, "cache '%s': alignment %zu is "
+				     "not a power of two", name, align), NULL;
+	if (obj.size == 0 || obj.size > (a->max_size >> 1) ||
+	    align > a->max_align)
+		return kalloc__error(KALLOC_EINVAL, "cache '%s': object size %zu "
+				     "alignment %zu; valid: 1 to %zu bytes, "
+				     "alignment up to %zu", name, obj.size, align,
+				     a->max_size >> 1, a->max_align), NULL;
+	/* SLAB_HWCACHE_ALIGN: a cache line, halved while the object fits
+	 * twice in it (the kernel's calculate_alignment). */
+	if (flags & KALLOC_CACHE_HWCACHE_ALIGN) {
+		size_t line = 64;
+		while (obj.size <= line / 2)
+			line /= 2;
+		if (line > align)
+			align = line;
+	}
+	flags |= debug_by_name(name);
+
+	struct kalloc_cache *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return kalloc__error(KALLOC_ENOMEM, "cache '%s': no memory for "
+				     "the cache itself", name), NULL;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	pthread_mutex_init(&c->lock, NULL);
+	c->flags = flags;
+	c->ctor = ctor;
+	c->size = obj.size;
+	c->a = a;
+	if (flags & DEBUG_FLAGS) {
+		c->a = debug_handle(a, flags);
+		if (!c->a) {
+			munmap(c, sizeof(*c));
+			return NULL;
+		}
+		c->own_handle = true;
+	}
+	c->stash_mode = ctor || (flags & KALLOC_CACHE_TYPESAFE_BY_RCU);
+	/* Without a stash an object is a block of exactly its size, so a
+	 * debug handle's red zone starts right after it. */
+	size_t size = obj.size;
+	c->objsize = (obj.size + align - 1) & ~(align - 1);
+	if (c->stash_mode) {
+		c->link_off = (obj.size + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+		size = c->link_off + sizeof(void *);
+		size = (size + align - 1) & ~(align - 1);
+	}
+	c->obj = KALLOC_LAYOUT(size, align);
+	c->aflags = (flags & KALLOC_CACHE_ACCOUNT) ? KALLOC_ACCOUNT : 0;
+	c->track = (flags & KALLOC_CACHE_STORE_USER) ||
+		   (atomic_load(&c->a->features) & FEAT_LEAKS);
+	c->direct = kalloc_direct(c->a, &c->d) == KALLOC_OK;
+
+	pthread_mutex_lock(&caches_lock);
+	c->next = caches;
+	caches = c;
+	pthread_mutex_unlock(&caches_lock);
+	return c;
+}
+
+kalloc_cache_t *kalloc_cache_create(kalloc_t *a, const char *name,
+				    kalloc_layout_t obj, unsigned flags,
+				    void (*ctor)(void *))
+{
+	struct kalloc_cache *c = create(a, name, obj, flags, ctor);
+	if (!c && (flags & KALLOC_CACHE_PANIC))
+		panic(name);
+	return c;
+}
+
+/* ---- alloc and free ---------------------------------------------------- */
+
+/* Memory for one object from the backend; NULL with errmsg. */
+static void *from_backend(const void *caller, struct kalloc_cache *c,
+			  kalloc_flags_t flags)
+{
+	kalloc__cache_call = CACHE_CALL_DECIDED;
+	kalloc_buf_t b;
+	int err = kalloc_realloc_at(caller, c->a, NULL, c->obj,
+				    KALLOC_LAYOUT_UNKNOWN, flags | c->aflags, &b);
+	kalloc__cache_call = 0;
+	return err ? NULL : b.ptr;
+}
+
+static void to_backend(const void *caller, struct kalloc_cache *c, void *obj)
+{
+	kalloc_free_at(caller, c->a, obj, c->obj);
+}
+
+__attribute__((noinline)) static void warn_zero(struct kalloc_cache *c)
+{
+	if (!atomic_exchange(&c->zero_warned, true))
+		kalloc__log(NULL, "cache '%s': allocation with zeroing on a "
+			    "cache with a constructor; the constructed state "
+			    "is lost", c->name);
+}
+
+static void *alloc_stash(const void *caller, struct kalloc_cache *c,
+			 kalloc_flags_t flags)
+{
+	void *obj = NULL;
+	/* NOWAIT and ATOMIC never wait for the lock. */
+	if ((flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) ?
+	    pthread_mutex_trylock(&c->lock) == 0 :
+	    pthread_mutex_lock(&c->lock) == 0) {
+		obj = c->stash;
+		if (obj) {
+			c->stash = *link_of(c, obj);
+			c->stashed--;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (!obj) {
+		obj = from_backend(caller, c, flags & ~KALLOC_ZERO);
+		if (!obj)
+			return NULL;
+		if (c->ctor) {
+			c->ctor(obj);
+			atomic_fetch_add_explicit(&c->constructed, 1,
+						  memory_order_relaxed);
+		}
+	}
+	if (flags & KALLOC_ZERO) {
+		if (c->ctor)
+			warn_zero(c);
+		memset(obj, 0, c->size);
+	}
+	return obj;
+}
+
+/* Injection decides once per cache allocation, stash or not, as the
+ * kernel's should_failslab runs before the freelist is looked at. */
+__attribute__((noinline)) static bool inject(struct kalloc_cache *c,
+					     kalloc_flags_t flags)
+{
+	kalloc__cache_call = (c->flags & KALLOC_CACHE_FAILSLAB) ?
+			     CACHE_CALL_FAILSLAB : CACHE_CALL_PLAIN;
+	bool fail = kalloc__fail_now(c->size, flags);
+	kalloc__cache_call = 0;
+	if (fail)
+		kalloc__error(KALLOC_ENOMEM, "cache '%s': injected failure "
+			      "(KALLOC_FAIL or kalloc_fail_nth)", c->name);
+	return fail;
+}
+
+static void *cache_alloc(const void *caller, struct kalloc_cache *c,
+			 kalloc_flags_t flags)
+{
+	void *obj;
+	if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
+					  memory_order_relaxed)) &&
+	    inject(c, flags))
+		obj = NULL;
+	else if (c->stash_mode)
+		obj = alloc_stash(caller, c, flags);
+	else if (likely(c->direct && !flags && !c->aflags &&
+			__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
+		obj = c->d.alloc(c->d.state, c->obj).ptr;
+		if (unlikely(kalloc_is_sentinel(obj)))
+			obj = from_backend(caller, c, flags); /* rare: retry */
+	} else {
+		obj = from_backend(caller, c, flags);
+	}
+	if (unlikely(!obj)) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
+	if (unlikely(c->track))
+		sites_add(c, obj, caller);
+	return obj;
+}
+
+void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
+{
+	return cache_alloc(__builtin_return_address(0), c, flags);
+}
+
+__attribute__((cold, noreturn)) static void bad_free(struct kalloc_cache *c,
+						     void *obj)
+{
+	kalloc__corruption(c->name, obj, "free of a pointer that is no live "
+			   "object of cache '%s' (a double free, or an object "
+			   "of another cache)", c->name);
+}
+
+static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
+{
+	if (unlikely(!obj))
+		return;
+	if (unlikely(c->track) && !sites_del(c, obj))
+		bad_free(c, obj);
+	atomic_fetch_sub_explicit(&c->active, 1, memory_order_relaxed);
+	if (c->stash_mode) {
+		pthread_mutex_lock(&c->lock);
+		*link_of(c, obj) = c->stash;
+		c->stash = obj;
+		c->stashed++;
+		pthread_mutex_unlock(&c->lock);
+	} else if (likely(c->direct &&
+			  __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
+		if (unlikely(!c->d.free(c->d.state, obj, c->obj)))
+			bad_free(c, obj);
+	} else {
+		to_backend(caller, c, obj);
+	}
+}
+
+void kalloc_cache_free(kalloc_cache_t *c, void *obj)
+{
+	cache_free(__builtin_return_address(0), c, obj);
+}
+
+void *kalloc__cache_alloc_at(const void *caller, kalloc_cache_t *c,
+			     kalloc_flags_t flags)
+{
+	return cache_alloc(caller, c, flags);
+}
+
+void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
+{
+	cache_free(caller, c, obj);
+}
+
+size_t kalloc__cache_alloc_bulk_at(const void *caller, kalloc_cache_t *c,
+				   kalloc_flags_t flags, size_t n, void **objs)
+{
+	for (size_t i = 0; i < n; i++) {
+		objs[i] = cache_alloc(caller, c, flags);
+		if (!objs[i]) {
+			while (i--)
+				cache_free(caller, c, objs[i]);
+			return 0;
+		}
+	}
+	return n;
+}
+
+size_t kalloc_cache_alloc_bulk(kalloc_cache_t *c, kalloc_flags_t flags,
+			       size_t n, void **objs)
+{
+	return kalloc__cache_alloc_bulk_at(__builtin_return_address(0), c,
+					   flags, n, objs);
+}
+
+void kalloc__cache_free_bulk_at(const void *caller, kalloc_cache_t *c,
+				size_t n, void **objs)
+{
+	for (size_t i = 0; i < n; i++)
+		cache_free(caller, c, objs[i]);
+}
+
+void kalloc_cache_free_bulk(kalloc_cache_t *c, size_t n, void **objs)
+{
+	kalloc__cache_free_bulk_at(__builtin_return_address(0), c, n, objs);
+}
+
+size_t kalloc_cache_size(const kalloc_cache_t *c)
+{
+	return c->size;
+}
+
+const char *kalloc_cache_name(const kalloc_cache_t *c)
+{
+	return c->name;
+}
+
+/* ---- shrink, destroy, stats -------------------------------------------- */
+
+/* Gives every stashed object back to the backend; returns the count. */
+static size_t drain(const void *caller, struct kalloc_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	void *list = c->stash;
+	size_t n = c->stashed;
+	c->stash = NULL;
+	c->stashed = 0;
+	pthread_mutex_unlock(&c->lock);
+	while (list) {
+		void *next = *link_of(c, list);
+		to_backend(caller, c, list);
+		list = next;
+	}
+	return n;
+}
+
+size_t kalloc_cache_shrink(kalloc_cache_t *c)
+{
+	if (c->flags & KALLOC_CACHE_TYPESAFE_BY_RCU)
+		return 0; /* its memory stays its own while it lives */
+	return drain(__builtin_return_address(0), c);
+}
+
+static void report_live(struct kalloc_cache *c, int64_t live)
+{
+	kalloc__log(NULL, "kalloc_cache_destroy %s: Slab cache still has "
+		    "objects (%lld left); none is freed", c->name,
+		    (long long)live);
+	if (!c->track)
+		return;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->cap_sites; i++) {
+		struct site s = c->sites[i];
+		if (s.obj && s.obj != TOMB) {
+			char where[256];
+			kalloc__describe_caller(s.caller, where, sizeof(where));
+			kalloc__log(NULL, "  object %p of '%s' allocated at %s",
+				    s.obj, c->name, where);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int kalloc_cache_destroy(kalloc_cache_t *c)
+{
+	if (!c)
+		return KALLOC_OK;
+	drain(__builtin_return_address(0), c);
+	int64_t live = atomic_load(&c->active);
+	if (live) {
+		/* Kept whole, as the kernel keeps it: the program's objects
+		 * stay valid, and the cache stays listed in the stats. */
+		report_live(c, live);
+		return kalloc__error(KALLOC_EBUSY, "cache '%s' still has %lld "
+				     "objects", c->name, (long long)live);
+	}
+	pthread_mutex_lock(&caches_lock);
+	for (struct kalloc_cache **pp = &caches; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&caches_lock);
+	if (c->own_handle)
+		kalloc_close(c->a);
+	if (c->sites)
+		munmap(c->sites, c->cap_sites * sizeof(*c->sites));
+	pthread_mutex_destroy(&c->lock);
+	munmap(c, sizeof(*c));
+	return KALLOC_OK;
+}
+
+void kalloc_cache_stats(const kalloc_cache_t *c, kalloc_cache_stats_t *out)
+{
+	struct kalloc_cache *m = (struct kalloc_cache *)c;
+	pthread_mutex_lock(&m->lock);
+	size_t stashed = m->stashed;
+	pthread_mutex_unlock(&m->lock);
+	int64_t active = atomic_load(&m->active);
+	*out = (kalloc_cache_stats_t){
+		.active_objs = active > 0 ? (uint64_t)active : 0,
+		.num_objs = (active > 0 ? (uint64_t)active : 0) + stashed,
+		.objsize = m->objsize,
+		.failures = atomic_load(&m->failures),
+		.constructed = atomic_load(&m->constructed),
+	};
+}
+
+/* Every cache whose objects come from handle a (a debug handle's caches
+ * too when a is the handle they were made on), for the stats. */
+void kalloc__caches_foreach(kalloc_t *a,
+			    void (*fn)(const kalloc_cache_t *, void *),
+			    void *ctx)
+{
+	pthread_mutex_lock(&caches_lock);
+	for (struct kalloc_cache *c = caches; c; c = c->next)
+		if (c->a == a)
+			fn(c, ctx);
+	pthread_mutex_unlock(&caches_lock);
+}
+
+/* Fork: no cache lock may be held in the child. */
+void kalloc__caches_atfork(int phase)
+{
+	if (phase == 0) {
+		pthread_mutex_lock(&caches_lock);
+		for (struct kalloc_cache *c = caches; c; c = c->next)
+			pthread_mutex_lock(&c->lock);
+		return;
+	}
+	for (struct kalloc_cache *c = caches; c; c = c->next)
+		pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&caches_lock);
+}
