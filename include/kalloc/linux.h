@@ -24,6 +24,7 @@
 #define KALLOC_LINUX_H
 
 #include <kalloc.h>
+#include <pthread.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -229,6 +230,61 @@ KALLOC_API unsigned int kmem_cache_size(struct kmem_cache *s);
 KALLOC_API int kmem_cache_shrink(struct kmem_cache *s);
 /* With live objects: "Slab cache still has objects", nothing freed. */
 KALLOC_API void kmem_cache_destroy(struct kmem_cache *s);
+
+/* ---- mempool (<linux/mempool.h>) ----------------------------------------- */
+
+/*
+ * A pool that guarantees forward progress: it keeps min_nr elements in
+ * reserve.  mempool_alloc first asks the backing allocator without
+ * blocking, then takes a reserved element; when none is left, a mask that
+ * may block (GFP_KERNEL) waits until mempool_free returns one (retrying the
+ * allocator every 5 s), so it never returns NULL; a mask that may not
+ * (GFP_NOWAIT, GFP_ATOMIC) returns NULL instead.  mempool_free refills the
+ * reserve before it frees to the allocator.
+ */
+typedef void *(mempool_alloc_t)(gfp_t gfp_mask, void *pool_data);
+typedef void (mempool_free_t)(void *element, void *pool_data);
+
+typedef struct mempool {
+	pthread_mutex_t lock;
+	pthread_cond_t wait;
+	int min_nr;          /* elements kept in reserve */
+	int curr_nr;         /* elements now in reserve */
+	void **elements;
+	void *pool_data;
+	mempool_alloc_t *alloc;
+	mempool_free_t *free;
+	int nr_waiting;      /* threads waiting in mempool_alloc (under lock) */
+} mempool_t;
+
+KALLOC_API int mempool_init(mempool_t *pool, int min_nr,
+			    mempool_alloc_t *alloc_fn, mempool_free_t *free_fn,
+			    void *pool_data);
+KALLOC_API void mempool_exit(mempool_t *pool);
+KALLOC_API int mempool_initialized(mempool_t *pool);
+KALLOC_API mempool_t *mempool_create(int min_nr, mempool_alloc_t *alloc_fn,
+				     mempool_free_t *free_fn, void *pool_data);
+KALLOC_API mempool_t *mempool_create_node(int min_nr, mempool_alloc_t *alloc_fn,
+					  mempool_free_t *free_fn,
+					  void *pool_data, gfp_t gfp_mask,
+					  int node_id);
+KALLOC_API int mempool_resize(mempool_t *pool, int new_min_nr);
+KALLOC_API void mempool_destroy(mempool_t *pool);
+KALLOC_API void *mempool_alloc(mempool_t *pool, gfp_t gfp_mask);
+KALLOC_API void mempool_free(void *element, mempool_t *pool);
+
+/* Pools of a cache's objects, and of kmalloc blocks of one size. */
+KALLOC_API void *mempool_alloc_slab(gfp_t gfp_mask, void *pool_data);
+KALLOC_API void mempool_free_slab(void *element, void *pool_data);
+KALLOC_API void *mempool_kmalloc(gfp_t gfp_mask, void *pool_data);
+KALLOC_API void mempool_kfree(void *element, void *pool_data);
+KALLOC_API mempool_t *mempool_create_slab_pool(int min_nr,
+					       struct kmem_cache *kc);
+KALLOC_API mempool_t *mempool_create_kmalloc_pool(int min_nr, size_t size);
+KALLOC_API int mempool_init_slab_pool(mempool_t *pool, int min_nr,
+				      struct kmem_cache *kc);
+KALLOC_API int mempool_init_kmalloc_pool(mempool_t *pool, int min_nr,
+					 size_t size);
 
 #ifdef __cplusplus
 }
