@@ -51,7 +51,9 @@ lib=$(find "$prefix" -name 'libkalloc.so.0' | head -n 1)
 plugin=$(find "$prefix" -path '*/kalloc/plugins/kalloc-libc.so' | head -n 1)
 [ -n "$plugin" ] && ok "libc plugin installed in <libdir>/kalloc/plugins" ||
 	fail "no <libdir>/kalloc/plugins/kalloc-libc.so"
-for h in kalloc.h kalloc/linux.h kalloc/vec.h kalloc/plugin.h; do
+for h in kalloc.h kalloc/linux.h kalloc/vec.h kalloc/plugin.h kalloc/rcu.h \
+	kalloc/compat/linux/slab.h kalloc/compat/linux/mempool.h \
+	kalloc/compat/linux/rcupdate.h; do
 	[ -f "$prefix/include/$h" ] && ok "header $h installed" ||
 		fail "header $h not installed"
 done
@@ -64,7 +66,9 @@ libdir=$(dirname "$lib")
 # Only the public API is exported: kalloc_* and the kernel's names.
 if command -v nm >/dev/null; then
 	extra=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' |
-		grep -Ev '^(kalloc_[a-z_]+|k(malloc|zalloc|calloc|malloc_array|realloc|realloc_array|free|size|memdup|strdup)|v(malloc|zalloc|realloc|free)|kv(malloc|zalloc|calloc|realloc|free))$')
+		grep -Ev '^(kalloc_[a-z_]+|k(malloc|zalloc|calloc|malloc_array|realloc|realloc_array|free|size|memdup|strdup)|v(malloc|zalloc|realloc|free)|kv(malloc|zalloc|calloc|realloc|free))$' |
+		grep -Ev '^(k(m|z|c)alloc_node|kmalloc_array_node|kv(m|z)alloc_node|kvmalloc_array|k(v)?free_sensitive|kstrndup|kmemdup_nul|kstrdup_const|kfree_const|kvmemdup|vcalloc|vmalloc_array|__vmalloc|kmalloc_size_roundup)$' |
+		grep -Ev '^(__)?kmem_cache_[a-z_]+$|^mempool_[a-z_]+$')
 	[ -z "$extra" ] && ok "libkalloc exports only the public API" ||
 		fail "libkalloc exports non-API symbols: $(echo $extra)"
 fi
@@ -110,6 +114,23 @@ if [ $status -eq 0 ] && grep -q "KALLOC_BACKEND=bogus" "$tmp/bogus.err" &&
 else
 	fail "KALLOC_BACKEND=bogus (exit $status):"
 	sed 's/^/    /' "$tmp/bogus.err"
+fi
+
+# ---- kernel code's own include paths: kalloc-linux ------------------------
+lflags=$(pkg-config --cflags --libs kalloc-linux 2>"$tmp/pc.err")
+if [ $? -eq 0 ]; then
+	ok "pkg-config --cflags --libs kalloc-linux: $lflags"
+	# shellcheck disable=SC2086 # flags are words
+	step "compile kernel_style.c with only <linux/*.h> headers" \
+		cc -std=gnu11 -Wall -Wextra -Werror -o "$tmp/kstyle" \
+		"$here/kernel_style.c" $lflags
+	LD_LIBRARY_PATH=$libdir "$tmp/kstyle" >"$tmp/kstyle.out" 2>&1
+	status=$?
+	sed 's/^/    kernel_style: /' "$tmp/kstyle.out"
+	[ $status -eq 0 ] && ok "kernel-style code runs: caches, bulk, mempool, kfree_rcu" ||
+		fail "kernel_style exited $status"
+else
+	fail "pkg-config kalloc-linux: $(cat "$tmp/pc.err")"
 fi
 
 # ---- a third-party backend, out of tree -------------------------------------

@@ -1,0 +1,4 @@
+/* <linux/mm.h> for kernel-style code on libkalloc (kvmalloc, kvfree): the
+ * kalloc-linux pkg-config module puts this directory on the include path.
+ * Everything is declared in <kalloc/linux.h>. */
+#include <kalloc/linux.h>

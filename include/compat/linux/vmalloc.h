@@ -1,0 +1,4 @@
+/* <linux/vmalloc.h> for kernel-style code on libkalloc (vmalloc, vzalloc, vfree): the
+ * kalloc-linux pkg-config module puts this directory on the include path.
+ * Everything is declared in <kalloc/linux.h>. */
+#include <kalloc/linux.h>
