@@ -13,8 +13,11 @@
  *     first comes from the backend; free puts it in the stash unchanged
  *     (its link lives in a trailer word past the object), and only shrink
  *     (never for TYPESAFE_BY_RCU) or destroy give it back to the backend;
- *   - active == objects handed out and not yet freed; stashed == objects in
- *     the stash (under lock);
+ *   - objects handed out and not yet freed == active + the sum over threads
+ *     of net[slot] (magazine caches count per thread, without atomics);
+ *     stashed == objects in the stash (under lock);
+ *   - a magazine holds free objects of its slot's cache only: constructed
+ *     ones for a stash cache, backend blocks for the others;
  *   - with tracking (STORE_USER, or KALLOC_LEAKS on the handle), every
  *     active object is in sites[] with its caller (under lock).
  */
@@ -51,7 +54,8 @@ struct kalloc_cache {
 	kalloc_direct_t d;      /* fast entries, if the backend has them */
 	bool direct;
 
-	_Atomic int64_t active;
+	int slot;               /* its magazine in every thread, or -1 */
+	_Atomic int64_t active; /* live objects, but for the magazines' nets */
 	_Atomic uint64_t failures, constructed;
 	_Atomic bool zero_warned;
 
@@ -66,6 +70,8 @@ struct kalloc_cache {
 
 static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kalloc_cache *caches;
+
+static void slot_assign(struct kalloc_cache *c); /* the magazines, below */
 
 /* This thread's current cache call, for failslab: CACHE_CALL_* */
 FAST_TLS int kalloc__cache_call;
@@ -283,6 +289,7 @@ static struct kalloc_cache *create(kalloc_t *a, const char *name,
 	c->direct = kalloc_direct(c->a, &c->d) == KALLOC_OK;
 
 	pthread_mutex_lock(&caches_lock);
+	slot_assign(c);
 	c->next = caches;
 	caches = c;
 	pthread_mutex_unlock(&caches_lock);
@@ -297,6 +304,161 @@ kalloc_cache_t *kalloc_cache_create(kalloc_t *a, const char *name,
 	if (!c && (flags & KALLOC_CACHE_PANIC))
 		panic(name);
 	return c;
+}
+
+/* ---- per-thread magazines ----------------------------------------------
+ *
+ * The kernel's per-CPU freelists, per thread: a plain cache (no tracking,
+ * no debug handle, no accounting) gets a slot, and each thread keeps up to
+ * MAG_CAP free objects of it.  alloc pops, free pushes; only a miss or an
+ * overflow reaches the stash or the backend.  A thread's magazines go back
+ * at its exit (tc_key's destructor), at kalloc_cache_shrink (the caller's
+ * only) and at kalloc_cache_destroy (all threads': by then the cache is
+ * not in use, the kernel's contract).  tc_lock guards the list of thread
+ * caches; it is taken after caches_lock, and under it only the cache
+ * locks and the backend's free are.
+ */
+#define MAG_SLOTS 64
+#define MAG_CAP 32
+#define MAG_BATCH 16
+
+struct mag {
+	uint32_t n;
+	void *obj[MAG_CAP];
+};
+
+struct tcache {
+	struct tcache *next;       /* every thread cache, under tc_lock */
+	bool in_use;               /* a live thread owns it */
+	int64_t net[MAG_SLOTS];    /* allocs - frees; only the owner writes */
+	struct mag mag[MAG_SLOTS];
+};
+
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tcache *tcaches;
+static struct kalloc_cache *slot_owner[MAG_SLOTS]; /* under caches_lock */
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+static FAST_TLS struct tcache *my_tc;
+
+static void tc_exit(void *arg);
+
+static void tc_key_init(void)
+{
+	pthread_key_create(&tc_key, tc_exit);
+}
+
+/* This thread's cache, made (or taken from a dead thread) on first use. */
+__attribute__((noinline)) static struct tcache *tc_get(void)
+{
+	pthread_once(&tc_once, tc_key_init);
+	pthread_mutex_lock(&tc_lock);
+	struct tcache *t = tcaches;
+	while (t && t->in_use)
+		t = t->next;
+	if (!t) {
+		t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (t == MAP_FAILED) {
+			pthread_mutex_unlock(&tc_lock);
+			return NULL;
+		}
+		t->next = tcaches;
+		tcaches = t;
+	}
+	t->in_use = true;
+	pthread_mutex_unlock(&tc_lock);
+	pthread_setspecific(tc_key, t);
+	my_tc = t;
+	return t;
+}
+
+static inline void net_add(struct tcache *t, int slot, int64_t d)
+{
+	__atomic_store_n(&t->net[slot],
+			 __atomic_load_n(&t->net[slot], __ATOMIC_RELAXED) + d,
+			 __ATOMIC_RELAXED);
+}
+
+static void give_back(struct kalloc_cache *c, void **objs, size_t n);
+
+/* Empties t's magazine of c and folds its net into c->active; the caller
+ * holds tc_lock, or is t's owner and the only user of that slot. */
+static void mag_flush(struct tcache *t, struct kalloc_cache *c)
+{
+	struct mag *m = &t->mag[c->slot];
+	give_back(c, m->obj, m->n);
+	m->n = 0;
+	atomic_fetch_add(&c->active, __atomic_exchange_n(&t->net[c->slot], 0,
+							 __ATOMIC_RELAXED));
+}
+
+static void tc_exit(void *arg)
+{
+	struct tcache *t = arg;
+	pthread_mutex_lock(&caches_lock);
+	pthread_mutex_lock(&tc_lock);
+	for (int s = 0; s < MAG_SLOTS; s++)
+		if (slot_owner[s])
+			mag_flush(t, slot_owner[s]);
+	t->in_use = false;
+	pthread_mutex_unlock(&tc_lock);
+	pthread_mutex_unlock(&caches_lock);
+	my_tc = NULL;
+}
+
+/* Sum of the threads' nets for c's slot (racy reads: a statistic). */
+static int64_t nets(const struct kalloc_cache *c)
+{
+	int64_t sum = 0;
+	if (c->slot < 0)
+		return 0;
+	pthread_mutex_lock(&tc_lock);
+	for (struct tcache *t = tcaches; t; t = t->next)
+		sum += __atomic_load_n(&t->net[c->slot], __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&tc_lock);
+	return sum;
+}
+
+static uint64_t in_magazines(const struct kalloc_cache *c)
+{
+	uint64_t n = 0;
+	if (c->slot < 0)
+		return 0;
+	pthread_mutex_lock(&tc_lock);
+	for (struct tcache *t = tcaches; t; t = t->next)
+		n += __atomic_load_n(&t->mag[c->slot].n, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&tc_lock);
+	return n;
+}
+
+/* A slot for c, if it may have one; caches_lock held. */
+static void slot_assign(struct kalloc_cache *c)
+{
+	c->slot = -1;
+	if (c->track || c->own_handle || c->aflags ||
+	    (!c->stash_mode && !c->direct))
+		return;
+	for (int s = 0; s < MAG_SLOTS; s++)
+		if (!slot_owner[s]) {
+			slot_owner[s] = c;
+			c->slot = s;
+			return;
+		}
+}
+
+/* Every thread's magazine of c back to c, its slot freed; caches_lock held
+ * and c not in use. */
+static void slot_release(struct kalloc_cache *c)
+{
+	if (c->slot < 0)
+		return;
+	pthread_mutex_lock(&tc_lock);
+	for (struct tcache *t = tcaches; t; t = t->next)
+		mag_flush(t, c);
+	pthread_mutex_unlock(&tc_lock);
+	slot_owner[c->slot] = NULL;
+	c->slot = -1;
 }
 
 /* ---- alloc and free ---------------------------------------------------- */
@@ -316,6 +478,38 @@ static void *from_backend(const void *caller, struct kalloc_cache *c,
 static void to_backend(const void *caller, struct kalloc_cache *c, void *obj)
 {
 	kalloc_free_at(caller, c->a, obj, c->obj);
+}
+
+__attribute__((cold, noreturn)) static void bad_free(struct kalloc_cache *c,
+						     void *obj)
+{
+	kalloc__corruption(c->name, obj, "free of a pointer that is no live "
+			   "object of cache '%s' (a double free, or an object "
+			   "of another cache)", c->name);
+}
+
+/* Free objects of c out of a magazine: to the stash, or to the backend. */
+static void give_back(struct kalloc_cache *c, void **objs, size_t n)
+{
+	if (!n)
+		return;
+	if (c->stash_mode) {
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < n; i++) {
+			*link_of(c, objs[i]) = c->stash;
+			c->stash = objs[i];
+		}
+		c->stashed += n;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	bool plain = __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++) {
+		if (!plain)
+			to_backend(NULL, c, objs[i]);
+		else if (!c->d.free(c->d.state, objs[i], c->obj))
+			bad_free(c, objs[i]);
+	}
 }
 
 __attribute__((noinline)) static void warn_zero(struct kalloc_cache *c)
@@ -374,10 +568,87 @@ __attribute__((noinline)) static bool inject(struct kalloc_cache *c,
 	return fail;
 }
 
+/* A magazine miss: a batch from the stash, or one object from the
+ * backend (constructed for a ctor cache). */
+__attribute__((noinline)) static void *
+alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
+{
+	struct tcache *t = my_tc ? my_tc : tc_get();
+	void *obj = NULL;
+	if (c->stash_mode && t &&
+	    ((flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) ?
+	     pthread_mutex_trylock(&c->lock) == 0 :
+	     pthread_mutex_lock(&c->lock) == 0)) {
+		struct mag *m = &t->mag[c->slot];
+		while (m->n < MAG_BATCH && c->stash) {
+			m->obj[m->n++] = c->stash;
+			c->stash = *link_of(c, c->stash);
+			c->stashed--;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (m->n)
+			obj = m->obj[--m->n];
+	}
+	if (!obj && c->stash_mode) {
+		obj = from_backend(caller, c, flags);
+		if (obj && c->ctor) {
+			c->ctor(obj);
+			atomic_fetch_add_explicit(&c->constructed, 1,
+						  memory_order_relaxed);
+		}
+	} else if (!obj) {
+		if (__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)) {
+			obj = c->d.alloc(c->d.state, c->obj).ptr;
+			if (kalloc_is_sentinel(obj))
+				obj = NULL;
+		}
+		if (!obj)
+			obj = from_backend(caller, c, flags);
+	}
+	if (!obj) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+		return NULL;
+	}
+	if (t)
+		net_add(t, c->slot, 1);
+	else
+		atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
+	return obj;
+}
+
+/* ZERO on a magazine object. */
+__attribute__((noinline)) static void *zero_obj(struct kalloc_cache *c,
+						void *obj)
+{
+	if (obj) {
+		if (c->ctor)
+			warn_zero(c);
+		memset(obj, 0, c->size);
+	}
+	return obj;
+}
+
 static void *cache_alloc(const void *caller, struct kalloc_cache *c,
 			 kalloc_flags_t flags)
 {
 	void *obj;
+	if (likely(c->slot >= 0 &&
+		   !(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC |
+			       KALLOC_ZERO)) &&
+		   !atomic_load_explicit(&kalloc__fail_armed,
+					 memory_order_relaxed))) {
+		struct tcache *t = my_tc;
+		struct mag *m = t ? &t->mag[c->slot] : NULL;
+		if (likely(m && m->n)) {
+			obj = m->obj[--m->n];
+			net_add(t, c->slot, 1);
+		} else {
+			obj = alloc_refill(caller, c, flags & ~KALLOC_ZERO);
+		}
+		if (unlikely(flags & KALLOC_ZERO))
+			return zero_obj(c, obj);
+		return obj;
+	}
 	if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)) &&
 	    inject(c, flags))
@@ -407,18 +678,35 @@ void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
 	return cache_alloc(__builtin_return_address(0), c, flags);
 }
 
-__attribute__((cold, noreturn)) static void bad_free(struct kalloc_cache *c,
-						     void *obj)
+/* A magazine overflow: the oldest MAG_BATCH objects go back. */
+__attribute__((noinline)) static void mag_spill(struct kalloc_cache *c,
+						struct mag *m)
 {
-	kalloc__corruption(c->name, obj, "free of a pointer that is no live "
-			   "object of cache '%s' (a double free, or an object "
-			   "of another cache)", c->name);
+	give_back(c, m->obj, MAG_BATCH);
+	memmove(m->obj, m->obj + MAG_BATCH,
+		(MAG_CAP - MAG_BATCH) * sizeof(m->obj[0]));
+	m->n -= MAG_BATCH;
 }
 
 static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 {
 	if (unlikely(!obj))
 		return;
+	if (likely(c->slot >= 0)) {
+		struct tcache *t = my_tc ? my_tc : tc_get();
+		if (likely(t)) {
+			struct mag *m = &t->mag[c->slot];
+			/* the freelist-hardening check: freeing the object
+			 * that heads the freelist is a double free */
+			if (unlikely(m->n && m->obj[m->n - 1] == obj))
+				bad_free(c, obj);
+			if (unlikely(m->n == MAG_CAP))
+				mag_spill(c, m);
+			m->obj[m->n++] = obj;
+			net_add(t, c->slot, -1);
+			return;
+		}
+	}
 	if (unlikely(c->track) && !sites_del(c, obj))
 		bad_free(c, obj);
 	atomic_fetch_sub_explicit(&c->active, 1, memory_order_relaxed);
@@ -515,11 +803,19 @@ static size_t drain(const void *caller, struct kalloc_cache *c)
 	return n;
 }
 
+/* The caller's magazine and the stash go back to the backend (other
+ * threads' magazines stay theirs).  Returns how many objects went. */
 size_t kalloc_cache_shrink(kalloc_cache_t *c)
 {
 	if (c->flags & KALLOC_CACHE_TYPESAFE_BY_RCU)
 		return 0; /* its memory stays its own while it lives */
-	return drain(__builtin_return_address(0), c);
+	size_t n = 0;
+	if (c->slot >= 0 && my_tc) {
+		n = my_tc->mag[c->slot].n;
+		mag_flush(my_tc, c); /* to the stash, or to the backend */
+	}
+	size_t drained = drain(__builtin_return_address(0), c);
+	return c->stash_mode ? drained : n + drained;
 }
 
 static void report_live(struct kalloc_cache *c, int64_t live)
@@ -547,7 +843,7 @@ int kalloc_cache_destroy(kalloc_cache_t *c)
 	if (!c)
 		return KALLOC_OK;
 	drain(__builtin_return_address(0), c);
-	int64_t live = atomic_load(&c->active);
+	int64_t live = atomic_load(&c->active) + nets(c);
 	if (live) {
 		/* Kept whole, as the kernel keeps it: the program's objects
 		 * stay valid, and the cache stays listed in the stats. */
@@ -561,7 +857,9 @@ int kalloc_cache_destroy(kalloc_cache_t *c)
 			*pp = c->next;
 			break;
 		}
+	slot_release(c);
 	pthread_mutex_unlock(&caches_lock);
+	drain(__builtin_return_address(0), c); /* what the magazines held */
 	if (c->own_handle)
 		kalloc_close(c->a);
 	if (c->sites)
@@ -577,10 +875,11 @@ void kalloc_cache_stats(const kalloc_cache_t *c, kalloc_cache_stats_t *out)
 	pthread_mutex_lock(&m->lock);
 	size_t stashed = m->stashed;
 	pthread_mutex_unlock(&m->lock);
-	int64_t active = atomic_load(&m->active);
+	int64_t active = atomic_load(&m->active) + nets(m);
 	*out = (kalloc_cache_stats_t){
 		.active_objs = active > 0 ? (uint64_t)active : 0,
-		.num_objs = (active > 0 ? (uint64_t)active : 0) + stashed,
+		.num_objs = (active > 0 ? (uint64_t)active : 0) + stashed +
+			    in_magazines(m),
 		.objsize = m->objsize,
 		.failures = atomic_load(&m->failures),
 		.constructed = atomic_load(&m->constructed),
@@ -605,11 +904,13 @@ void kalloc__caches_atfork(int phase)
 {
 	if (phase == 0) {
 		pthread_mutex_lock(&caches_lock);
+		pthread_mutex_lock(&tc_lock);
 		for (struct kalloc_cache *c = caches; c; c = c->next)
 			pthread_mutex_lock(&c->lock);
 		return;
 	}
 	for (struct kalloc_cache *c = caches; c; c = c->next)
 		pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&tc_lock);
 	pthread_mutex_unlock(&caches_lock);
 }

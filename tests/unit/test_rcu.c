@@ -75,8 +75,8 @@ START_TEST(freed_only_after_the_grace_period)
 	ck_assert_msg(!atomic_load(&reader_saw_free),
 		      "the object was freed inside a reader's critical section");
 	kalloc_rcu_barrier();
-	/* the object and its record */
-	ck_assert_int_eq(live_blocks(), before - 2);
+	/* the object; its record may stay in the record cache's magazine */
+	ck_assert_int_le(live_blocks(), before - 1);
 }
 END_TEST
 
@@ -95,7 +95,9 @@ START_TEST(many_objects_and_mightsleep)
 	kvfree_rcu_mightsleep(big);
 	kfree_rcu_mightsleep(NULL); /* nothing to do */
 	kalloc_rcu_barrier();
-	ck_assert_int_eq(live_blocks(), before);
+	/* every object is freed; the records' cache may keep a thread's
+	 * magazine of them (at most 32) */
+	ck_assert_int_le(live_blocks(), before + 32);
 }
 END_TEST
 
