@@ -741,10 +741,46 @@ void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
 	cache_free(caller, c, obj);
 }
 
+/* Bulk on a magazine cache: whole runs copied out of and into the
+ * caller's magazine, one count update per run. */
+static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
+		       size_t n, void **objs)
+{
+	struct tcache *t = my_tc;
+	if (c->slot < 0 || !t || (flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT |
+					    KALLOC_ATOMIC)) ||
+	    atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed))
+		return 0;
+	struct mag *m = &t->mag[c->slot];
+	size_t k = n < m->n ? n : m->n;
+	m->n -= (uint32_t)k;
+	memcpy(objs, m->obj + m->n, k * sizeof(void *));
+	net_add(t, c->slot, (int64_t)k);
+	return k;
+}
+
+static size_t mag_put(struct kalloc_cache *c, size_t n, void **objs)
+{
+	struct tcache *t = my_tc;
+	if (c->slot < 0 || !t)
+		return 0;
+	struct mag *m = &t->mag[c->slot];
+	size_t k = MAG_CAP - m->n;
+	if (k > n)
+		k = n;
+	for (size_t i = 0; i < k; i++) /* the hardening check, per object */
+		if (m->n && m->obj[m->n - 1] == objs[i])
+			bad_free(c, objs[i]);
+		else
+			m->obj[m->n++] = objs[i];
+	net_add(t, c->slot, -(int64_t)k);
+	return k;
+}
+
 size_t kalloc__cache_alloc_bulk_at(const void *caller, kalloc_cache_t *c,
 				   kalloc_flags_t flags, size_t n, void **objs)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = mag_take(c, flags, n, objs); i < n; i++) {
 		objs[i] = cache_alloc(caller, c, flags);
 		if (!objs[i]) {
 			while (i--)
@@ -765,7 +801,7 @@ size_t kalloc_cache_alloc_bulk(kalloc_cache_t *c, kalloc_flags_t flags,
 void kalloc__cache_free_bulk_at(const void *caller, kalloc_cache_t *c,
 				size_t n, void **objs)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = mag_put(c, n, objs); i < n; i++)
 		cache_free(caller, c, objs[i]);
 }
 
