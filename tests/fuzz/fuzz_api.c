@@ -470,10 +470,12 @@ static void do_invalid(struct block *b, struct fuzz_input *in)
 		want = KALLOC_ENOTSUP;
 		break;
 	}
-	default: /* unknown flag bits */
-		f |= 1u << (6 + fuzz_u8(in) % 26);
+	default: { /* unknown flag bits: above every KALLOC_* flag */
+		unsigned first = 32 - (unsigned)__builtin_clz(KALLOC_FLAGS_ALL);
+		f |= 1u << (first + fuzz_u8(in) % (32 - first));
 		want = KALLOC_EINVAL;
 		break;
+	}
 	}
 	kalloc_buf_t out = canary;
 	int err;
