@@ -380,14 +380,15 @@ static inline void net_add(struct tcache *t, int slot, int64_t d)
 			 __ATOMIC_RELAXED);
 }
 
-static void give_back(struct kalloc_cache *c, void **objs, size_t n);
+static void give_back(const void *caller, struct kalloc_cache *c, void **objs,
+		      size_t n);
 
 /* Empties t's magazine of c and folds its net into c->active; the caller
  * holds tc_lock, or is t's owner and the only user of that slot. */
 static void mag_flush(struct tcache *t, struct kalloc_cache *c)
 {
 	struct mag *m = &t->mag[c->slot];
-	give_back(c, m->obj, m->n);
+	give_back(NULL, c, m->obj, m->n);
 	m->n = 0;
 	atomic_fetch_add(&c->active, __atomic_exchange_n(&t->net[c->slot], 0,
 							 __ATOMIC_RELAXED));
@@ -488,8 +489,9 @@ __attribute__((cold, noreturn)) static void bad_free(struct kalloc_cache *c,
 			   "of another cache)", c->name);
 }
 
-/* Free objects of c out of a magazine: to the stash, or to the backend. */
-static void give_back(struct kalloc_cache *c, void **objs, size_t n)
+/* Free objects of c: to the stash, or to the backend. */
+static void give_back(const void *caller, struct kalloc_cache *c, void **objs,
+		      size_t n)
 {
 	if (!n)
 		return;
@@ -503,51 +505,66 @@ static void give_back(struct kalloc_cache *c, void **objs, size_t n)
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
-	bool plain = __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
+	bool plain = c->direct && __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n; i++) {
 		if (!plain)
-			to_backend(NULL, c, objs[i]);
-		else if (!c->d.free(c->d.state, objs[i], c->obj))
+			to_backend(caller, c, objs[i]);
+		else if (unlikely(!c->d.free(c->d.state, objs[i], c->obj)))
 			bad_free(c, objs[i]);
 	}
 }
 
-__attribute__((noinline)) static void warn_zero(struct kalloc_cache *c)
+/* Up to max stashed objects into out; NOWAIT and ATOMIC never wait for
+ * the lock.  Returns how many. */
+static size_t stash_take(struct kalloc_cache *c, kalloc_flags_t flags,
+			 void **out, size_t max)
 {
-	if (!atomic_exchange(&c->zero_warned, true))
-		kalloc__log(NULL, "cache '%s': allocation with zeroing on a "
-			    "cache with a constructor; the constructed state "
-			    "is lost", c->name);
+	if ((flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) ?
+	    pthread_mutex_trylock(&c->lock) != 0 :
+	    pthread_mutex_lock(&c->lock) != 0)
+		return 0;
+	size_t n = 0;
+	while (n < max && c->stash) {
+		out[n++] = c->stash;
+		c->stash = *link_of(c, c->stash);
+		c->stashed--;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }
 
-static void *alloc_stash(const void *caller, struct kalloc_cache *c,
-			 kalloc_flags_t flags)
+/* One object from the backend, constructed for a ctor cache; NULL with
+ * errmsg.  The fast entries serve it when the handle is plain and no flag
+ * asks for more than they do. */
+static void *new_object(const void *caller, struct kalloc_cache *c,
+			kalloc_flags_t flags)
 {
 	void *obj = NULL;
-	/* NOWAIT and ATOMIC never wait for the lock. */
-	if ((flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) ?
-	    pthread_mutex_trylock(&c->lock) == 0 :
-	    pthread_mutex_lock(&c->lock) == 0) {
-		obj = c->stash;
-		if (obj) {
-			c->stash = *link_of(c, obj);
-			c->stashed--;
-		}
-		pthread_mutex_unlock(&c->lock);
+	if (c->direct && !flags && !c->aflags &&
+	    __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)) {
+		obj = c->d.alloc(c->d.state, c->obj).ptr;
+		if (unlikely(kalloc_is_sentinel(obj)))
+			obj = NULL; /* rare: the full path retires it */
 	}
-	if (!obj) {
-		obj = from_backend(caller, c, flags & ~KALLOC_ZERO);
-		if (!obj)
-			return NULL;
-		if (c->ctor) {
-			c->ctor(obj);
-			atomic_fetch_add_explicit(&c->constructed, 1,
-						  memory_order_relaxed);
-		}
+	if (!obj)
+		obj = from_backend(caller, c, flags);
+	if (obj && c->ctor) {
+		c->ctor(obj);
+		atomic_fetch_add_explicit(&c->constructed, 1,
+					  memory_order_relaxed);
 	}
-	if (flags & KALLOC_ZERO) {
-		if (c->ctor)
-			warn_zero(c);
+	return obj;
+}
+
+/* KALLOC_ZERO on an object: a ctor cache loses its constructed state. */
+__attribute__((noinline)) static void *zero_obj(struct kalloc_cache *c,
+						void *obj)
+{
+	if (obj) {
+		if (c->ctor && !atomic_exchange(&c->zero_warned, true))
+			kalloc__log(NULL, "cache '%s': allocation with zeroing "
+				    "on a cache with a constructor; the "
+				    "constructed state is lost", c->name);
 		memset(obj, 0, c->size);
 	}
 	return obj;
@@ -568,43 +585,21 @@ __attribute__((noinline)) static bool inject(struct kalloc_cache *c,
 	return fail;
 }
 
-/* A magazine miss: a batch from the stash, or one object from the
- * backend (constructed for a ctor cache). */
+/* A magazine miss: a batch from the stash, or one new object. */
 __attribute__((noinline)) static void *
 alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 {
 	struct tcache *t = my_tc ? my_tc : tc_get();
 	void *obj = NULL;
-	if (c->stash_mode && t &&
-	    ((flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) ?
-	     pthread_mutex_trylock(&c->lock) == 0 :
-	     pthread_mutex_lock(&c->lock) == 0)) {
+	if (c->stash_mode && t) {
 		struct mag *m = &t->mag[c->slot];
-		while (m->n < MAG_BATCH && c->stash) {
-			m->obj[m->n++] = c->stash;
-			c->stash = *link_of(c, c->stash);
-			c->stashed--;
-		}
-		pthread_mutex_unlock(&c->lock);
+		m->n += (uint32_t)stash_take(c, flags, m->obj + m->n,
+					     MAG_BATCH - m->n);
 		if (m->n)
 			obj = m->obj[--m->n];
 	}
-	if (!obj && c->stash_mode) {
-		obj = from_backend(caller, c, flags);
-		if (obj && c->ctor) {
-			c->ctor(obj);
-			atomic_fetch_add_explicit(&c->constructed, 1,
-						  memory_order_relaxed);
-		}
-	} else if (!obj) {
-		if (__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)) {
-			obj = c->d.alloc(c->d.state, c->obj).ptr;
-			if (kalloc_is_sentinel(obj))
-				obj = NULL;
-		}
-		if (!obj)
-			obj = from_backend(caller, c, flags);
-	}
+	if (!obj)
+		obj = new_object(caller, c, flags);
 	if (!obj) {
 		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
 		return NULL;
@@ -616,22 +611,10 @@ alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 	return obj;
 }
 
-/* ZERO on a magazine object. */
-__attribute__((noinline)) static void *zero_obj(struct kalloc_cache *c,
-						void *obj)
-{
-	if (obj) {
-		if (c->ctor)
-			warn_zero(c);
-		memset(obj, 0, c->size);
-	}
-	return obj;
-}
-
 static void *cache_alloc(const void *caller, struct kalloc_cache *c,
 			 kalloc_flags_t flags)
 {
-	void *obj;
+	void *obj = NULL;
 	if (likely(c->slot >= 0 &&
 		   !(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC |
 			       KALLOC_ZERO)) &&
@@ -649,24 +632,23 @@ static void *cache_alloc(const void *caller, struct kalloc_cache *c,
 			return zero_obj(c, obj);
 		return obj;
 	}
+	/* Caches without a magazine: tracked, debug, accounted, or past
+	 * the slots. */
 	if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)) &&
-	    inject(c, flags))
-		obj = NULL;
-	else if (c->stash_mode)
-		obj = alloc_stash(caller, c, flags);
-	else if (likely(c->direct && !flags && !c->aflags &&
-			__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
-		obj = c->d.alloc(c->d.state, c->obj).ptr;
-		if (unlikely(kalloc_is_sentinel(obj)))
-			obj = from_backend(caller, c, flags); /* rare: retry */
-	} else {
-		obj = from_backend(caller, c, flags);
+	    inject(c, flags)) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+		return NULL;
 	}
+	kalloc_flags_t keep = c->stash_mode ? flags & ~KALLOC_ZERO : flags;
+	if (!c->stash_mode || !stash_take(c, flags, &obj, 1))
+		obj = new_object(caller, c, keep);
 	if (unlikely(!obj)) {
 		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
 		return NULL;
 	}
+	if (c->stash_mode && (flags & KALLOC_ZERO))
+		zero_obj(c, obj);
 	atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
 	if (unlikely(c->track))
 		sites_add(c, obj, caller);
@@ -679,10 +661,11 @@ void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
 }
 
 /* A magazine overflow: the oldest MAG_BATCH objects go back. */
-__attribute__((noinline)) static void mag_spill(struct kalloc_cache *c,
+__attribute__((noinline)) static void mag_spill(const void *caller,
+						struct kalloc_cache *c,
 						struct mag *m)
 {
-	give_back(c, m->obj, MAG_BATCH);
+	give_back(caller, c, m->obj, MAG_BATCH);
 	memmove(m->obj, m->obj + MAG_BATCH,
 		(MAG_CAP - MAG_BATCH) * sizeof(m->obj[0]));
 	m->n -= MAG_BATCH;
@@ -701,7 +684,7 @@ static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 			if (unlikely(m->n && m->obj[m->n - 1] == obj))
 				bad_free(c, obj);
 			if (unlikely(m->n == MAG_CAP))
-				mag_spill(c, m);
+				mag_spill(caller, c, m);
 			m->obj[m->n++] = obj;
 			net_add(t, c->slot, -1);
 			return;
@@ -710,19 +693,7 @@ static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 	if (unlikely(c->track) && !sites_del(c, obj))
 		bad_free(c, obj);
 	atomic_fetch_sub_explicit(&c->active, 1, memory_order_relaxed);
-	if (c->stash_mode) {
-		pthread_mutex_lock(&c->lock);
-		*link_of(c, obj) = c->stash;
-		c->stash = obj;
-		c->stashed++;
-		pthread_mutex_unlock(&c->lock);
-	} else if (likely(c->direct &&
-			  __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
-		if (unlikely(!c->d.free(c->d.state, obj, c->obj)))
-			bad_free(c, obj);
-	} else {
-		to_backend(caller, c, obj);
-	}
+	give_back(caller, c, &obj, 1);
 }
 
 void kalloc_cache_free(kalloc_cache_t *c, void *obj)

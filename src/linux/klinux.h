@@ -29,12 +29,4 @@ static inline kalloc_flags_t klinux_flags(gfp_t gfp)
 	return f;
 }
 
-/* kmalloc's alignment: natural for powers of two up to a page, else 16. */
-static inline size_t klinux_kmalloc_align(size_t size)
-{
-	if (size && !(size & (size - 1)))
-		return size < PAGE_SIZE ? size : PAGE_SIZE;
-	return 16;
-}
-
 #endif

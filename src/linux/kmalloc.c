@@ -6,7 +6,13 @@
 
 #include <string.h>
 
-#define kmalloc_align klinux_kmalloc_align
+/* kmalloc's alignment: natural for powers of two up to a page, else 16. */
+static size_t kmalloc_align(size_t size)
+{
+	if (size && !(size & (size - 1)))
+		return size < PAGE_SIZE ? size : PAGE_SIZE;
+	return 16;
+}
 
 /* A backend that cannot be opened fails the call with the loader's reason. */
 static bool missing(const kalloc_t *a, gfp_t flags)
@@ -89,9 +95,10 @@ static kalloc_t *kv_owner(const void *p, gfp_t flags)
 {
 	if (ZERO_OR_NULL_PTR(p))
 		return kv_alloc(flags);
+	bool may_block = !(klinux_flags(flags) & (KALLOC_NOWAIT | KALLOC_ATOMIC));
+	if (!may_block && kalloc_owns(k_alloc(), p) == 1)
+		return k_alloc(); /* kv would refuse the flags */
 	kalloc_t *kv = kalloc_get("kv");
-	if (kv_alloc(flags) != kv && kalloc_owns(k_alloc(), p) == 1)
-		return k_alloc(); /* may not block: kv would refuse */
 	return kv && kalloc_owns(kv, p) == 0 ? k_alloc() : kv;
 }
 
@@ -113,6 +120,32 @@ static void *k_memdup(const void *caller, const void *src, size_t len,
 	return p;
 }
 
+/* n * size bytes, or NULL when that overflows (the kernel fails quietly). */
+static void *k_array(const void *caller, size_t n, size_t size, gfp_t flags)
+{
+	int overflowed;
+	size_t bytes = array_bytes(n, size, &overflowed);
+	return overflowed ? NULL : k_malloc(caller, bytes, flags);
+}
+
+static void k_free(const void *caller, const void *p)
+{
+	if (!ZERO_OR_NULL_PTR(p))
+		kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+/* len bytes of s and a terminating NUL. */
+static char *k_strcopy(const void *caller, const char *s, size_t len,
+		       gfp_t flags)
+{
+	char *p = k_malloc(caller, len + 1, flags);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
 API void *kmalloc(size_t size, gfp_t flags)
 {
 	return k_malloc(CALLER, size, flags);
@@ -125,16 +158,12 @@ API void *kzalloc(size_t size, gfp_t flags)
 
 API void *kmalloc_array(size_t n, size_t size, gfp_t flags)
 {
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : k_malloc(CALLER, bytes, flags);
+	return k_array(CALLER, n, size, flags);
 }
 
 API void *kcalloc(size_t n, size_t size, gfp_t flags)
 {
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : k_malloc(CALLER, bytes, flags | __GFP_ZERO);
+	return k_array(CALLER, n, size, flags | __GFP_ZERO);
 }
 
 API void *krealloc(const void *p, size_t new_size, gfp_t flags)
@@ -153,8 +182,7 @@ API void *krealloc_array(void *p, size_t new_n, size_t new_size, gfp_t flags)
 
 API void kfree(const void *p)
 {
-	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	k_free(CALLER, p);
 }
 
 API size_t ksize(const void *p)
@@ -222,11 +250,16 @@ API void *kvzalloc(size_t size, gfp_t flags)
 	return kv_malloc(CALLER, size, flags | __GFP_ZERO);
 }
 
-API void *kvcalloc(size_t n, size_t size, gfp_t flags)
+static void *kv_array(const void *caller, size_t n, size_t size, gfp_t flags)
 {
 	int overflowed;
 	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : kv_malloc(CALLER, bytes, flags | __GFP_ZERO);
+	return overflowed ? NULL : kv_malloc(caller, bytes, flags);
+}
+
+API void *kvcalloc(size_t n, size_t size, gfp_t flags)
+{
+	return kv_array(CALLER, n, size, flags | __GFP_ZERO);
 }
 
 API void *kvrealloc(const void *p, size_t size, gfp_t flags)
@@ -257,17 +290,13 @@ API void *kzalloc_node(size_t size, gfp_t flags, int node)
 API void *kmalloc_array_node(size_t n, size_t size, gfp_t flags, int node)
 {
 	(void)node;
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : k_malloc(CALLER, bytes, flags);
+	return k_array(CALLER, n, size, flags);
 }
 
 API void *kcalloc_node(size_t n, size_t size, gfp_t flags, int node)
 {
 	(void)node;
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : k_malloc(CALLER, bytes, flags | __GFP_ZERO);
+	return k_array(CALLER, n, size, flags | __GFP_ZERO);
 }
 
 API void *kvmalloc_node(size_t size, gfp_t flags, int node)
@@ -284,9 +313,7 @@ API void *kvzalloc_node(size_t size, gfp_t flags, int node)
 
 API void *kvmalloc_array(size_t n, size_t size, gfp_t flags)
 {
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	return overflowed ? NULL : kv_malloc(CALLER, bytes, flags);
+	return kv_array(CALLER, n, size, flags);
 }
 
 /* ---- sensitive frees: the block is wiped first ---------------------- */
@@ -303,7 +330,7 @@ API void kfree_sensitive(const void *p)
 	if (ZERO_OR_NULL_PTR(p))
 		return;
 	wipe(p, kalloc_usable_size(k_alloc(), p));
-	kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	k_free(CALLER, p);
 }
 
 API void kvfree_sensitive(const void *p, size_t len)
@@ -320,27 +347,12 @@ API void kvfree_sensitive(const void *p, size_t len)
 
 API char *kstrndup(const char *s, size_t max, gfp_t flags)
 {
-	if (!s)
-		return NULL;
-	size_t len = strnlen(s, max);
-	char *p = k_malloc(CALLER, len + 1, flags);
-	if (p) {
-		memcpy(p, s, len);
-		p[len] = 0;
-	}
-	return p;
+	return s ? k_strcopy(CALLER, s, strnlen(s, max), flags) : NULL;
 }
 
 API char *kmemdup_nul(const char *s, size_t len, gfp_t flags)
 {
-	if (!s || len == SIZE_MAX)
-		return NULL;
-	char *p = k_malloc(CALLER, len + 1, flags);
-	if (p) {
-		memcpy(p, s, len);
-		p[len] = 0;
-	}
-	return p;
+	return s && len != SIZE_MAX ? k_strcopy(CALLER, s, len, flags) : NULL;
 }
 
 API const char *kstrdup_const(const char *s, gfp_t flags)
@@ -350,8 +362,7 @@ API const char *kstrdup_const(const char *s, gfp_t flags)
 
 API void kfree_const(const void *p)
 {
-	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free_at(CALLER, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	k_free(CALLER, p);
 }
 
 API void *kvmemdup(const void *src, size_t len, gfp_t flags)
@@ -364,22 +375,24 @@ API void *kvmemdup(const void *src, size_t len, gfp_t flags)
 
 /* ---- more of vmalloc ------------------------------------------------- */
 
-API void *vcalloc(size_t n, size_t size)
+/* n * size bytes of vmalloc; NULL when that overflows or is 0. */
+static void *v_array(const void *caller, size_t n, size_t size, gfp_t flags)
 {
 	int overflowed;
 	size_t bytes = array_bytes(n, size, &overflowed);
 	if (overflowed || !bytes)
 		return NULL;
-	return alloc_on(CALLER, v_alloc(), bytes, PAGE_SIZE, GFP_KERNEL | __GFP_ZERO);
+	return alloc_on(caller, v_alloc(), bytes, PAGE_SIZE, flags);
+}
+
+API void *vcalloc(size_t n, size_t size)
+{
+	return v_array(CALLER, n, size, GFP_KERNEL | __GFP_ZERO);
 }
 
 API void *vmalloc_array(size_t n, size_t size)
 {
-	int overflowed;
-	size_t bytes = array_bytes(n, size, &overflowed);
-	if (overflowed || !bytes)
-		return NULL;
-	return alloc_on(CALLER, v_alloc(), bytes, PAGE_SIZE, GFP_KERNEL);
+	return v_array(CALLER, n, size, GFP_KERNEL);
 }
 
 API void *__vmalloc(unsigned long size, gfp_t flags)
