@@ -56,6 +56,7 @@ struct page {
 	atomic_ulong blocks; /* live blocks */
 	atomic_ulong mapped; /* bytes of their mappings */
 	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
+	atomic_ulong copied; /* bytes memcpy'd by moves; mremap copies none */
 	struct table table;
 	struct cache cache;
 	const kalloc_tools_t *tool; /* the memory tool, or NULL (plugin.h) */
@@ -338,6 +339,7 @@ static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
 		return err;
 	struct rec n = { map + sh.offset, map, len, l.size, vma };
 	memcpy((void *)n.ptr, (void *)r->ptr, kept);
+	atomic_fetch_add_explicit(&pg->copied, kept, memory_order_relaxed);
 	err = swap_rec(pg, r->ptr, &n, nowait);
 	if (err) {
 		release(pg, map, len, vma, nowait);
@@ -667,6 +669,7 @@ static int page_stats(void *state, kalloc_stats_fn fn, void *ctx)
 	fn(ctx, NAME, "cache_limit", pg->cache.limit);
 	fn(ctx, NAME, "cache_hits", atomic_load(&pg->cache.hits));
 	fn(ctx, NAME, "cache_misses", atomic_load(&pg->cache.misses));
+	fn(ctx, NAME, "copied_bytes", atomic_load(&pg->copied));
 	return 0;
 }
 
@@ -696,6 +699,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
 	atomic_init(&pg->vmas, 0);
+	atomic_init(&pg->copied, 0);
 	if (table_init(&pg->table, pg->tool) != KALLOC_OK) {
 		munmap(pg, sizeof(*pg));
 		return KALLOC_ENOMEM;
