@@ -197,6 +197,21 @@ static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
 			kalloc_layout_t layout, kalloc_layout_t old,
 			kalloc_flags_t flags, kalloc_buf_t *out);
 
+/* The plugin's realloc.  NOWAIT and ATOMIC hold the memory tool's table
+ * for the call, or fail at once (memtools.c): they never wait for it. */
+static inline int plugin_realloc(kalloc_t *a, void *ptr, kalloc_layout_t l,
+				 kalloc_layout_t old, kalloc_flags_t pf,
+				 kalloc_buf_t *out)
+{
+	if (likely(!(pf & (KALLOC_NOWAIT | KALLOC_ATOMIC))))
+		return a->ops->realloc(a->state, ptr, l, old, pf, out);
+	if (!kalloc__tools_nowait_enter())
+		return KALLOC_EAGAIN;
+	int err = a->ops->realloc(a->state, ptr, l, old, pf, out);
+	kalloc__tools_nowait_exit();
+	return err;
+}
+
 /* Every case: sentinels, zero sizes, checks, instrumentation. */
 __attribute__((noinline)) static int
 realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
@@ -250,7 +265,7 @@ static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
 		return KALLOC_OK;
 	}
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-	err = a->ops->realloc(a->state, ptr, layout, old, pf, out);
+	err = plugin_realloc(a, ptr, layout, old, pf, out);
 	if (unlikely(err))
 		return backend_failed(a, err, layout, flags);
 	if (unlikely(kalloc_is_sentinel(out->ptr))) {
@@ -334,8 +349,8 @@ do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 			*out = b;
 			return plain_result(&c, KALLOC_OK, out);
 		}
-		err = a->ops->realloc(a->state, NULL, KALLOC_LAYOUT(size, al),
-				      KALLOC_LAYOUT_UNKNOWN, pf, out);
+		err = plugin_realloc(a, NULL, KALLOC_LAYOUT(size, al),
+				     KALLOC_LAYOUT_UNKNOWN, pf, out);
 		if (likely(!err && NOT_SENTINEL(out->ptr)))
 			return KALLOC_OK;
 		return plain_result(&c, err, out);

@@ -154,6 +154,9 @@ HIDDEN long kalloc__option_long(const char *name, long def);
 HIDDEN const kalloc_tools_t *kalloc__tools(void);
 /* fork: 0 prepare (takes the table's lock, a leaf), 1 parent, 2 child. */
 HIDDEN void kalloc__tools_atfork(int phase);
+/* Around a NOWAIT/ATOMIC call: false when it would wait (then EAGAIN). */
+HIDDEN bool kalloc__tools_nowait_enter(void);
+HIDDEN void kalloc__tools_nowait_exit(void);
 /* host->options (kalloc_host_t). */
 HIDDEN int kalloc__plugin_options(const char *plugin, const char *options,
 				  const kalloc_plugin_option_t *spec, size_t n);

@@ -108,8 +108,13 @@ static bool grow(void)
 	return true;
 }
 
+/* Depth of NOWAIT calls of this thread holding `lock` (nowait_enter). */
+static _Thread_local unsigned nowait_depth;
+
 static void table_open(void)
 {
+	if (nowait_depth)
+		return; /* held for the whole NOWAIT call */
 	pthread_mutex_lock(&lock);
 	if (tab && mode == MEMCHECK)
 		unpoison(tab, cap * sizeof(*tab));
@@ -117,6 +122,8 @@ static void table_open(void)
 
 static void table_close(void)
 {
+	if (nowait_depth)
+		return;
 	if (tab && mode == MEMCHECK)
 		poison(tab, cap * sizeof(*tab));
 	pthread_mutex_unlock(&lock);
@@ -263,6 +270,43 @@ static void detect(void)
 #endif
 	if (__asan_poison_memory_region && __asan_unpoison_memory_region)
 		mode = ASAN;
+}
+
+/*
+ * A NOWAIT or ATOMIC call under a tool must not wait for the table's lock
+ * (another thread may hold it, even across the mmap of a grow) nor grow
+ * the table.  So the call takes the lock once, with a trylock, for its
+ * whole length, and only when the table has room for the call's record
+ * (a realloc forgets one and records one); else the call is KALLOC_EAGAIN.
+ * Lock order: the table's, then the backend's, which NOWAIT only tries.
+ */
+bool kalloc__tools_nowait_enter(void)
+{
+	if (!kalloc__tools())
+		return true;
+	if (nowait_depth) { /* kv's inner call to slab */
+		nowait_depth++;
+		return true;
+	}
+	if (pthread_mutex_trylock(&lock))
+		return false;
+	if (!tab || (count + 2) * 2 > cap) {
+		pthread_mutex_unlock(&lock);
+		return false;
+	}
+	if (mode == MEMCHECK)
+		unpoison(tab, cap * sizeof(*tab));
+	nowait_depth = 1;
+	return true;
+}
+
+void kalloc__tools_nowait_exit(void)
+{
+	if (!nowait_depth || --nowait_depth)
+		return;
+	if (mode == MEMCHECK)
+		poison(tab, cap * sizeof(*tab));
+	pthread_mutex_unlock(&lock);
 }
 
 const kalloc_tools_t *kalloc__tools(void)

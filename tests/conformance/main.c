@@ -12,7 +12,8 @@
  *     G5  failure-keeps-block .... FAIL: <Check's message> [file:line]
  *     G11 nowait ................. SKIP: <why>
  *
- * then `N passed, N failed`.  SKIP is only for a capability the backend
+ * then `N passed, N failed` (with `, N not declared` when guarantees were
+ * skipped, named on the line before).  SKIP is only for a capability the backend
  * declares it lacks: G11 when it refuses both NOWAIT and ATOMIC (G14 then
  * proves the refusal), G15 without a fast table, G16 when it detects no
  * misuse.
@@ -73,7 +74,8 @@ static void usage(FILE *f)
 		"backend: a name found in the plugin path (%s)\n"
 		"or the path of a plugin file (containing '/' or ending in .so).\n"
 		"Prints one line per guarantee (PASS, FAIL: why, or SKIP: why)\n"
-		"and `N passed, N failed`.  SKIP is only for a capability the\n"
+		"and `N passed, N failed` (`, N not declared` after it when some\n"
+		"were skipped).  SKIP is only for a capability the\n"
 		"backend declares it lacks: G11 (NOWAIT and ATOMIC refused; G14\n"
 		"then proves the refusal), G15 (no fast table), G16 (no misuse\n"
 		"detected).\n"
@@ -217,9 +219,13 @@ int main(int argc, char **argv)
 	srunner_free(sr);
 	kalloc_close(conform_a);
 	if (skips)
-		printf("%d skipped: %s\n", skips, skip_list);
+		printf("not declared by the backend: %s\n", skip_list);
 	if (notrun)
 		printf("%d not run\n", notrun);
-	printf("%d passed, %d failed\n", passed, failed);
+	if (skips)
+		printf("%d passed, %d failed, %d not declared\n", passed, failed,
+		       skips);
+	else
+		printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

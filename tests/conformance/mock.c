@@ -29,6 +29,9 @@
  *   MOCK_ZERO_FRESH_ONLY  ZERO on a fresh block, not on a grown tail
  *   MOCK_LOST_REMOTE_FREE a free from a thread that never allocated is
  *                         dropped (a thread cache not set up yet)
+ *   MOCK_NOWAIT_LOCK      declares NOWAIT/ATOMIC and maps nothing for
+ *                         them, but every call takes one lock, and a
+ *                         NOWAIT call waits for it like any other
  *
  * The three ALIGN modes serve each block at an offset into a larger inner
  * block, with the inner pointer stored just before it (an aligned malloc's
@@ -80,11 +83,14 @@
 #define MOCK_NAME "zero_fresh_only"
 #elif defined(MOCK_LOST_REMOTE_FREE)
 #define MOCK_NAME "lost_remote_free"
+#elif defined(MOCK_NOWAIT_LOCK)
+#define MOCK_NAME "nowait_lock"
 #else
 #error "define one MOCK_* mode"
 #endif
 
-#if defined(MOCK_BROKEN_NOWAIT) || defined(MOCK_NOWAIT_OK)
+#if defined(MOCK_BROKEN_NOWAIT) || defined(MOCK_NOWAIT_OK) || \
+	defined(MOCK_NOWAIT_LOCK)
 #define MOCK_FLAGS (KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC)
 #else
 #define MOCK_FLAGS KALLOC_ZERO
@@ -252,8 +258,26 @@ static int shifted_realloc(void *ptr, kalloc_layout_t l, kalloc_layout_t old,
 }
 #endif
 
-#ifdef MOCK_LOST_REMOTE_FREE
+#if defined(MOCK_LOST_REMOTE_FREE) || defined(MOCK_NOWAIT_LOCK)
 #include <pthread.h>
+#endif
+
+#ifdef MOCK_NOWAIT_LOCK
+/* Taken around every call.  A fork child, alone, starts it afresh (the
+ * holder may have been another thread; slab has its own fork hooks). */
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void mock_atfork_child(void *state)
+{
+	(void)state;
+	pthread_mutex_init(&big_lock, NULL);
+}
+#define MOCK_ATFORK_CHILD mock_atfork_child
+#else
+#define MOCK_ATFORK_CHILD NULL
+#endif
+
+#ifdef MOCK_LOST_REMOTE_FREE
 /* Set on a thread's first allocation ("its cache").  A pthread key, not
  * _Thread_local: LeakSanitizer's tracer crashed on this module's TLS. */
 static pthread_key_t cache_key;
@@ -295,6 +319,14 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 {
 	(void)state;
 	kalloc_flags_t down = (flags & KALLOC_ZERO) | KALLOC_NOWARN;
+#ifdef MOCK_NOWAIT_LOCK
+	/* fault: NOWAIT waits for the lock (a trylock would answer EAGAIN) */
+	down |= flags & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	pthread_mutex_lock(&big_lock);
+	int locked_err = host->realloc(inner, ptr, l, old, down, out);
+	pthread_mutex_unlock(&big_lock);
+	return locked_err;
+#endif
 	if (flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)) {
 #if defined(MOCK_NOWAIT_OK)
 		down |= flags & (KALLOC_NOWAIT | KALLOC_ATOMIC);
@@ -472,6 +504,7 @@ static const kalloc_plugin_ops_t ops = {
 	.realloc = mock_realloc,
 	.usable_size = mock_usable_size,
 	.owns = MOCK_OWNS,
+	.atfork_child = MOCK_ATFORK_CHILD,
 };
 
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {

@@ -6,7 +6,14 @@
  * KALLOC_EAGAIN, none may trap, and at least one must succeed.
  *
  * The filter lives only in that child: the test process reads the outcome
- * from a shared page and the child's exit status.  Only run when the
+ * from a shared page and the child's exit status.
+ *
+ * G11 also: NOWAIT never waits for another thread.  In a second child a
+ * worker thread allocates and frees in a loop; a signal stops it at an
+ * arbitrary point, often inside the backend holding whatever lock it
+ * takes, and while it is stopped NOWAIT calls must answer (a block or
+ * KALLOC_EAGAIN).  A backend that waits for the stopped thread's lock
+ * never answers, and the child is killed at the time limit.  Only run when the
  * backend declares the flag (main prints SKIP otherwise, and G14 proves the
  * refusal).
  */
@@ -15,7 +22,11 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -179,6 +190,133 @@ static void nowait_check(kalloc_flags_t flag, const char *fname)
 		"(all %zu returned KALLOC_EAGAIN)", fname, NLAYOUTS);
 }
 
+/* ---- never waits for a stopped thread ---------------------------------- */
+
+#define STOPS 200       /* stops of the worker, each followed by NOWAIT calls */
+#define STOP_LAYOUTS 5  /* the first layouts: the small sizes */
+
+struct lock_outcome {
+	volatile int round; /* the stop in progress, -1 none */
+	volatile int layout;
+	volatile int err;   /* a wrong answer, else 0 */
+};
+
+static struct lock_outcome *lock_outcome;
+static int resume_fd[2];
+static atomic_int stops_taken, stops_done;
+static atomic_bool worker_quit;
+static atomic_uint worker_rounds;
+
+/* The worker, stopped: holds whatever it held until the test resumes it. */
+static void on_stop(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&stops_taken, 1);
+	char c;
+	while (read(resume_fd[0], &c, 1) < 0 && errno == EINTR)
+		;
+	atomic_fetch_add(&stops_done, 1);
+}
+
+static void *stop_worker(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; !atomic_load(&worker_quit); i++) {
+		kalloc_layout_t l = layouts[i % NLAYOUTS];
+		kalloc_buf_t b;
+		if (kalloc_alloc(conform_a, l, 0, &b))
+			_exit(5);
+		((volatile char *)b.ptr)[0] = 1;
+		kalloc_free(conform_a, b.ptr, l);
+		atomic_store_explicit(&worker_rounds, i + 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static void nowait_lock_child(kalloc_flags_t flag)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	if (pipe(resume_fd) || sigaction(SIGUSR2, &sa, NULL))
+		_exit(3);
+	pthread_t worker;
+	if (pthread_create(&worker, NULL, stop_worker, NULL))
+		_exit(3);
+	/* stopped only once started: not inside the thread library's (or a
+	 * sanitizer's) thread start, which holds locks of their own */
+	while (atomic_load(&worker_rounds) < NLAYOUTS)
+		sched_yield();
+	int stops = conform_slow ? STOPS / 10 : STOPS;
+	for (int round = 0; round < stops; round++) {
+		lock_outcome->round = round;
+		pthread_kill(worker, SIGUSR2);
+		while (atomic_load(&stops_taken) <= round)
+			sched_yield();
+		kalloc_buf_t b[STOP_LAYOUTS];
+		for (int i = 0; i < STOP_LAYOUTS; i++) {
+			lock_outcome->layout = i;
+			int err = kalloc_alloc(conform_a, layouts[i],
+					       flag | KALLOC_NOWARN, &b[i]);
+			if (err && err != KALLOC_EAGAIN) {
+				lock_outcome->err = err;
+				_exit(4);
+			}
+			if (err)
+				b[i].ptr = NULL;
+		}
+		lock_outcome->layout = -1;
+		if (write(resume_fd[1], "", 1) != 1)
+			_exit(3);
+		while (atomic_load(&stops_done) <= round)
+			sched_yield();
+		for (int i = 0; i < STOP_LAYOUTS; i++)
+			if (b[i].ptr)
+				kalloc_free(conform_a, b[i].ptr, layouts[i]);
+	}
+	lock_outcome->round = -1;
+	atomic_store(&worker_quit, true);
+	pthread_join(worker, NULL);
+	_exit(0);
+}
+
+static void nowait_lock_check(kalloc_flags_t flag, const char *fname)
+{
+	lock_outcome = mmap(NULL, sizeof(*lock_outcome), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(lock_outcome != MAP_FAILED, "mmap of a shared page failed");
+	lock_outcome->round = -1;
+	lock_outcome->layout = -1;
+	pid_t pid = conform_fork();
+	REQUIRE(pid >= 0, "fork failed");
+	if (pid == 0)
+		nowait_lock_child(flag);
+	int status = 0;
+	int timed_out = conform_wait(pid, conform_slow ? 120 : 15, &status);
+	struct lock_outcome o = *lock_outcome;
+	munmap(lock_outcome, sizeof(*lock_outcome));
+	size_t sz = o.layout >= 0 ? layouts[o.layout].size : 0;
+	REQUIRE(!timed_out, "%s allocation of %zu bytes waited for another "
+		"thread, stopped inside the backend (stop %d): NOWAIT must "
+		"not wait for a lock another thread holds", fname, sz, o.round);
+	REQUIRE(!(WIFEXITED(status) && WEXITSTATUS(status) == 4),
+		"%s allocation of %zu bytes while another thread was stopped "
+		"failed with '%s', want success or KALLOC_EAGAIN", fname, sz,
+		kalloc_strerror(o.err));
+	REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"%s stop child ended with %s %d (stop %d)", fname,
+		WIFSIGNALED(status) ? "signal" : "status",
+		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+		o.round);
+}
+
+START_TEST(g11_nowait_waits_for_no_thread)
+{
+	if (honors(KALLOC_NOWAIT))
+		nowait_lock_check(KALLOC_NOWAIT, "NOWAIT");
+}
+END_TEST
+
 START_TEST(g11_nowait_maps_nothing)
 {
 	if (honors(KALLOC_NOWAIT))
@@ -198,5 +336,6 @@ TCase *g11_nowait(void)
 	TCase *tc = conform_tcase("G11");
 	tcase_add_test(tc, g11_nowait_maps_nothing);
 	tcase_add_test(tc, g11_atomic_maps_nothing);
+	tcase_add_test(tc, g11_nowait_waits_for_no_thread);
 	return tc;
 }

@@ -298,6 +298,7 @@ struct fork_watch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool done;
+	bool started; /* waiting on cond: it holds no lock of the runtime */
 	int seconds;
 };
 
@@ -308,6 +309,8 @@ static void *fork_watchdog(void *arg)
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += w->seconds;
 	pthread_mutex_lock(&w->lock);
+	w->started = true;
+	pthread_cond_broadcast(&w->cond);
 	while (!w->done &&
 	       pthread_cond_timedwait(&w->cond, &w->lock, &deadline) != ETIMEDOUT)
 		;
@@ -327,17 +330,24 @@ int conform_fork(void)
 	if (ckfork && strcmp(ckfork, "no") == 0)
 		return fork(); /* no watchdog: Check cannot end the test */
 	struct fork_watch w = { PTHREAD_MUTEX_INITIALIZER,
-				PTHREAD_COND_INITIALIZER, false,
+				PTHREAD_COND_INITIALIZER, false, false,
 				conform_slow ? 120 : 10 };
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, fork_watchdog, &w) == 0,
 		"pthread_create failed");
+	/* Fork once the watchdog waits: a thread still starting may hold
+	 * the thread library's or a sanitizer's allocator lock, which the
+	 * child would inherit held. */
+	pthread_mutex_lock(&w.lock);
+	while (!w.started)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
 	pid_t pid = fork();
 	if (pid == 0)
 		return 0; /* the watchdog thread does not exist here */
 	pthread_mutex_lock(&w.lock);
 	w.done = true;
-	pthread_cond_signal(&w.cond);
+	pthread_cond_broadcast(&w.cond);
 	pthread_mutex_unlock(&w.lock);
 	pthread_join(t, NULL);
 	return pid;
