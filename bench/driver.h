@@ -30,14 +30,14 @@ enum kind {
 enum group { G_API, G_MALLOC, NGROUPS };
 
 struct subject {
-	char label[64];   /* "slab", "direct:jemalloc", "preload:mimalloc", ... */
+	char label[128];  /* "slab", "direct:jemalloc", "preload:mimalloc", ... */
 	enum kind kind;
 	enum group group;
 	int ref;          /* enum ref this row stands for as a reference, or -1 */
 	char exe[PATH_MAX];
-	char arg[128];    /* backend name (K_API), else "-" */
+	char arg[PATH_MAX];    /* backend name or plugin path (K_API), else "-" */
 	char preload[PATH_MAX];
-	char backend[128];     /* KALLOC_BACKEND (K_SHIM) */
+	char backend[PATH_MAX]; /* KALLOC_BACKEND (K_SHIM) */
 	const char *expect;    /* substring the malloc origin must contain */
 	int available;
 	char why[768];    /* when not available */
@@ -74,7 +74,9 @@ struct bench {
 };
 
 /* subjects.c */
-void subjects_build(struct bench *b);
+/* Builds the subjects; -1 (after a message) when an argument does not fit,
+ * never a silently cut name. */
+int subjects_build(struct bench *b);
 void subjects_probe(struct bench *b);
 /* Runs one measurement of subject si on workload wi; fills *out on
  * success and returns 0, else returns -1 with why filled. */

@@ -270,7 +270,8 @@ int main(int argc, char **argv)
 	shuffle_state = bench_seed(c->have_seed ? c->seed
 				   : (uint64_t)time(NULL) ^ (uint64_t)getpid(), 99);
 
-	subjects_build(&B);
+	if (subjects_build(&B))
+		return 2;
 	fprintf(stderr, "kalloc-bench: probing %d subjects\n", B.ns);
 	subjects_probe(&B);
 	int usable = 0;

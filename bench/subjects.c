@@ -86,7 +86,21 @@ static void need_helper(const struct bench *b, struct subject *s,
 	}
 }
 
-void subjects_build(struct bench *b)
+/* Copies src into a field of cap bytes; -1 after saying so if it does not
+ * fit (a cut plugin path would name another file, or none). */
+static int set_field(char *dst, size_t cap, const char *src, const char *what)
+{
+	size_t n = strlen(src);
+	if (n >= cap) {
+		fprintf(stderr, "kalloc-bench: %s '%s' is %zu bytes long, more "
+			"than the %zu this program keeps\n", what, src, n, cap - 1);
+		return -1;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int subjects_build(struct bench *b)
 {
 	const struct run_config *c = &b->cfg;
 	char self[PATH_MAX + 16];
@@ -94,16 +108,16 @@ void subjects_build(struct bench *b)
 		self[0] = '\0';
 
 	/* kalloc backends through the kalloc API */
-	char list[1024];
-	if (c->backends) {
-		snprintf(list, sizeof(list), "%s", c->backends);
-	} else {
-		list[0] = '\0';
-		for (size_t i = 0; i < sizeof(default_backends) /
-				       sizeof(default_backends[0]); i++) {
-			strcat(list, i ? "," : "");
-			strcat(list, default_backends[i]);
-		}
+	char defaults[256] = "";
+	for (size_t i = 0; i < sizeof(default_backends) /
+			       sizeof(default_backends[0]); i++) {
+		strcat(defaults, i ? "," : "");
+		strcat(defaults, default_backends[i]);
+	}
+	char *list = strdup(c->backends ? c->backends : defaults);
+	if (!list) {
+		fprintf(stderr, "kalloc-bench: out of memory\n");
+		return -1;
 	}
 	char *save = NULL;
 	for (char *name = strtok_r(list, ",", &save); name;
@@ -111,13 +125,24 @@ void subjects_build(struct bench *b)
 		/* a plugin path is labelled by its file name */
 		const char *label = strrchr(name, '/') ? strrchr(name, '/') + 1
 						       : name;
+		if (strlen(label) >= sizeof(b->s[0].label) - 8) { /* "shim:" */
+			fprintf(stderr, "kalloc-bench: backend name '%s' is longer "
+				"than the %zu bytes a label keeps\n", label,
+				sizeof(b->s[0].label) - 9);
+			free(list);
+			return -1;
+		}
 		struct subject *s = add(b, K_API, G_API, ref_of_backend(name),
 					label);
 		if (!s)
 			break;
 		snprintf(s->exe, sizeof(s->exe), "%s", self);
-		snprintf(s->arg, sizeof(s->arg), "%s", name);
+		if (set_field(s->arg, sizeof(s->arg), name, "backend")) {
+			free(list);
+			return -1;
+		}
 	}
+	free(list);
 
 	/* the libraries through their own API */
 	if (c->direct) {
@@ -157,6 +182,7 @@ void subjects_build(struct bench *b)
 			s->expect = ref_names[preload_libs[i].ref];
 		}
 	}
+	return 0;
 }
 
 static void probe_one(struct bench *b, int si)
@@ -197,14 +223,14 @@ static void add_shim_rows(struct bench *b)
 	for (int i = 0; i < napi; i++) {
 		if (b->s[i].kind != K_API || !b->s[i].available)
 			continue;
-		char label[64];
-		snprintf(label, sizeof(label), "shim:%s", b->s[i].arg);
+		char label[sizeof(b->s[i].label) + 8];
+		snprintf(label, sizeof(label), "shim:%s", b->s[i].label);
 		struct subject *s = add(b, K_SHIM, G_MALLOC, -1, label);
 		if (!s)
 			return;
 		need_helper(b, s, "kalloc-bench-malloc");
 		snprintf(s->preload, sizeof(s->preload), "%s", shim);
-		snprintf(s->backend, sizeof(s->backend), "%s", b->s[i].arg);
+		memcpy(s->backend, b->s[i].arg, sizeof(s->backend));
 		s->expect = base;
 	}
 }
@@ -261,7 +287,7 @@ static char **child_env(const struct subject *s)
 			 "GLIBC_TUNABLES=%s%sglibc.rtld.optional_static_tls=16384",
 			 old ? old : "", old && *old ? ":" : "");
 	env[k++] = tunables;
-	static char preload[PATH_MAX + 16], backend[160];
+	static char preload[PATH_MAX + 16], backend[PATH_MAX + 16];
 	if (s->preload[0]) {
 		snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", s->preload);
 		env[k++] = preload;

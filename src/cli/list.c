@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,7 +84,7 @@ struct row {
 	const char *err; /* NULL: loaded */
 	char err_text[512];
 	char description[160];
-	char path[512];
+	char path[PATH_MAX];
 };
 
 static struct row rows[MAX_ROWS];

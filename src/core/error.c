@@ -31,8 +31,19 @@ const char *kalloc_strerror(int err)
 }
 
 /* Room for a message naming every searched plugin directory of a deep
- * checkout (the unknown-backend message); longer ones are cut. */
+ * checkout (the unknown-backend message, which shortens its list itself
+ * to fit); anything longer ends in "..." to show it was cut. */
 static _Thread_local char last_msg[4096];
+
+#define CUT_MARK "..."
+
+/* Marks a vsnprintf result n that did not fit in buf[cap]. */
+static void mark_cut(char *buf, size_t cap, int n)
+{
+	if (n >= 0 && (size_t)n < cap)
+		return;
+	memcpy(buf + cap - sizeof(CUT_MARK), CUT_MARK, sizeof(CUT_MARK));
+}
 
 const char *kalloc_errmsg(void)
 {
@@ -45,7 +56,7 @@ int kalloc__error(int err, const char *fmt, ...)
 	char msg[sizeof(last_msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	mark_cut(msg, sizeof(msg), vsnprintf(msg, sizeof(msg), fmt, ap));
 	va_end(ap);
 	memcpy(last_msg, msg, sizeof(msg));
 	return err;
@@ -54,17 +65,16 @@ int kalloc__error(int err, const char *fmt, ...)
 /* Writes one whole line with a single write(2): no stdio buffer, no malloc. */
 static void vlog(const char *who, const char *fmt, va_list ap)
 {
-	char line[768];
+	/* a whole error message (last_msg) and a prefix fit */
+	char line[sizeof(last_msg) + 256];
 	int n = snprintf(line, sizeof(line), "kalloc: %s%s", who ? who : "",
 			 who ? ": " : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	size_t len = (size_t)n + (size_t)m;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
+	size_t room = sizeof(line) - (size_t)n - 1; /* and the newline */
+	int m = vsnprintf(line + n, room, fmt, ap);
+	mark_cut(line + n, room, m);
+	size_t len = strlen(line);
 	line[len++] = '\n';
 	ssize_t r = write(STDERR_FILENO, line, len);
 	(void)r;

@@ -24,11 +24,46 @@
 static char plugin_path[8192];
 static pthread_once_t plugin_path_once = PTHREAD_ONCE_INIT;
 
+/* KALLOC_PLUGIN_PATH, then the installed directory, which is always kept:
+ * a path too long for the buffer loses its last directories, saying so. */
 static void plugin_path_init(void)
 {
 	const char *env = kalloc__env("KALLOC_PLUGIN_PATH");
-	snprintf(plugin_path, sizeof(plugin_path), "%s%s%s", env ? env : "",
-		 env ? ":" : "", KALLOC_PLUGINDIR);
+	size_t room = sizeof(plugin_path) - sizeof(KALLOC_PLUGINDIR) - 1;
+	size_t keep = env ? strlen(env) : 0;
+	if (keep > room) {
+		keep = room;
+		while (keep && env[keep] != ':')
+			keep--; /* whole directories only */
+		kalloc__log(NULL, "KALLOC_PLUGIN_PATH is %zu bytes long; searching "
+			    "only its first %zu bytes and %s", strlen(env), keep,
+			    KALLOC_PLUGINDIR);
+	}
+	snprintf(plugin_path, sizeof(plugin_path), "%.*s%s%s", (int)keep,
+		 keep ? env : "", keep ? ":" : "", KALLOC_PLUGINDIR);
+}
+
+/*
+ * The plugin path for a message, in at most cap bytes: whole, or as many of
+ * its first directories as fit, then ":...:" and the installed directory
+ * (the one a user looks for), so nothing is cut silently.
+ */
+static void searched_dirs(char *buf, size_t cap)
+{
+	const char *p = kalloc_plugin_path();
+	size_t len = strlen(p);
+	if (len < cap) {
+		memcpy(buf, p, len + 1);
+		return;
+	}
+	const char *last = strrchr(p, ':');
+	last = last ? last + 1 : p;
+	size_t tail = strlen(last) + 5; /* ":...:" */
+	size_t head = tail < cap ? cap - 1 - tail : 0;
+	while (head && p[head] != ':')
+		head--;
+	size_t room = cap - 1 - head - 5; /* the installed dir is short */
+	snprintf(buf, cap, "%.*s:...:%.*s", (int)head, p, (int)room, last);
 }
 
 const char *kalloc_plugin_path(void)
@@ -185,12 +220,14 @@ static int resolve(const char *backend, char *path, size_t cap)
 			}
 		free(f);
 	}
-	char names[512];
+	/* both fit in a message (error.c): 32 names of at most 64 bytes */
+	char names[MAX_PLUGINS * 66 + 16], dirs[1536];
 	valid_names(names, sizeof(names));
+	searched_dirs(dirs, sizeof(dirs));
 	return kalloc__error(KALLOC_ENOENT,
-			     "unknown backend '%s'; valid backends: %s "
+			     "unknown backend '%.80s'; valid backends: %s "
 			     "(or the path of a plugin .so; searched %s)",
-			     backend, names, kalloc_plugin_path());
+			     backend, names, dirs);
 }
 
 /* ---- descriptor checks ------------------------------------------------ */

@@ -18,9 +18,9 @@ static pthread_mutex_t registry_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static kalloc_t *handles;  /* every open handle, in registration order */
 
 struct shared {
-	char name[512];
 	kalloc_t *a;
 	struct shared *next;
+	char name[]; /* as given: a backend name or a plugin path */
 };
 static struct shared *shared_list;
 
@@ -150,7 +150,7 @@ kalloc_t *kalloc_get(const char *backend)
 			break;
 		}
 	if (!a) {
-		struct shared *s = calloc(1, sizeof(*s));
+		struct shared *s = calloc(1, sizeof(*s) + strlen(backend) + 1);
 		if (!s) {
 			kalloc__error(KALLOC_ENOMEM, "no memory to open '%s'",
 				      backend);
@@ -158,7 +158,7 @@ kalloc_t *kalloc_get(const char *backend)
 			free(s);
 			a = NULL;
 		} else {
-			snprintf(s->name, sizeof(s->name), "%s", backend);
+			strcpy(s->name, backend);
 			s->a = a;
 			s->next = shared_list;
 			shared_list = s;
@@ -197,7 +197,7 @@ kalloc_t *kalloc_default(void)
 		const char *want = kalloc__env("KALLOC_BACKEND");
 		a = want ? kalloc_get(want) : first_default();
 		if (!a && want) {
-			char why[512];
+			char why[4096]; /* a whole message (error.c) */
 			snprintf(why, sizeof(why), "%s", kalloc_errmsg());
 			a = first_default();
 			kalloc__log(NULL, "KALLOC_BACKEND=%s: %s; using %s", want,
