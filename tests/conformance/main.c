@@ -146,6 +146,29 @@ static void print_failure(TestResult *tr)
 	printf("\n");
 }
 
+/*
+ * Debian's jemalloc loads only with static TLS room reserved at start-up
+ * (GLIBC_TUNABLES, read by the dynamic loader): run again with it, as
+ * `kalloc run` and `kalloc list` do, unless the user set a value.
+ */
+static void reexec_with_static_tls(char **argv)
+{
+	static const char want[] = "glibc.rtld.optional_static_tls=16384";
+	const char *old = getenv("GLIBC_TUNABLES");
+	if (old && strstr(old, "glibc.rtld.optional_static_tls="))
+		return;
+	char *v = malloc((old ? strlen(old) + 1 : 0) + sizeof(want));
+	if (!v)
+		return;
+	sprintf(v, "%s%s%s", old && *old ? old : "", old && *old ? ":" : "",
+		want);
+	if (setenv("GLIBC_TUNABLES", v, 1) == 0) {
+		fflush(NULL);
+		execv("/proc/self/exe", argv);
+	}
+	free(v);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
@@ -158,6 +181,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int err = kalloc_open(argv[1], NULL, &conform_a);
+	if (err && strstr(kalloc_errmsg(), "static TLS"))
+		reexec_with_static_tls(argv); /* returns if it cannot */
 	if (err) {
 		fprintf(stderr, "kalloc-conform: cannot open backend '%s': %s\n",
 			argv[1], kalloc_errmsg());
