@@ -319,8 +319,22 @@ typedef void (*kalloc_stats_fn)(void *ctx, const char *group, const char *key,
 				uint64_t value);
 KALLOC_API int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx);
 
-/* Writes the table KALLOC_STATS=1 prints at exit, for every open handle. */
+/*
+ * Writes the table KALLOC_STATS=1 prints at exit, for every open handle
+ * with statistics: the core's counters, the backend's global counters, and
+ * one row per size class or object cache with /proc/slabinfo's columns
+ * (name active_objs num_objs objsize objperslab pagesperslab) plus
+ * num_slabs, in_use_bytes, constructed and failures, most bytes in use
+ * first ("-" where the backend has no such counter).
+ */
 KALLOC_API void kalloc_stats_print(int fd);
+
+/*
+ * The same as one JSON object on one line (KALLOC_STATS=json):
+ * {"pid": N, "handles": [{"backend": NAME, "core": {KEY: N, ...},
+ * "groups": {GROUP: {KEY: N, ...}, ...}, "truncated": false}]}.
+ */
+KALLOC_API void kalloc_stats_print_json(int fd);
 
 /* ---- object caches (the kernel's kmem_cache) ------------------------- */
 

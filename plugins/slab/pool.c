@@ -315,7 +315,7 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 		fn(ctx, group, "num_objs", cc[k].objs);
 		fn(ctx, group, "objsize", ci->size);
 		fn(ctx, group, "objperslab", ci->nblocks);
-		fn(ctx, group, "unitsperslab", ci->span);
+		fn(ctx, group, "pagesperslab", ci->span * (SLAB_UNIT >> 12));
 		fn(ctx, group, "num_slabs", cc[k].slabs);
 	}
 	return 0;

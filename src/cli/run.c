@@ -1,5 +1,5 @@
 /*
- * kalloc run [-b BACKEND] [--stats] [--] PROGRAM [ARGS...]
+ * kalloc run [-b BACKEND] [--stats[=json]] [--] PROGRAM [ARGS...]
  *
  * Runs PROGRAM under the shim, like jemalloc.sh: prepends the shim to
  * LD_PRELOAD, sets KALLOC_BACKEND (and for jemalloc GLIBC_TUNABLES), then
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 static const char help[] =
-	"usage: kalloc run [-b BACKEND] [--stats] [--] PROGRAM [ARGS...]\n"
+	"usage: kalloc run [-b BACKEND] [--stats[=json]] [--] PROGRAM [ARGS...]\n"
 	"\n"
 	"Run PROGRAM with every malloc, free, realloc, posix_memalign ... and\n"
 	"C++ new/delete served by a libkalloc backend (the LD_PRELOAD shim).\n"
@@ -28,9 +28,12 @@ static const char help[] =
 	"\n"
 	"  -b, --backend BACKEND  slab, page, kv, jemalloc, tcmalloc, mimalloc,\n"
 	"                         libc (see `kalloc list`), or a plugin .so path;\n"
-	"                         default: $KALLOC_BACKEND, else libc\n"
+	"                         default: $KALLOC_BACKEND, else slab\n"
 	"      --stats            print the backend's statistics table on stderr\n"
-	"                         when PROGRAM exits (sets KALLOC_STATS=1)\n"
+	"                         when PROGRAM exits (sets KALLOC_STATS=1): the\n"
+	"                         core's counters, the backend's, and one row\n"
+	"                         per size class or cache, as /proc/slabinfo\n"
+	"      --stats=json       the same as one JSON line (KALLOC_STATS=json)\n"
 	"  -h, --help             this help\n"
 	"\n"
 	"Sets LD_PRELOAD (the shim first, then what was there), KALLOC_BACKEND,\n"
@@ -70,12 +73,12 @@ int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "backend", required_argument, NULL, 'b' },
-		{ "stats", no_argument, NULL, 'S' },
+		{ "stats", optional_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *backend = NULL;
-	bool stats = false;
+	const char *stats = NULL; /* KALLOC_STATS to set */
 	int c;
 	opterr = 0;
 	optind = 1;
@@ -85,7 +88,11 @@ int cmd_run(int argc, char **argv)
 			backend = optarg;
 			break;
 		case 'S':
-			stats = true;
+			if (optarg && strcmp(optarg, "json") != 0)
+				return cli_usage_error("run", "--stats=%s: valid are "
+						       "--stats (a table) and "
+						       "--stats=json", optarg);
+			stats = optarg ? "json" : "1";
 			break;
 		case 'h':
 			return cli_help(help);
@@ -95,7 +102,7 @@ int cmd_run(int argc, char **argv)
 					       argv[optind - 1]);
 		default:
 			return cli_usage_error("run", "unknown option '%s'; valid: "
-					       "-b BACKEND, --stats, --help",
+					       "-b BACKEND, --stats[=json], --help",
 					       argv[optind - 1]);
 		}
 	}
@@ -127,7 +134,7 @@ int cmd_run(int argc, char **argv)
 	if (needs_tls)
 		env_add_static_tls();
 	if (stats)
-		setenv("KALLOC_STATS", "1", 1);
+		setenv("KALLOC_STATS", stats, 1);
 
 	execvp(argv[optind], &argv[optind]);
 	int e = errno;

@@ -7,9 +7,12 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static atomic_bool stats_json; /* KALLOC_STATS=json, or stats=json */
 
 static unsigned from_value(const char *key, const char *v, bool *ok)
 {
@@ -17,6 +20,10 @@ static unsigned from_value(const char *key, const char *v, bool *ok)
 	if (!strcmp(key, "debug")) {
 		unsigned bits = kalloc__debug_parse(v, ok);
 		return bits ? bits | FEAT_TRACK : 0;
+	}
+	if (!strcmp(key, "stats") && !strcmp(v, "json")) {
+		atomic_store(&stats_json, true);
+		return FEAT_STATS;
 	}
 	bool on = !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
 	*ok = on || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off");
@@ -30,8 +37,12 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static void at_exit(void)
 {
-	if (exit_wants & FEAT_STATS)
-		kalloc_stats_print(STDERR_FILENO);
+	if (exit_wants & FEAT_STATS) {
+		if (atomic_load(&stats_json))
+			kalloc_stats_print_json(STDERR_FILENO);
+		else
+			kalloc_stats_print(STDERR_FILENO);
+	}
 	if (exit_wants & (DEBUG_P | FEAT_LEAKS))
 		kalloc__debug_at_exit(exit_wants & FEAT_LEAKS);
 }
@@ -61,7 +72,7 @@ int kalloc__features_init(kalloc_t *a, const char *core_opts)
 			kalloc__log(NULL, "%s=%s: not understood (valid: %s); "
 				    "ignoring it", vars[i].env, v,
 				    i == 2 ? "letters F Z P U, or 1 for all" :
-				    "1 or 0");
+				    i == 0 ? "1, 0 or json" : "1 or 0");
 	}
 	for (const char *p = core_opts; *p;) {
 		size_t len = strcspn(p, ","), klen = strcspn(p, "=");
@@ -74,7 +85,7 @@ int kalloc__features_init(kalloc_t *a, const char *core_opts)
 		if (!ok)
 			return kalloc__error(KALLOC_EINVAL,
 					     "option '%.*s' not understood; valid: "
-					     "stats=0|1, leaks=0|1, debug=[FZPU]",
+					     "stats=0|1|json, leaks=0|1, debug=[FZPU]",
 					     (int)len, p);
 		p += len + (p[len] == ',');
 	}

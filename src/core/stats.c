@@ -7,6 +7,8 @@
 #include "internal.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,74 +139,298 @@ int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx)
 
 /* ---- the table -------------------------------------------------------- */
 
-struct printer {
-	int fd;
-	char last_group[64];
+/*
+ * KALLOC_STATS=1 prints, per handle: the core's counters as one row, the
+ * backend's global counters (groups without objsize) as "key value" lists
+ * wrapped a few to a line, then one row per size class or cache (groups
+ * with objsize) in /proc/slabinfo's columns plus ours, sorted by bytes in
+ * use.  KALLOC_STATS=json prints the same as one JSON object.  Collected
+ * in static memory (this runs at exit, maybe under the shim: no malloc),
+ * under a lock.
+ */
+#define MAX_GROUPS 256
+#define MAX_KEYS 1536
+#define NAME_LEN 48
+
+static const char *const row_cols[] = {
+	"active_objs", "num_objs", "objsize", "objperslab", "pagesperslab",
+	"num_slabs", "constructed", "failures",
+};
+#define NCOLS (sizeof(row_cols) / sizeof(row_cols[0]))
+
+struct kv {
+	char key[32];
+	uint64_t value;
+	int group;
 };
 
-static void put(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(int fd, const char *fmt, ...)
+static struct collected {
+	struct group {
+		char name[NAME_LEN];
+		bool row;        /* has objsize: a class or a cache */
+		uint64_t col[NCOLS];
+		bool has[NCOLS];
+	} g[MAX_GROUPS];
+	int ng;
+	struct kv kv[MAX_KEYS]; /* every counter, in order */
+	int nkv;
+	bool cut;               /* more than fit: said at the end */
+} coll;
+static pthread_mutex_t coll_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int group_index(const char *name)
+{
+	for (int i = coll.ng - 1; i >= 0; i--)
+		if (!strncmp(coll.g[i].name, name, NAME_LEN - 1))
+			return i;
+	if (coll.ng == MAX_GROUPS)
+		return -1;
+	struct group *g = &coll.g[coll.ng];
+	memset(g, 0, sizeof(*g));
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	return coll.ng++;
+}
+
+static void collect(void *ctx, const char *group, const char *key,
+		    uint64_t value)
+{
+	(void)ctx;
+	int gi = group_index(group);
+	if (gi < 0 || coll.nkv == MAX_KEYS) {
+		coll.cut = true;
+		return;
+	}
+	struct kv *k = &coll.kv[coll.nkv++];
+	snprintf(k->key, sizeof(k->key), "%s", key);
+	k->value = value;
+	k->group = gi;
+	for (size_t c = 0; c < NCOLS; c++)
+		if (!strcmp(key, row_cols[c])) {
+			coll.g[gi].col[c] = value;
+			coll.g[gi].has[c] = true;
+		}
+	if (!strcmp(key, "objsize"))
+		coll.g[gi].row = true;
+}
+
+static uint64_t in_use(const struct group *g)
+{
+	return g->col[0] * g->col[2]; /* active_objs * objsize */
+}
+
+static void collect_handle(kalloc_t *a)
+{
+	coll.ng = coll.nkv = 0;
+	coll.cut = false;
+	if (a->ops->stats)
+		a->ops->stats(a->state, collect, NULL);
+	kalloc__caches_foreach(a, count_cache,
+			       &(struct counting){ collect, NULL, 0 });
+}
+
+/* Buffered output on the stack, written with write(2) when full. */
+struct out {
+	int fd;
+	int items; /* JSON: handles written */
+	size_t n;
+	char buf[4096];
+};
+
+static void flush(struct out *o)
+{
+	size_t done = 0;
+	while (done < o->n) {
+		ssize_t r = write(o->fd, o->buf + done, o->n - done);
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+	}
+	o->n = 0;
+}
+
+static void put(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (n > 0) {
-		ssize_t r = write(fd, line, (size_t)n < sizeof(line) ? (size_t)n :
-				  sizeof(line) - 1);
-		(void)r;
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1; /* names are at most NAME_LEN */
+	if (o->n + (size_t)n > sizeof(o->buf))
+		flush(o);
+	memcpy(o->buf + o->n, line, (size_t)n);
+	o->n += (size_t)n;
+}
+
+static void print_core(struct out *o, kalloc_t *a, const kalloc_stats_t *s)
+{
+	put(o, "%-12s %10s %10s %10s %8s %14s %12s %12s %10s %10s\n", "backend",
+	    "allocs", "reallocs", "frees", "failed", "requested", "live-bytes",
+	    "peak-bytes", "live-blks", "peak-blks");
+	put(o, "%-12s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
+	       " %14" PRIu64 " %12" PRId64 " %12" PRId64 " %10" PRId64
+	       " %10" PRId64 "\n", a->p->name, s->allocs, s->reallocs, s->frees,
+	    s->failures, s->bytes_requested, s->live_bytes, s->peak_bytes,
+	    s->live_blocks, s->peak_blocks);
+}
+
+/* The backend's global counters: "group: key value, key value", wrapped. */
+static void print_globals(struct out *o)
+{
+	for (int gi = 0; gi < coll.ng; gi++) {
+		if (coll.g[gi].row)
+			continue;
+		int col = 0;
+		for (int k = 0; k < coll.nkv; k++) {
+			if (coll.kv[k].group != gi)
+				continue;
+			char item[96];
+			int n = snprintf(item, sizeof(item), "%s %" PRIu64,
+					 coll.kv[k].key, coll.kv[k].value);
+			if (col == 0 || col + n + 2 > 100) {
+				put(o, "%s%s:", col ? "\n" : "", coll.g[gi].name);
+				col = (int)strlen(coll.g[gi].name) + 1;
+			} else {
+				put(o, ",");
+				col++;
+			}
+			put(o, " %s", item);
+			col += n + 1;
+		}
+		if (col)
+			put(o, "\n");
 	}
 }
 
-static void print_backend_stat(void *ctx, const char *group, const char *key,
-			       uint64_t value)
+/* One row per class or cache, by bytes in use (most first). */
+static void print_rows(struct out *o)
 {
-	struct printer *p = ctx;
-	if (strcmp(p->last_group, group)) {
-		snprintf(p->last_group, sizeof(p->last_group), "%s", group);
-		put(p->fd, "    %-18s", group);
-	} else {
-		put(p->fd, "    %-18s", "");
+	int order[MAX_GROUPS], n = 0;
+	for (int gi = 0; gi < coll.ng; gi++)
+		if (coll.g[gi].row)
+			order[n++] = gi;
+	if (!n)
+		return;
+	for (int i = 1; i < n; i++) /* insertion sort: a few dozen rows */
+		for (int j = i; j > 0 && in_use(&coll.g[order[j - 1]]) <
+					    in_use(&coll.g[order[j]]); j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	put(o, "# %-22s %11s %10s %8s %10s %12s %9s %12s %11s %8s\n", "name",
+	    "active_objs", "num_objs", "objsize", "objperslab", "pagesperslab",
+	    "num_slabs", "in_use_bytes", "constructed", "failures");
+	for (int i = 0; i < n; i++) {
+		const struct group *g = &coll.g[order[i]];
+		static const int width[NCOLS] = { 11, 10, 8, 10, 12, 9, 11, 8 };
+		put(o, "  %-22s", g->name);
+		for (size_t c = 0; c < 6; c++)
+			g->has[c] ? put(o, " %*" PRIu64, width[c], g->col[c])
+				  : put(o, " %*s", width[c], "-");
+		put(o, " %12" PRIu64, in_use(g));
+		for (size_t c = 6; c < NCOLS; c++)
+			g->has[c] ? put(o, " %*" PRIu64, width[c], g->col[c])
+				  : put(o, " %*s", width[c], "-");
+		put(o, "\n");
 	}
-	put(p->fd, " %-20s %" PRIu64 "\n", key, value);
-}
-
-/* A cache's line under its handle, /proc/slabinfo's first columns. */
-static void print_cache(const kalloc_cache_t *cache, void *ctx)
-{
-	int fd = *(int *)ctx;
-	kalloc_cache_stats_t s;
-	kalloc_cache_stats(cache, &s);
-	put(fd, "    cache %-20s active_objs %8" PRIu64 "  num_objs %8" PRIu64
-		"  objsize %6zu  constructed %10" PRIu64 "  failed %6" PRIu64
-		"\n", kalloc_cache_name(cache), s.active_objs, s.num_objs,
-	    s.objsize, s.constructed, s.failures);
 }
 
 static void print_handle(kalloc_t *a, void *ctx)
 {
-	int fd = *(int *)ctx;
+	struct out *o = ctx;
 	kalloc_stats_t s;
 	if (kalloc_stats(a, &s) != KALLOC_OK)
 		return;
-	put(fd, "%-10s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
-		" %14" PRIu64 " %12" PRId64 " %12" PRId64 " %10" PRId64
-		" %10" PRId64 "\n", a->p->name, s.allocs, s.reallocs, s.frees,
-	    s.failures, s.bytes_requested, s.live_bytes, s.peak_bytes,
-	    s.live_blocks, s.peak_blocks);
-	if (a->ops->stats) {
-		struct printer p = { .fd = fd };
-		a->ops->stats(a->state, print_backend_stat, &p);
-	}
-	kalloc__caches_foreach(a, print_cache, ctx);
+	if (!o->items++) /* a title only above some table */
+		put(o, "kalloc statistics (pid %d)\n", (int)getpid());
+	put(o, "\n");
+	print_core(o, a, &s);
+	collect_handle(a);
+	print_globals(o);
+	print_rows(o);
+	if (coll.cut)
+		put(o, "(more counters than this table holds: see "
+		       "kalloc_stats_foreach)\n");
 }
 
 void kalloc_stats_print(int fd)
 {
-	put(fd, "kalloc statistics (pid %d)\n", (int)getpid());
-	put(fd, "%-10s %10s %10s %10s %8s %14s %12s %12s %10s %10s\n", "backend",
-	    "allocs", "reallocs", "frees", "failed", "requested", "live-bytes",
-	    "peak-bytes", "live-blks", "peak-blks");
-	kalloc__foreach_handle(print_handle, &fd);
+	struct out o = { .fd = fd };
+	pthread_mutex_lock(&coll_lock);
+	kalloc__foreach_handle(print_handle, &o);
+	pthread_mutex_unlock(&coll_lock);
+	flush(&o);
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+/* Names are backend and cache names: escape what JSON requires. */
+static void put_json_string(struct out *o, const char *s)
+{
+	put(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			put(o, "\\%c", c);
+		else if (c < 0x20)
+			put(o, "\\u%04x", c);
+		else
+			put(o, "%c", c);
+	}
+	put(o, "\"");
+}
+
+static void json_handle(kalloc_t *a, void *ctx)
+{
+	struct out *o = ctx;
+	kalloc_stats_t s;
+	if (kalloc_stats(a, &s) != KALLOC_OK)
+		return;
+	if (o->items++)
+		put(o, ",");
+	put(o, "{\"backend\": ");
+	put_json_string(o, a->p->name);
+	put(o, ", \"core\": {\"allocs\": %" PRIu64 ", \"reallocs\": %" PRIu64
+	       ", \"frees\": %" PRIu64 ", \"failures\": %" PRIu64
+	       ", \"bytes_requested\": %" PRIu64 ", \"bytes_usable\": %" PRIu64
+	       ", \"live_bytes\": %" PRId64 ", \"live_blocks\": %" PRId64
+	       ", \"peak_bytes\": %" PRId64 ", \"peak_blocks\": %" PRId64 "}",
+	    s.allocs, s.reallocs, s.frees, s.failures, s.bytes_requested,
+	    s.bytes_usable, s.live_bytes, s.live_blocks, s.peak_bytes,
+	    s.peak_blocks);
+	collect_handle(a);
+	put(o, ", \"groups\": {");
+	for (int gi = 0; gi < coll.ng; gi++) {
+		put(o, "%s", gi ? ", " : "");
+		put_json_string(o, coll.g[gi].name);
+		put(o, ": {");
+		bool first = true;
+		for (int k = 0; k < coll.nkv; k++) {
+			if (coll.kv[k].group != gi)
+				continue;
+			put(o, "%s", first ? "" : ", ");
+			put_json_string(o, coll.kv[k].key);
+			put(o, ": %" PRIu64, coll.kv[k].value);
+			first = false;
+		}
+		put(o, "}");
+	}
+	put(o, "}, \"truncated\": %s}", coll.cut ? "true" : "false");
+}
+
+void kalloc_stats_print_json(int fd)
+{
+	struct out o = { .fd = fd };
+	pthread_mutex_lock(&coll_lock);
+	put(&o, "{\"pid\": %d, \"handles\": [", (int)getpid());
+	kalloc__foreach_handle(json_handle, &o);
+	put(&o, "]}\n");
+	pthread_mutex_unlock(&coll_lock);
+	flush(&o);
 }
