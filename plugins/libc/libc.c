@@ -53,6 +53,17 @@ static int libc_init(const kalloc_host_t *host, const char *options,
 		return host->error(KALLOC_ELOAD, "cannot find malloc in libc.so.6: %s",
 				   why ? why : "symbol missing");
 	}
+	/*
+	 * glibc sets its malloc up on the first call (ptmalloc_init), without
+	 * a lock: it takes main_arena for the calling thread and counts no
+	 * attachment, expecting no other thread yet.  In a program whose
+	 * malloc is someone else's (ASan's, the shim's), the first call may
+	 * come from two of our callers' threads at once; both then hold
+	 * main_arena counted once, and the second to exit aborts in
+	 * __malloc_arena_thread_freeres (a->attached_threads > 0).  So make
+	 * that first call here, on the one thread that opens the backend.
+	 */
+	libc.free(libc.malloc(1));
 	snprintf(version, sizeof(version), "glibc %s", gnu_get_libc_version());
 	*state = NULL;
 	return KALLOC_OK;

@@ -38,10 +38,8 @@
  * header); the correct offset is max(align, 16).
  *
  * Blocks come from the slab backend through the host (never malloc here);
- * inner calls carry NOWARN so only the outer call warns.  Not libc: under
- * ASan, glibc's malloc driven from these mocks tripped glibc's own arena
- * assertion (attached_threads, at thread exit in G13) in about one run in
- * three, and the inner allocator is incidental to what they test.
+ * inner calls carry NOWARN so only the outer call warns.  (Not libc: the
+ * inner allocator is incidental to what they test.)
  */
 #include <kalloc/plugin.h>
 
