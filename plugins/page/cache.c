@@ -214,6 +214,16 @@ void cache_put(struct cache *c, uintptr_t addr, size_t len, uint64_t vma,
 		unmap(evicted[i].addr, evicted[i].len);
 }
 
+bool cache_holds(struct cache *c, uintptr_t addr)
+{
+	pthread_mutex_lock(&c->lock);
+	bool found = false;
+	for (unsigned i = 0; i < c->n && !found; i++)
+		found = addr - c->e[i].addr < c->e[i].len;
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
 size_t cache_bytes(struct cache *c)
 {
 	pthread_mutex_lock(&c->lock);

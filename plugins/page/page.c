@@ -48,6 +48,8 @@
 /* Mappings at least this large are advised MADV_HUGEPAGE. */
 #define DEFAULT_HUGE_BYTES ((long)8 << 20)
 
+#define FREED_RING 256
+
 struct page {
 	const kalloc_host_t *host;
 	size_t pagesz;
@@ -57,6 +59,10 @@ struct page {
 	atomic_ulong mapped; /* bytes of their mappings */
 	atomic_ulong vmas;   /* names given to mappings (see cache_entry) */
 	atomic_ulong copied; /* bytes memcpy'd by moves; mremap copies none */
+	/* The addresses of the last FREED_RING blocks freed or moved away:
+	 * a free of one that is not live again is a double free. */
+	_Atomic uintptr_t freed[FREED_RING];
+	atomic_uint freed_next;
 	struct table table;
 	struct cache cache;
 	const kalloc_tools_t *tool; /* the memory tool, or NULL (plugin.h) */
@@ -246,9 +252,50 @@ static int track(struct page *pg, const struct rec *r, bool nowait)
 	return err;
 }
 
+static void remember_freed(struct page *pg, uintptr_t ptr)
+{
+	unsigned i = atomic_fetch_add_explicit(&pg->freed_next, 1,
+					       memory_order_relaxed);
+	atomic_store_explicit(&pg->freed[i % FREED_RING], ptr,
+			      memory_order_relaxed);
+}
+
+/*
+ * ptr, not a live block, was one of ours freed lately: its address is in
+ * the ring and its memory is still ours (in the cache) or mapped by no
+ * one.  A freed address someone else has mapped since is left to the
+ * caller as foreign: it may be a block of theirs.
+ */
+static bool freed_by_us(struct page *pg, const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	bool seen = false;
+	for (unsigned i = 0; i < FREED_RING && !seen; i++)
+		seen = atomic_load_explicit(&pg->freed[i],
+					    memory_order_relaxed) == p;
+	if (!seen)
+		return false;
+	if (cache_holds(&pg->cache, p))
+		return true;
+	unsigned char vec;
+	uintptr_t page = p & ~(uintptr_t)(pg->pagesz - 1);
+	return mincore((void *)page, pg->pagesz, &vec) != 0 && errno == ENOMEM;
+}
+
+__attribute__((noreturn)) static void double_free(struct page *pg,
+						  const void *ptr,
+						  const char *op)
+{
+	pg->host->corruption(NAME, ptr, "%s of a block already freed (a "
+			     "double free, or a pointer that a realloc moved)",
+			     op);
+}
+
 __attribute__((noreturn)) static void not_ours(struct page *pg, const void *ptr,
 					       const char *op)
 {
+	if (freed_by_us(pg, ptr))
+		double_free(pg, ptr, op);
 	pg->host->corruption(NAME, ptr, "%s of an address that is not a live "
 			     "block of this page allocator (double free or "
 			     "foreign pointer)", op);
@@ -319,6 +366,7 @@ static bool block_free(struct page *pg, void *ptr)
 	shard_remove(s, slot);
 	shard_unlock(s);
 	count(pg, -1, -(long)r.map_len);
+	remember_freed(pg, r.ptr);
 	release(pg, r.map, r.map_len, r.vma, false);
 	return true;
 }
@@ -345,6 +393,7 @@ static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
 		release(pg, map, len, vma, nowait);
 		return err;
 	}
+	remember_freed(pg, r->ptr);
 	release(pg, r->map, r->map_len, r->vma, nowait);
 	*out = (kalloc_buf_t){ (void *)n.ptr, usable(pg, &n) };
 	return KALLOC_OK;
@@ -404,6 +453,8 @@ static int move_remap(struct page *pg, const struct rec *r, kalloc_layout_t l,
 		return KALLOC_ENOMEM;
 	huge_advice(pg, (uintptr_t)q, len, true);
 	count(pg, 0, (long)len - (long)r->map_len);
+	if ((uintptr_t)q != r->ptr)
+		remember_freed(pg, r->ptr);
 	/* Pages past the old mapping are fresh; the old ones may hold bytes
 	 * past the old size. */
 	size_t old_end = min_size(r->map_len, len);
@@ -575,10 +626,8 @@ static int do_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 }
 
 /*
- * The fast entries: realloc's fresh allocation and free.  A double free
- * looks like a foreign pointer to page's table, so free returns 0 for
- * both (declared as FOREIGN_FREE only); through the kalloc API the core
- * then reports it.
+ * The fast entries: realloc's fresh allocation and free.  free reports a
+ * double free (freed_by_us) and returns 0 for a foreign pointer.
  */
 static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
 {
@@ -608,6 +657,8 @@ static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
 		pg->tool->free(ptr);
 	cache_decay(&pg->cache, guard_bytes(pg));
 	int freed = block_free(pg, ptr);
+	if (!freed && freed_by_us(pg, ptr))
+		double_free(pg, ptr, "free");
 	errno = saved;
 	return freed;
 }
@@ -742,7 +793,7 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.description = "Vmalloc: one mapping per block, mremap realloc, "
 		       "cache of freed mappings, optional guard pages",
 	.flags = KALLOC_ZERO | KALLOC_NOWAIT | KALLOC_ATOMIC,
-	.detects = KALLOC_DETECT_FOREIGN_FREE,
+	.detects = KALLOC_DETECT_FOREIGN_FREE | KALLOC_DETECT_DOUBLE_FREE,
 	.max_align = (size_t)1 << 30,
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,

@@ -155,5 +155,7 @@ void cache_decay(struct cache *c, size_t guard);
 void cache_lock(struct cache *c);
 void cache_unlock(struct cache *c);
 size_t cache_bytes(struct cache *c);
+/* Whether addr lies in a cached (freed, still mapped) range. */
+bool cache_holds(struct cache *c, uintptr_t addr);
 
 #endif

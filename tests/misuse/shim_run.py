@@ -66,6 +66,26 @@ EXPECT = {
         "overflow_large_1": "SIGSEGV",
         "overflow_large_8": "SIGSEGV",
     },
+    "kalloc:page": {
+        # a free of a block page freed lately (its address in the ring,
+        # its memory cached or mapped by no one) is a double free
+        "double_free_small": "caught",
+        "double_free_small_delayed": "caught",
+        "double_free_large": "caught",
+        "double_free_large_delayed": "caught",
+        # page's table knows block starts only: anything else is foreign
+        "interior_free_small": "reported",
+        "interior_free_large": "reported",
+        "unaligned_free_small": "reported",
+        "unaligned_free_large": "reported",
+        "free_stack": "reported",
+        "free_own_mapping": "reported",
+        "free_foreign_mapping": "reported",
+        "realloc_uninit": "reported",
+        "free_uninit": "reported",
+        # (overflow_large_*: the write past a large block's last page
+        # faults unless another mapping happens to follow it: no test)
+    },
 }
 
 
