@@ -215,21 +215,34 @@ static int kv_realloc(void *state, void *ptr, kalloc_layout_t l,
  * falls back as kv_alloc does.  A free asks the small backend's fast free
  * first when it can tell its blocks (slab), else release().
  */
-static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
+/* Above the threshold: the small backend while it succeeds, up to large,
+ * then page. */
+static __attribute__((noinline)) kalloc_buf_t
+kv_fast_alloc_large(const struct kv *kv, kalloc_layout_t l)
 {
-	const struct kv *kv = state;
 	kalloc_buf_t b;
-	if (likely(kv->small_fast.alloc && l.size <= kv->large &&
-		   l.align <= kv->small_max_align)) {
+	if (kv->small_fast.alloc && l.size <= kv->large &&
+	    l.align <= kv->small_max_align) {
 		b = kv->small_fast.alloc(kv->small_fast.state, l);
-		if (likely(b.ptr) || l.size <= kv->threshold)
-			return b; /* errno is ENOMEM when it failed */
+		if (likely(b.ptr))
+			return b;
 	}
 	if (l.size > PTRDIFF_MAX || kv_alloc(kv, l, 0, &b)) {
 		errno = ENOMEM;
 		return (kalloc_buf_t){ NULL, 0 };
 	}
 	return b;
+}
+
+/* Up to the threshold the small backend's answer is kv's: a tail call,
+ * with no frame of kv's own (its failure sets errno to ENOMEM). */
+static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
+{
+	const struct kv *kv = state;
+	if (likely(kv->small_fast.alloc && l.size <= kv->threshold &&
+		   l.align <= kv->small_max_align))
+		return kv->small_fast.alloc(kv->small_fast.state, l);
+	return kv_fast_alloc_large(kv, l);
 }
 
 static int kv_fast_free(void *state, void *ptr, kalloc_layout_t old)
