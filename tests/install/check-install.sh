@@ -57,6 +57,15 @@ for h in kalloc.h kalloc/linux.h kalloc/vec.h kalloc/plugin.h kalloc/rcu.h \
 	[ -f "$prefix/include/$h" ] && ok "header $h installed" ||
 		fail "header $h not installed"
 done
+for m in man1/kalloc.1 man1/kalloc-conform.1 man3/kalloc.3 \
+	man3/kalloc_linux.3 man7/kalloc.7 man7/kalloc_plugin.7; do
+	page=$(find "$prefix" -path "*/man/$m" | head -1)
+	if [ -n "$page" ] && man -l "$page" 2>/dev/null | grep -q .; then
+		ok "manual page $m installed and readable with man -l"
+	else
+		fail "manual page $m not installed or not readable"
+	fi
+done
 if [ -z "$pc" ] || [ -z "$lib" ]; then
 	echo "FAIL: install test ($failed failed)"
 	exit 1
