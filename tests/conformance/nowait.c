@@ -273,6 +273,13 @@ static void nowait_lock_child(kalloc_flags_t flag)
 		for (int i = 0; i < STOP_LAYOUTS; i++)
 			if (b[i].ptr)
 				kalloc_free(conform_a, b[i].ptr, layouts[i]);
+		/* The next stop lands inside the worker's loop, not where it
+		 * waited for a lock these frees held: a thread woken from a
+		 * lock wait is stopped before it holds the lock, and on a busy
+		 * machine every stop could fall there. */
+		unsigned seen = atomic_load(&worker_rounds);
+		while (atomic_load(&worker_rounds) < seen + 2)
+			sched_yield();
 	}
 	lock_outcome->round = -1;
 	atomic_store(&worker_quit, true);
