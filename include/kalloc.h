@@ -440,8 +440,8 @@ KALLOC_API void kalloc_fail_nth(unsigned n);
 /*
  * Process-wide fault injection, the syntax of KALLOC_FAIL:
  *   "probability:P,interval:N,times:T,space:B,seed:S,verbose:V"
- * P percent of allocating calls fail (default 100 when interval is given,
- * else 0); only every Nth call is a candidate (default 1); at most T
+ * P percent of allocating calls fail (default 100); only every Nth call is
+ * a candidate (default 1); at most T
  * failures (-1 = unlimited, the default); a budget of B bytes comes first:
  * a request passes while more than its size remains, and consumes it (a
  * larger one is a candidate and consumes nothing, as the kernel's

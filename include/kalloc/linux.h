@@ -11,8 +11,8 @@
  *   - krealloc(p, 0) frees p and returns ZERO_SIZE_PTR; if ksize(p) already
  *     fits, krealloc returns p unchanged (zeroing the tail under __GFP_ZERO);
  *     on failure it returns NULL and p is untouched;
- *   - power-of-two sizes up to PAGE_SIZE are naturally aligned, others are
- *     aligned to 16 bytes (larger sizes to 16 or their power of two);
+ *   - power-of-two sizes up to PAGE_SIZE are naturally aligned, larger
+ *     powers of two to PAGE_SIZE, all other sizes to 16 bytes;
  *   - kmalloc_array, kcalloc, krealloc_array and kvcalloc return NULL when
  *     n * size overflows;
  *   - a failed call prints a one-line warning (rate limited) unless
