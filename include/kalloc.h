@@ -227,6 +227,16 @@ KALLOC_API size_t kalloc_usable_size(kalloc_t *a, const void *ptr);
 KALLOC_API int kalloc_owns(kalloc_t *a, const void *ptr);
 
 /*
+ * Does this handle check every free against the blocks it handed out
+ * (KALLOC_DEBUG=F, or "debug=F" in kalloc_open's options)?  1 yes: a
+ * kalloc_free or kalloc_realloc of any other pointer is reported, naming
+ * it and the caller, and ends the process; 0 no.  Wrappers that leave
+ * unknown pointers alone (the shim) hand them to the core instead when
+ * this is 1.
+ */
+KALLOC_API int kalloc_checks_frees(const kalloc_t *a);
+
+/*
  * The zero-size sentinel for an alignment: a non-NULL address equal to
  * max(align, 16) that is never dereferenced (the kernel's ZERO_SIZE_PTR is
  * 16, Rust's dangling pointer is `align`).  Recognised by every call.

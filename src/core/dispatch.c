@@ -446,3 +446,9 @@ int kalloc_owns(kalloc_t *a, const void *ptr)
 		return 0;
 	return a->ops->owns ? a->ops->owns(a->state, ptr) : -1;
 }
+
+int kalloc_checks_frees(const kalloc_t *a)
+{
+	return (atomic_load_explicit(&a->features, memory_order_relaxed) &
+		DEBUG_F) != 0;
+}

@@ -178,10 +178,17 @@ static inline bool direct_now(void)
 	return *atomic_load_explicit(&plain, memory_order_acquire);
 }
 
-/* Is p the backend's block (or cannot it tell)?  Reports it if not. */
+/*
+ * Is p the backend's block (or cannot it tell)?  Reports it if not, and
+ * the caller leaves it alone.  But when the handle checks frees
+ * (KALLOC_DEBUG=F) the answer is yes: the core's check then reports the
+ * pointer and its caller and ends the process, as the user asked.
+ */
 static inline bool backend_block(kalloc_t *a, const char *fn, const void *p)
 {
 	if (shim_likely(a) && (!backend_tells || kalloc_owns(a, p) != 0))
+		return true;
+	if (a && kalloc_checks_frees(a))
 		return true;
 	foreign(fn, p);
 	return false;

@@ -376,6 +376,40 @@ START_TEST(debug_sized_free_mismatch)
 }
 END_TEST
 
+/* What the shim relies on: F is visible, and makes any unknown pointer
+ * fatal, one the backend never saw included. */
+static void foreign_free(void)
+{
+	kalloc_t *a = open_with("debug=F");
+	char on_stack[64];
+	fprintf(stderr, "victim %p\n", (void *)(on_stack + 16));
+	kalloc_free(a, on_stack + 16, KALLOC_LAYOUT_UNKNOWN);
+}
+
+START_TEST(debug_checks_frees)
+{
+	const char *with[] = { "debug=F", "debug=FZPU", "debug=1" };
+	const char *without[] = { NULL, "debug=ZPU", "stats=1" };
+	for (int i = 0; i < 3; i++) {
+		kalloc_t *a = open_with(with[i]);
+		ck_assert_msg(kalloc_checks_frees(a) == 1, "%s", with[i]);
+		kalloc_close(a);
+		a = open_with(without[i]);
+		ck_assert_msg(kalloc_checks_frees(a) == 0, "%s",
+			      without[i] ? without[i] : "(no options)");
+		kalloc_close(a);
+	}
+	char out[4096];
+	int status = run_child(foreign_free, out, sizeof(out));
+	ck_assert_aborted(status, out);
+	char victim[32];
+	ck_assert_int_eq(sscanf(out, "victim %31s", victim), 1);
+	const char *report = strstr(out, "not a live block");
+	ck_assert_msg(report && strstr(out + strlen("victim ") + strlen(victim),
+				       victim), "%s", out);
+}
+END_TEST
+
 START_TEST(debug_keeps_guarantees)
 {
 	/* Debug blocks still honor ZERO and keep content across realloc. */
@@ -440,7 +474,8 @@ int main(void)
 		{ "account", { account_limit_and_uncharge } },
 		{ "debug", { debug_redzone_overflow, debug_poison_write_after_free,
 			     debug_double_free, debug_interior_free,
-			     debug_sized_free_mismatch, debug_keeps_guarantees } },
+			     debug_sized_free_mismatch, debug_checks_frees,
+			     debug_keeps_guarantees } },
 		{ "leaks", { leak_report_lists_blocks } },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -66,6 +66,24 @@ EXPECT = {
         "overflow_large_1": "SIGSEGV",
         "overflow_large_8": "SIGSEGV",
     },
+    # KALLOC_DEBUG=FZPU: the core checks every free and realloc against
+    # the blocks it handed out, and the shim hands it the pointers neither
+    # it nor slab knows (kalloc_checks_frees)
+    "kalloc:slab+debug": {
+        **{c: "caught" for c in (
+            "double_free_small", "double_free_small_delayed",
+            "double_free_large", "double_free_large_delayed",
+            "interior_free_small", "interior_free_large",
+            "unaligned_free_small", "unaligned_free_large", "free_stack",
+            "free_own_mapping", "free_foreign_mapping", "realloc_uninit",
+            "free_uninit", "overflow_small_1", "overflow_small_8",
+            "overflow_large_1", "overflow_large_8")},
+        # poison found overwritten when the block leaves the quarantine
+        # or at exit: reported, the program ran on
+        "write_after_free_small": "reported",
+        "write_after_free_small_reuse": "reported",
+        "write_after_free_large": "reported",
+    },
     "kalloc:page": {
         # a free of a block page freed lately (its address in the ring,
         # its memory cached or mapped by no one) is a double free
