@@ -54,7 +54,7 @@ static void carve(struct slab *s)
 	uint32_t n = slab_classes[s->cls].batch;
 	if (n > s->nblocks - s->bump)
 		n = s->nblocks - s->bump;
-	char *first = s->base + (size_t)s->bump * s->size;
+	char *first = slab_base(s) + (size_t)s->bump * s->size;
 	if (slab_tool)
 		slab_tool->open(first, (size_t)n * s->size);
 	struct block *next = s->free;

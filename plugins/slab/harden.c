@@ -69,16 +69,16 @@ void slab_bad_free(const void *p)
 		slab_host->corruption("slab", p,
 				      "free of a pointer %zu bytes into a "
 				      "%zu-byte page-mapped block at %p",
-				      (size_t)((const char *)p - l->ptr), l->usable,
-				      (void *)l->ptr);
+				      (size_t)((const char *)p - large_block(l)),
+				      l->usable, (void *)large_block(l));
 	}
 	struct slab *s = slab_of(c, p);
 	if (!s->size)
 		slab_host->corruption("slab", p,
 				      "free of a pointer into a free slab (double "
 				      "free, or never allocated)");
-	uintptr_t off = (uintptr_t)p - (uintptr_t)s->base;
-	if ((uintptr_t)p < (uintptr_t)s->base || off >= s->limit)
+	uintptr_t off = (uintptr_t)p + s->neg_base;
+	if ((const char *)p < slab_base(s) || off >= s->limit)
 		slab_host->corruption("slab", p,
 				      "free of a pointer outside any %u-byte block "
 				      "of its slab", s->size);

@@ -108,14 +108,14 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 	struct large *l = (struct large *)base;
 	l->kind = KIND_LARGE;
 	l->map_len = len;
-	l->ptr = base + hdr;
+	l->hdr_len = hdr;
 	l->usable = len - hdr;
-	forget_freed(l->ptr);
+	forget_freed(large_block(l));
 	slab_register(REG_LARGE, base, true);
 	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&large_bytes, len, memory_order_relaxed);
 	*usable = l->usable;
-	return l->ptr;
+	return large_block(l);
 }
 
 /* Keeps errno: frees do (plugin.h). */
@@ -123,7 +123,7 @@ void slab_large_free(struct large *l)
 {
 	int saved = errno;
 	size_t len = l->map_len;
-	void *ptr = l->ptr; /* the cache overwrites the header */
+	void *ptr = large_block(l); /* the cache overwrites the header */
 	if (slab_tool)
 		slab_tool->free(ptr);
 	/* unregistered before the range can be reused or mapped again */
@@ -147,8 +147,8 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 			bool nowait, size_t *usable)
 {
 	char *base = (char *)l;
-	size_t hdr = (size_t)(l->ptr - base);
-	if (((uintptr_t)l->ptr & (align - 1)) != 0)
+	size_t hdr = l->hdr_len;
+	if (((uintptr_t)large_block(l) & (align - 1)) != 0)
 		return NULL;
 	size_t len = map_len_for(hdr, size);
 	if (!len)
@@ -163,7 +163,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 						  memory_order_relaxed);
 		}
 		*usable = l->usable;
-		return l->ptr;
+		return large_block(l);
 	}
 	if (nowait)
 		return NULL;
@@ -174,17 +174,17 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		struct large *n = (struct large *)warm;
 		n->kind = KIND_LARGE;
 		n->map_len = got;
-		n->ptr = warm + hdr;
-		forget_freed(n->ptr);
+		n->hdr_len = hdr;
+		forget_freed(large_block(n));
 		n->usable = got - hdr;
-		memcpy(n->ptr, l->ptr, l->usable);
-		memset(n->ptr + l->usable, 0, n->usable - l->usable);
+		memcpy(large_block(n), large_block(l), l->usable);
+		memset(large_block(n) + l->usable, 0, n->usable - l->usable);
 		slab_register(REG_LARGE, warm, true);
 		atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&large_bytes, got, memory_order_relaxed);
 		slab_large_free(l);
 		*usable = n->usable;
-		return n->ptr;
+		return large_block(n);
 	}
 	if (mremap(base, old_len, len, 0) == MAP_FAILED) {
 		/* move the pages to a fresh granule-aligned range */
@@ -202,8 +202,8 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		}
 		base = to;
 		l = (struct large *)base;
-		l->ptr = base + hdr;
-		forget_freed(l->ptr);
+		l->hdr_len = hdr;
+		forget_freed(large_block(l));
 		slab_register(REG_LARGE, base, true);
 	}
 	l->map_len = len;
@@ -211,7 +211,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	atomic_fetch_add_explicit(&large_bytes, len - old_len,
 				  memory_order_relaxed);
 	*usable = l->usable;
-	return l->ptr;
+	return large_block(l);
 }
 
 int slab_large_stats(kalloc_stats_fn fn, void *ctx)

@@ -188,7 +188,7 @@ static inline struct slab *lookup(const void *p, struct large **large,
 	struct chunk *c = chunk_of(p);
 	if (unlikely(!slab_in_chunk(p))) {
 		struct large *l = (struct large *)c;
-		if (!slab_in_large(p) || l->ptr != p)
+		if (!slab_in_large(p) || large_block(l) != p)
 			slab_bad_free(p);
 		*large = l;
 		return NULL;
@@ -376,7 +376,7 @@ static size_t real_usable(const void *ptr)
 	struct chunk *c = chunk_of(ptr);
 	if (slab_in_large(ptr)) {
 		const struct large *l = (const struct large *)c;
-		return l->ptr == ptr ? l->usable : 0;
+		return large_block(l) == ptr ? l->usable : 0;
 	}
 	if (!slab_in_chunk(ptr))
 		return 0;
@@ -395,7 +395,7 @@ static int slab_owns(void *state, const void *ptr)
 	struct chunk *c = chunk_of(ptr);
 	bool live;
 	if (slab_in_large(ptr)) {
-		if (((const struct large *)c)->ptr != ptr)
+		if (large_block((const struct large *)c) != ptr)
 			return slab_in_large_map(ptr) ? 2 : 0;
 		live = true;
 	} else if (!slab_in_chunk(ptr)) {
@@ -471,7 +471,7 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 			slab_bad_free(p); /* a large block's double free */
 		return 0;
 	}
-	if (((struct large *)c)->ptr != p) {
+	if (large_block((struct large *)c) != p) {
 		if (slab_in_large_map(p))
 			slab_bad_free(p);
 		return 0; /* another mapping in the granule: not slab's */

@@ -88,7 +88,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	us_assign(&c->dirty_units, u, ci->span, false);
 	struct slab *s = &c->slabs[u];
 	s->free = NULL;
-	s->base = (char *)c + (size_t)u * SLAB_UNIT;
+	s->neg_base = 0 - ((uintptr_t)c + (size_t)u * SLAB_UNIT);
 	s->bits = c->bits[u];
 	s->magic = ci->magic;
 	s->size = ci->size;

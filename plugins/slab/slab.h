@@ -78,7 +78,11 @@ struct heap;
  */
 struct slab {
 	struct block *free;        /* owner's free list (encoded links) */
-	char *base;                /* first block */
+	uintptr_t neg_base;        /* -(address of the first block): p +
+				      neg_base is p's offset in the slab.
+				      Not a pointer, so that memcheck's leak
+				      check never finds a leaked first block
+				      reachable from here (slab_base) */
 	_Atomic uint64_t *bits;    /* allocation bitmap by block index:
 				      bit set = live */
 	uint64_t magic;            /* ceil(2^64 / size): see slab_index */
@@ -125,9 +129,16 @@ _Static_assert(sizeof(struct slab) == 128, "slab descriptor is two lines");
 struct large {
 	uint32_t kind;   /* KIND_LARGE */
 	size_t map_len;  /* bytes mapped from the header page on */
-	char *ptr;       /* the block */
-	size_t usable;   /* map_len - (ptr - header) */
+	size_t hdr_len;  /* the block starts this many bytes in (an offset,
+			    not a pointer: memcheck's leak check must not
+			    find a leaked block reachable from its header) */
+	size_t usable;   /* map_len - hdr_len */
 };
+
+static inline char *large_block(const struct large *l)
+{
+	return (char *)l + l->hdr_len;
+}
 
 /*
  * A thread's heap: its current slab per class and its partial slabs.
@@ -382,7 +393,7 @@ static inline uint64_t slab_index(const struct slab *s, uint64_t off)
  * free unit's limit is 0.) */
 static inline int64_t slab_block_index(const struct slab *s, const void *p)
 {
-	uint64_t off = (uintptr_t)p - (uintptr_t)s->base;
+	uint64_t off = (uintptr_t)p + s->neg_base;
 	slab_u128 q = (slab_u128)off * s->magic;
 	if (unlikely(off >= s->limit || (uint64_t)q >= s->magic))
 		return -1;
@@ -398,6 +409,11 @@ static inline bool slab_is_live(const struct slab *s, uint64_t idx)
 	       ((uint64_t)1 << (idx % 64));
 }
 
+static inline char *slab_base(const struct slab *s)
+{
+	return (char *)(0 - s->neg_base);
+}
+
 /* Pops the first free block; the caller checked s->free. */
 static inline void *slab_pop(struct slab *s)
 {
@@ -406,10 +422,10 @@ static inline void *slab_pop(struct slab *s)
 	/* (opaque, so that GCC tests n itself for the list's end rather than
 	 * keep two halves of its decoding alive: a register to save) */
 	__asm__("" : "+r"(n));
-	if (unlikely((uintptr_t)n - (uintptr_t)s->base >= s->limit) && n)
+	if (unlikely((uintptr_t)n + s->neg_base >= s->limit) && n)
 		slab_corrupt_list(b, n);
 	s->free = n;
-	uint64_t idx = slab_index(s, (uintptr_t)b - (uintptr_t)s->base);
+	uint64_t idx = slab_index(s, (uintptr_t)b + s->neg_base);
 	_Atomic uint64_t *w = &s->bits[idx / 64];
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |
 				 (uint64_t)1 << (idx % 64),

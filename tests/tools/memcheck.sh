@@ -10,7 +10,7 @@ case $case in
 uaf)      want="Invalid read of size 1|use_after_free (memcheck_demo.c|inside a block of size 100 free'd|make_block" ;;
 overflow) want="Invalid write of size 1|overflow (memcheck_demo.c|0 bytes after a block of size 100 alloc'd|make_block" ;;
 uninit)   want="Conditional jump or move depends on uninitialised value|uninit (memcheck_demo.c" ;;
-leak)     want="100 bytes in 1 blocks are definitely lost|make_block" ;;
+leak)     want="100 bytes in 1 blocks are definitely lost|make_block|2,097,152 bytes in 1 blocks are definitely lost|make_large" ;;
 *) echo "memcheck.sh: unknown case $case" >&2; exit 2 ;;
 esac
 missing=

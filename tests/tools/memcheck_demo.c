@@ -6,9 +6,9 @@
  * uaf       kmalloc(100), kfree, then a read of it
  * overflow  a write of byte 100 of a kmalloc(100)
  * uninit    a branch on a byte of kmalloc(100) never written
- * leak      a kmalloc(100) never freed (the second of its size: slab's
- *           descriptor points at the first block of each slab, which
- *           memcheck then counts as still reachable)
+ * leak      a kmalloc(100) and a kmalloc(2 MiB) never freed, each the
+ *           first block of its slab or mapping (slab's own records must
+ *           not make them look reachable); a third block stays reachable
  *
  * Each runs on the default backend (KALLOC_BACKEND).  The misuse sits in a
  * function of its own (use_after_free...), which the tool's report must
@@ -49,14 +49,21 @@ __attribute__((noinline)) static void uninit(void)
 	kfree(p);
 }
 
+__attribute__((noinline)) static char *make_large(void)
+{
+	return kmalloc(2 << 20, GFP_KERNEL);
+}
+
 static char *keep; /* reachable: not a leak */
 
 __attribute__((noinline)) static void leak(void)
 {
-	keep = make_block();
 	char *p = make_block();
 	memset(p, 2, 100);
-	p = NULL;
+	char *q = make_large();
+	memset(q, 2, 4096);
+	keep = make_block();
+	p = q = NULL;
 }
 
 int main(int argc, char **argv)
