@@ -65,8 +65,15 @@ struct page {
 	atomic_uint freed_next;
 	struct table table;
 	struct cache cache;
-	const kalloc_tools_t *tool; /* the memory tool, or NULL (plugin.h) */
+	const kalloc_tools_t *tool_; /* the memory tool, or NULL (plugin.h):
+				      read through PAGE_TOOL */
 };
+
+#ifdef KALLOC_NO_TOOLS /* meson -Dmemtools=false: none, at compile time */
+#define PAGE_TOOL(pg) ((void)(pg), (const kalloc_tools_t *)0)
+#else
+#define PAGE_TOOL(pg) ((pg)->tool_)
+#endif
 
 static size_t round_up(size_t n, size_t unit)
 {
@@ -180,8 +187,8 @@ static int obtain(struct page *pg, const struct shape *sh, enum source from,
 	struct cache_hit hit;
 	if (cache_take(&pg->cache, sh->map_len, sh->base_align, how, &hit)) {
 		size_t dirty = hit.clean ? 0 : hit.len - guard_bytes(pg);
-		if (pg->tool) /* a freed block's pages: off limits to the tool */
-			pg->tool->open((void *)hit.addr, hit.len);
+		if (PAGE_TOOL(pg)) /* a freed block's pages: off limits to the tool */
+			PAGE_TOOL(pg)->open((void *)hit.addr, hit.len);
 		if (hit.grow) { /* only the pages added are fresh */
 			void *p = mremap((void *)hit.addr, hit.len, sh->map_len,
 					 MREMAP_MAYMOVE);
@@ -406,8 +413,8 @@ static int move_copy(struct page *pg, const struct rec *r, kalloc_layout_t l,
 static void *resize_mapping(struct page *pg, uintptr_t p, size_t old_len,
 			    size_t len, size_t align)
 {
-	if (pg->tool) /* p's range may go: reset the tool's view of it */
-		pg->tool->open((void *)p, old_len);
+	if (PAGE_TOOL(pg)) /* p's range may go: reset the tool's view of it */
+		PAGE_TOOL(pg)->open((void *)p, old_len);
 	if (align <= pg->pagesz)
 		return mremap((void *)p, old_len, len, MREMAP_MAYMOVE);
 	if (!(p & (align - 1))) {
@@ -490,8 +497,8 @@ static int block_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 	if (!in_place && !pg->guard && aligned &&
 	    cache_take_at(&pg->cache, p + slot->map_len, len - slot->map_len,
 			  slot->vma, nowait, &clean)) {
-		if (pg->tool)
-			pg->tool->open((void *)(p + slot->map_len),
+		if (PAGE_TOOL(pg))
+			PAGE_TOOL(pg)->open((void *)(p + slot->map_len),
 				       len - slot->map_len);
 		count(pg, 0, (long)(len - slot->map_len));
 		slot->map_len = len;
@@ -577,22 +584,22 @@ static __attribute__((noinline)) int tool_realloc(struct page *pg, void *ptr,
 	size_t req = 0, had = 0;
 	bool live = ptr && block_sizes(pg, ptr, &req, &had);
 	if (live && l.size == 0)
-		pg->tool->free(ptr);
+		PAGE_TOOL(pg)->free(ptr);
 	if (live && l.size) {
-		pg->tool->open((char *)ptr + req, had - req);
+		PAGE_TOOL(pg)->open((char *)ptr + req, had - req);
 		old = KALLOC_LAYOUT(req, 1);
 	}
 	int err = do_realloc(pg, ptr, l, old, flags, out);
 	if (err || l.size == 0) {
 		if (err && live)
-			pg->tool->hide((char *)ptr + req, had - req);
+			PAGE_TOOL(pg)->hide((char *)ptr + req, had - req);
 		return err;
 	}
 	if (live)
-		pg->tool->resized(ptr, had, out->ptr, l.size, out->len,
+		PAGE_TOOL(pg)->resized(ptr, had, out->ptr, l.size, out->len,
 				  flags & KALLOC_ZERO);
 	else
-		pg->tool->alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
+		PAGE_TOOL(pg)->alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
 	out->len = l.size;
 	return KALLOC_OK;
 }
@@ -602,7 +609,7 @@ static int page_realloc(void *state, void *ptr, kalloc_layout_t l,
 			kalloc_buf_t *out)
 {
 	struct page *pg = state;
-	if (pg->tool)
+	if (PAGE_TOOL(pg))
 		return tool_realloc(pg, ptr, l, old, flags, out);
 	return do_realloc(pg, ptr, l, old, flags, out);
 }
@@ -636,8 +643,8 @@ static kalloc_buf_t page_fast_alloc(void *state, kalloc_layout_t l)
 	if (l.size <= PTRDIFF_MAX) {
 		cache_decay(&pg->cache, guard_bytes(pg));
 		if (block_alloc(pg, l, false, false, &b) == KALLOC_OK) {
-			if (pg->tool) {
-				pg->tool->alloc(b.ptr, l.size, b.len, 0);
+			if (PAGE_TOOL(pg)) {
+				PAGE_TOOL(pg)->alloc(b.ptr, l.size, b.len, 0);
 				b.len = l.size;
 			}
 			return b;
@@ -653,8 +660,8 @@ static int page_fast_free(void *state, void *ptr, kalloc_layout_t old)
 	int saved = errno; /* munmap and madvise may set it */
 	(void)old;
 	size_t req, had;
-	if (pg->tool && block_sizes(pg, ptr, &req, &had))
-		pg->tool->free(ptr);
+	if (PAGE_TOOL(pg) && block_sizes(pg, ptr, &req, &had))
+		PAGE_TOOL(pg)->free(ptr);
 	cache_decay(&pg->cache, guard_bytes(pg));
 	int freed = block_free(pg, ptr);
 	if (!freed && freed_by_us(pg, ptr))
@@ -669,7 +676,7 @@ static size_t page_usable_size(void *state, const void *ptr)
 	struct shard *s = table_shard(&pg->table, (uintptr_t)ptr);
 	shard_lock(s, false);
 	struct rec *slot = shard_find(s, (uintptr_t)ptr);
-	size_t n = !slot ? 0 : pg->tool ? slot->size : usable(pg, slot);
+	size_t n = !slot ? 0 : PAGE_TOOL(pg) ? slot->size : usable(pg, slot);
 	shard_unlock(s);
 	if (!slot)
 		not_ours(pg, ptr, "usable_size");
@@ -744,14 +751,14 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
 	pg->guard = guard != 0;
-	pg->tool = host->tools();
-	page_unmap_tools = pg->tool;
+	pg->tool_ = host->tools();
+	page_unmap_tools = PAGE_TOOL(pg);
 	pg->huge = huge > 0 ? (size_t)huge : 0;
 	atomic_init(&pg->blocks, 0);
 	atomic_init(&pg->mapped, 0);
 	atomic_init(&pg->vmas, 0);
 	atomic_init(&pg->copied, 0);
-	if (table_init(&pg->table, pg->tool) != KALLOC_OK) {
+	if (table_init(&pg->table, PAGE_TOOL(pg)) != KALLOC_OK) {
 		munmap(pg, sizeof(*pg));
 		return KALLOC_ENOMEM;
 	}

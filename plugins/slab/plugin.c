@@ -28,7 +28,9 @@
 #define SLAB_MAX_SIZE ((size_t)PTRDIFF_MAX - CHUNK_SIZE)
 
 const kalloc_host_t *slab_host;
+#ifndef KALLOC_NO_TOOLS
 const kalloc_tools_t *slab_tool;
+#endif
 long slab_decay_ms = 1000;
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -50,7 +52,9 @@ static int slab_init(const kalloc_host_t *host, const char *options,
 	pthread_mutex_lock(&init_lock);
 	if (!slab_host) { /* one allocator: the first instance's options */
 		slab_decay_ms = decay;
+#ifndef KALLOC_NO_TOOLS
 		slab_tool = host->tools();
+#endif
 		slab_classes_init();
 		slab_secret_init();
 		err = slab_registry_init();

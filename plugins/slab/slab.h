@@ -183,7 +183,11 @@ HIDDEN extern const kalloc_host_t *slab_host;
  * paths); the large cache is off, and slab opens a free block's link only
  * while it reads or writes it.
  */
+#ifdef KALLOC_NO_TOOLS /* meson -Dmemtools=false: none, at compile time */
+#define slab_tool ((const kalloc_tools_t *)0)
+#else
 HIDDEN extern const kalloc_tools_t *slab_tool;
+#endif
 
 /* Gives a range back to the system, the tool's view of it reset first
  * (ASan's poison would outlive the mapping, onto the next one there). */

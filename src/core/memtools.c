@@ -446,6 +446,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void detect(void)
 {
+#ifdef KALLOC_NO_TOOLS /* meson -Dmemtools=false: a build without them */
+	return;
+#endif
 #ifdef HAVE_MEMCHECK
 	char byte = 0, vbits;
 	if (RUNNING_ON_VALGRIND && VALGRIND_GET_VBITS(&byte, &vbits, 1) == 1) {
