@@ -57,6 +57,7 @@ struct kv {
 	size_t small_max_align;
 	/* the fast entries of both, or NULL alloc when one has none */
 	kalloc_direct_t small_fast, page_fast;
+	bool fast; /* small_fast and page_fast are both set */
 	char small_name[64]; /* for reports */
 };
 
@@ -239,18 +240,34 @@ kv_fast_alloc_large(const struct kv *kv, kalloc_layout_t l)
 static kalloc_buf_t kv_fast_alloc(void *state, kalloc_layout_t l)
 {
 	const struct kv *kv = state;
-	if (likely(kv->small_fast.alloc && l.size <= kv->threshold &&
+	if (likely(kv->fast && l.size <= kv->threshold &&
 		   l.align <= kv->small_max_align))
 		return kv->small_fast.alloc(kv->small_fast.state, l);
 	return kv_fast_alloc_large(kv, l);
 }
 
+/* Page's share of a fast free: what the small backend said is not its. */
+static __attribute__((noinline)) int kv_fast_free_page(const struct kv *kv,
+							void *ptr)
+{
+	return kv->page_fast.free(kv->page_fast.state, ptr,
+				  KALLOC_LAYOUT_UNKNOWN);
+}
+
+/*
+ * The small backend first.  Both are passed KALLOC_LAYOUT_UNKNOWN (always
+ * valid: each knows its blocks' sizes), so that only kv and ptr live
+ * across the first call: two saved registers, not four.
+ */
 static int kv_fast_free(void *state, void *ptr, kalloc_layout_t old)
 {
 	const struct kv *kv = state;
-	if (likely(kv->small_fast.alloc && kv->page_fast.alloc))
-		return kv->small_fast.free(kv->small_fast.state, ptr, old) ||
-		       kv->page_fast.free(kv->page_fast.state, ptr, old);
+	if (likely(kv->fast)) {
+		if (likely(kv->small_fast.free(kv->small_fast.state, ptr,
+					       KALLOC_LAYOUT_UNKNOWN)))
+			return 1;
+		return kv_fast_free_page(kv, ptr);
+	}
 	return release(kv, ptr, old);
 }
 
@@ -317,7 +334,7 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	/* asked of an address that is certainly no block (kv's own state) */
 	bool tells = host->owns(small, kv) != -1;
 	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
-			   tells, 0, { 0 }, { 0 }, "" };
+			   tells, 0, { 0 }, { 0 }, false, "" };
 	kalloc_info_t info;
 	host->info(small, &info);
 	kv->small_max_align = info.max_align;
@@ -326,6 +343,7 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	if (!tells || host->direct(small, &kv->small_fast) != KALLOC_OK ||
 	    host->direct(page, &kv->page_fast) != KALLOC_OK)
 		kv->small_fast.alloc = NULL;
+	kv->fast = kv->small_fast.alloc != NULL;
 	snprintf(kv->small_name, sizeof(kv->small_name), "%s", small_name);
 	*state = kv;
 	return KALLOC_OK;
