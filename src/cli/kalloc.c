@@ -17,7 +17,7 @@ static const char help[] =
 	"\n"
 	"The Linux kernel's allocation model on any allocator.  Commands:\n"
 	"\n"
-	"  run [-b BACKEND] [--stats[=json]] -- PROGRAM [ARGS...]\n"
+	"  run [-b BACKEND] [--stats[=json|slabinfo]] -- PROGRAM [ARGS...]\n"
 	"                run PROGRAM with its malloc and new on BACKEND\n"
 	"  list          the backends found, with what each declares\n"
 	"  conform [BACKEND|PLUGIN.so ...|--all]\n"

@@ -1,5 +1,5 @@
 /*
- * kalloc run [-b BACKEND] [--stats[=json]] [--] PROGRAM [ARGS...]
+ * kalloc run [-b BACKEND] [--stats[=json|slabinfo]] [--] PROGRAM [ARGS...]
  *
  * Runs PROGRAM under the shim, like jemalloc.sh: prepends the shim to
  * LD_PRELOAD, sets KALLOC_BACKEND (and for jemalloc GLIBC_TUNABLES), then
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 static const char help[] =
-	"usage: kalloc run [-b BACKEND] [--stats[=json]] [--] PROGRAM [ARGS...]\n"
+	"usage: kalloc run [-b BACKEND] [--stats[=json|slabinfo]] [--] PROGRAM [ARGS...]\n"
 	"\n"
 	"Run PROGRAM with every malloc, free, realloc, posix_memalign ... and\n"
 	"C++ new/delete served by a libkalloc backend (the LD_PRELOAD shim).\n"
@@ -34,6 +34,8 @@ static const char help[] =
 	"                         core's counters, the backend's, and one row\n"
 	"                         per size class or cache, as /proc/slabinfo\n"
 	"      --stats=json       the same as one JSON line (KALLOC_STATS=json)\n"
+	"      --stats=slabinfo   the rows in the kernel's /proc/slabinfo format\n"
+	"                         (KALLOC_STATS=slabinfo), for tools that read it\n"
 	"  -h, --help             this help\n"
 	"\n"
 	"Sets LD_PRELOAD (the shim first, then what was there), KALLOC_BACKEND,\n"
@@ -88,11 +90,13 @@ int cmd_run(int argc, char **argv)
 			backend = optarg;
 			break;
 		case 'S':
-			if (optarg && strcmp(optarg, "json") != 0)
+			if (optarg && strcmp(optarg, "json") != 0 &&
+			    strcmp(optarg, "slabinfo") != 0)
 				return cli_usage_error("run", "--stats=%s: valid are "
-						       "--stats (a table) and "
-						       "--stats=json", optarg);
-			stats = optarg ? "json" : "1";
+						       "--stats (a table), "
+						       "--stats=json and "
+						       "--stats=slabinfo", optarg);
+			stats = optarg ? optarg : "1";
 			break;
 		case 'h':
 			return cli_help(help);
@@ -102,7 +106,8 @@ int cmd_run(int argc, char **argv)
 					       argv[optind - 1]);
 		default:
 			return cli_usage_error("run", "unknown option '%s'; valid: "
-					       "-b BACKEND, --stats[=json], --help",
+					       "-b BACKEND, --stats[=json|slabinfo], "
+					       "--help",
 					       argv[optind - 1]);
 		}
 	}

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static atomic_bool stats_json; /* KALLOC_STATS=json, or stats=json */
+/* KALLOC_STATS=json or =slabinfo (or stats=...): the exit report's form */
+enum { STATS_TABLE, STATS_JSON, STATS_SLABINFO };
+static atomic_int stats_form;
 
 static unsigned from_value(const char *key, const char *v, bool *ok)
 {
@@ -22,7 +24,11 @@ static unsigned from_value(const char *key, const char *v, bool *ok)
 		return bits ? bits | FEAT_TRACK : 0;
 	}
 	if (!strcmp(key, "stats") && !strcmp(v, "json")) {
-		atomic_store(&stats_json, true);
+		atomic_store(&stats_form, STATS_JSON);
+		return FEAT_STATS;
+	}
+	if (!strcmp(key, "stats") && !strcmp(v, "slabinfo")) {
+		atomic_store(&stats_form, STATS_SLABINFO);
 		return FEAT_STATS;
 	}
 	bool on = !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on");
@@ -38,8 +44,11 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static void at_exit(void)
 {
 	if (exit_wants & FEAT_STATS) {
-		if (atomic_load(&stats_json))
+		int form = atomic_load(&stats_form);
+		if (form == STATS_JSON)
 			kalloc_stats_print_json(STDERR_FILENO);
+		else if (form == STATS_SLABINFO)
+			kalloc__stats_print_slabinfo(STDERR_FILENO);
 		else
 			kalloc_stats_print(STDERR_FILENO);
 	}

@@ -114,6 +114,8 @@ HIDDEN void kalloc__stats_free(kalloc_t *a, size_t len);
 HIDDEN void kalloc__stats_resize(kalloc_t *a, size_t requested, size_t old_len,
 				 size_t len);
 HIDDEN void kalloc__stats_fail(kalloc_t *a);
+/* KALLOC_STATS=slabinfo's report: every handle's rows as /proc/slabinfo. */
+HIDDEN void kalloc__stats_print_slabinfo(int fd);
 
 /* account.c */
 HIDDEN int kalloc__charge(struct kalloc_domain *d, size_t bytes, bool force);

@@ -17,7 +17,7 @@ struct option {
 static const struct option options[] = {
 	{ "KALLOC_BACKEND", "default backend: a name or a plugin path (default slab, else libc)" },
 	{ "KALLOC_PLUGIN_PATH", "':'-separated plugin directories searched before the installed one" },
-	{ "KALLOC_STATS", "1: count calls and bytes per handle, print a table at exit" },
+	{ "KALLOC_STATS", "1: count calls and bytes per handle, print a table at exit; json: one JSON line; slabinfo: the rows as /proc/slabinfo" },
 	{ "KALLOC_FAIL", "fault injection: probability:P,interval:N,times:T,space:B,seed:S,verbose:V,cache_filter:0|1" },
 	{ "KALLOC_DEBUG", "debug letters: F free checks, Z red zones, P poison, U call sites" },
 	{ "KALLOC_SLAB_DEBUG", "per-cache debug, the kernel's slab_debug: LETTERS[,cache...][;LETTERS,cache...] (letters F Z P U)" },

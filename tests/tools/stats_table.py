@@ -7,11 +7,14 @@ fixed hash seed so that both runs allocate alike, under `kalloc run -b slab
 --stats` and `--stats=json`, and checks the table's shape: a title, the
 core's row, the backend's global counters as "group: key value, ..."
 lines, then one row per size class with /proc/slabinfo's columns plus
-ours, sorted by bytes in use, most first; and that the JSON line holds
-the same classes with the same counters.
+ours, sorted by bytes in use, most first; that the JSON line holds
+the same classes with the same counters; and that `--stats=slabinfo`
+prints them as the kernel's /proc/slabinfo 2.1 does (its two header lines,
+then one line per class in its format), with the table's geometry.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -89,10 +92,38 @@ def main():
         for key in COLUMNS[1:7]:
             if key not in v:
                 fails.append(f"JSON {g} lacks {key}")
+    # the kernel's format: s_show() in mm/slab_common.c
+    info = run(kalloc, prog, "--stats=slabinfo").splitlines()
+    want_head = ["slabinfo - version: 2.1",
+                 "# name            <active_objs> <num_objs> <objsize> "
+                 "<objperslab> <pagesperslab> : tunables <limit> <batchcount> "
+                 "<sharedfactor> : slabdata <active_slabs> <num_slabs> "
+                 "<sharedavail>"]
+    if info[:2] != want_head:
+        fails.append(f"slabinfo header {info[:2]}")
+    line_re = re.compile(r"(\S+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) : tunables +0 +0 +0"
+                         r" : slabdata +(\d+) +(\d+) +0")
+    seen = {}
+    for line in info[2:]:
+        m = line_re.fullmatch(line)
+        if not m:
+            fails.append(f"slabinfo line not in the kernel's format: {line!r}")
+            continue
+        name, active, num, objsize, perslab, pages, aslabs, nslabs = m.groups()
+        seen[name] = (int(objsize), int(perslab), int(pages))
+        if int(active) > int(num) or aslabs != nslabs:
+            fails.append(f"slabinfo {name}: {line!r}")
+    if set(seen) != set(rows):
+        fails.append(f"slabinfo classes {sorted(seen)} vs table {sorted(rows)}")
+    for name, geom in seen.items():
+        r = rows.get(name)
+        if r and geom != (int(r["objsize"]), int(r["objperslab"]), int(r["pagesperslab"])):
+            fails.append(f"slabinfo {name} geometry {geom} vs table {r}")
     for f in fails:
         print("FAIL:", f)
     print("\n".join(table[:h + 4]))
-    print(f"stats_table: {len(rows)} class rows, {len(fails)} problems")
+    print(f"stats_table: {len(rows)} class rows ({len(seen)} in slabinfo), "
+          f"{len(fails)} problems")
     return 1 if fails else 0
 
 
