@@ -7,12 +7,24 @@
  * Before the misuse the program prints "victim 0x..." on stderr (the
  * pointer a report should name); if it survives the misuse it exits 0.
  * shim_run.py runs every case on a backend and classifies the outcome.
+ *
+ * Built with -DSHIM_CASES_KAPI, the same cases call kmalloc, kfree and
+ * krealloc (GFP_KERNEL) of <kalloc/linux.h> on KALLOC_BACKEND instead: the
+ * form a program built with -fsanitize=address can use, since ASan's
+ * runtime must be its malloc (tools_run.py, subjects asan:B).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#ifdef SHIM_CASES_KAPI
+#include <kalloc/linux.h>
+#define malloc(n) kmalloc((n), GFP_KERNEL)
+#define free(p) kfree(p)
+#define realloc(p, n) krealloc((p), (n), GFP_KERNEL)
+#endif
 
 #define SMALL 64
 #define LARGE ((size_t)1 << 20)

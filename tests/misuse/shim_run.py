@@ -136,20 +136,25 @@ def run_case(build, subject, case):
                            text=True, errors="replace", timeout=60)
     except subprocess.TimeoutExpired:
         return "hang", ""
-    err = p.stderr
+    return classify(p.returncode, p.stderr), p.stderr
+
+
+def classify(returncode, err):
+    """The outcome class of a run that ended with returncode (as subprocess
+    gives it: -N for signal N) and printed err."""
     m = re.search(r"victim (0x[0-9a-f]+)", err)
     named = m and m.group(1) in err[m.end():]
-    if p.returncode == -signal.SIGABRT:
-        return ("caught" if named else "abort"), err
-    if p.returncode < 0:
-        return signal.Signals(-p.returncode).name, err
-    if p.returncode == 0:
+    if returncode == -signal.SIGABRT:
+        return "caught" if named else "abort"
+    if returncode < 0:
+        return signal.Signals(-returncode).name
+    if returncode == 0:
         later = err[m.end():] if m else ""
         if m and any(l.startswith("kalloc:") and m.group(1) in l
                      for l in later.splitlines()):
-            return "reported", err
-        return "missed", err
-    return f"exit {p.returncode}", err
+            return "reported"
+        return "missed"
+    return f"exit {returncode}"
 
 
 def main():
