@@ -41,7 +41,38 @@ void slab_register(int kind, const void *granule, bool on)
 			      memory_order_release);
 }
 
+/* Where the next aligned mapping is tried first: just below the last one
+ * (the kernel maps top-down), so that most take one mmap, not an mmap
+ * and two munmaps of what alignment cut off. */
+static _Atomic uintptr_t map_hint;
+
+static void *map_aligned_over(size_t len);
+
 void *slab_map_aligned(size_t len)
+{
+	uintptr_t span = (len + CHUNK_SIZE - 1) & ~(uintptr_t)(CHUNK_SIZE - 1);
+	uintptr_t last = atomic_load_explicit(&map_hint, memory_order_relaxed);
+	if (last > span && span >= len) {
+		char *want = (char *)(last - span);
+		char *q = mmap(want, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			       -1, 0);
+		if (q == want) {
+			atomic_store_explicit(&map_hint, (uintptr_t)q,
+					      memory_order_relaxed);
+			return q;
+		}
+		if (q != MAP_FAILED) /* an old kernel: the hint not honored */
+			munmap(q, len);
+	}
+	char *start = map_aligned_over(len);
+	if (start)
+		atomic_store_explicit(&map_hint, (uintptr_t)start,
+				      memory_order_relaxed);
+	return start;
+}
+
+static void *map_aligned_over(size_t len)
 {
 	size_t over = len + CHUNK_SIZE - PAGE_SIZE_;
 	if (over < len)
