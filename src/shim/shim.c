@@ -64,6 +64,10 @@ static kalloc_t *backend;
 static size_t backend_max_align;
 static bool backend_zero; /* the backend honors KALLOC_ZERO */
 static bool backend_tells; /* kalloc_owns can answer 0 (not -1 always) */
+/* The backend declares KALLOC_DETECT_FOREIGN_FREE: its direct free answers
+ * 0 for any pointer not its own, the arena's and the shim's mappings
+ * included, so free asks it first and looks at those only on a 0. */
+static bool backend_free_first;
 static const char *backend_name;
 /*
  * The backend's fast entries (kalloc_direct), which malloc and free call,
@@ -111,6 +115,7 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	/* Can it tell its blocks from others?  Asked once, of an address that
 	 * is certainly no block; -1 means never, so free skips the question. */
 	backend_tells = kalloc_owns(a, &state) != -1;
+	backend_free_first = info.detects & KALLOC_DETECT_FOREIGN_FREE;
 	bool has_direct = kalloc_direct(a, &direct) == KALLOC_OK &&
 			  backend_max_align >= SHIM_MALLOC_ALIGN;
 	if (has_direct)
@@ -386,9 +391,31 @@ static __attribute__((noinline)) void free_core(void *p, const void *caller)
  * free_slow looks; so do NULL and the other addresses below 4096 (kalloc's
  * sentinels, ignored).  The fast free's 0 is a foreign pointer, left alone.
  */
+/* A direct free answered 0: the arena's, the shim's, or foreign. */
+static __attribute__((noinline)) void free_unowned(void *p, const void *caller)
+{
+	if (shim_boot_owns(p))
+		return;
+	if (shim_map_maybe(p)) {
+		int saved = errno;
+		bool mine = shim_map_free(p);
+		errno = saved;
+		if (mine)
+			return;
+	}
+	(void)caller;
+	foreign("free", p);
+}
+
 SHIM_API void free(void *p)
 {
 	uintptr_t u = (uintptr_t)p;
+	if (shim_likely(direct_now() && u > 4095 && backend_free_first)) {
+		if (shim_unlikely(!direct.free(direct.state, p,
+					      KALLOC_LAYOUT_UNKNOWN)))
+			free_unowned(p, CALLER);
+		return;
+	}
 	if (shim_likely(direct_now() && u > 4095 && !shim_map_maybe(p) &&
 			!shim_boot_owns(p))) {
 		/* the fast free keeps errno (plugin.h) */
