@@ -43,7 +43,13 @@ static const char help[] =
 	"(appended to an existing GLIBC_TUNABLES): Debian's jemalloc needs that\n"
 	"static TLS space to be loaded with dlopen.\n"
 	"\n"
-	"Example: kalloc run -b slab --stats -- python3 -c 'print(42)'\n";
+	"PROGRAM valgrind gets --soname-synonyms=somalloc=nouserintercepts\n"
+	"(unless given one): else memcheck would replace the shim's malloc\n"
+	"with its own and the program would never reach BACKEND; slab, page\n"
+	"and kv describe their blocks to memcheck themselves.\n"
+	"\n"
+	"Example: kalloc run -b slab --stats -- python3 -c 'print(42)'\n"
+	"         kalloc run -b slab -- valgrind ./prog\n";
 
 /*
  * Checks that the backend exists by opening it here.  A plugin that needs
@@ -69,6 +75,31 @@ static bool backend_ok(const char *name, bool *needs_tls)
 	}
 	fprintf(stderr, "kalloc run: backend '%s': %s\n", name, msg);
 	return false;
+}
+
+/*
+ * valgrind replaces the malloc of every library that exports one, the
+ * shim's too, unless told to leave all but libc's alone: a PROGRAM that is
+ * valgrind gets that option, so that it checks the program on BACKEND.
+ * Returns argv, or a copy with the option after argv[0] (never freed: we
+ * exec).
+ */
+static char **with_valgrind_option(int argc, char **argv)
+{
+	const char *base = strrchr(argv[0], '/');
+	if (strcmp(base ? base + 1 : argv[0], "valgrind") != 0)
+		return argv;
+	for (int i = 1; i < argc; i++)
+		if (!strncmp(argv[i], "--soname-synonyms", 17))
+			return argv; /* the user's choice */
+	char **out = calloc((size_t)argc + 2, sizeof(*out));
+	if (!out)
+		return argv;
+	out[0] = argv[0];
+	out[1] = "--soname-synonyms=somalloc=nouserintercepts";
+	for (int i = 1; i < argc; i++)
+		out[i + 1] = argv[i];
+	return out;
 }
 
 int cmd_run(int argc, char **argv)
@@ -141,7 +172,8 @@ int cmd_run(int argc, char **argv)
 	if (stats)
 		setenv("KALLOC_STATS", stats, 1);
 
-	execvp(argv[optind], &argv[optind]);
+	char **args = with_valgrind_option(argc - optind, &argv[optind]);
+	execvp(args[0], args);
 	int e = errno;
 	fprintf(stderr, "kalloc run: cannot execute '%s': %s\n", argv[optind],
 		strerror(e));

@@ -10,12 +10,12 @@ Subjects:
     valgrind:B  (B = slab, page, kv, libc) the plain malloc/free cases
                 (misuse-shim-tools) under the shim on backend B, in
                 valgrind's memcheck:
-                    kalloc run -b B -- valgrind \\
-                        --soname-synonyms=somalloc=nouserintercepts PROG CASE
-                (without that option memcheck replaces the malloc of every
-                library exporting one, the shim's too, and the backend is
-                never used; with it, only glibc's: on libc, memcheck's own
-                malloc serves the libc backend)
+                    kalloc run -b B -- valgrind PROG CASE
+                (kalloc run adds --soname-synonyms=somalloc=nouserintercepts
+                for valgrind: without it memcheck replaces the malloc of
+                every library exporting one, the shim's too, and the backend
+                is never used; with it, only glibc's: on libc, memcheck's
+                own malloc serves the libc backend)
     asan:B      (B = slab, page, kv) the same cases calling kmalloc, kfree
                 and krealloc (misuse-shim-asan: shim_cases.c built with
                 -DSHIM_CASES_KAPI -fsanitize=address), KALLOC_BACKEND=B
@@ -72,8 +72,7 @@ assert set(SITE) == set(CASES)
 # a compiler's clone of a function (site.constprop.0), should one be made
 CLONE = r"(?:\.[a-z]+\.\d+)*"
 
-VALGRIND = ["valgrind", "-q", "--soname-synonyms=somalloc=nouserintercepts",
-            "--leak-check=no"]
+VALGRIND = ["valgrind", "-q", "--leak-check=no"]
 
 SUBJECTS = ["valgrind:slab", "valgrind:page", "valgrind:kv", "valgrind:libc",
             "asan:slab", "asan:page", "asan:kv"]
