@@ -61,6 +61,8 @@ struct kv {
 	char small_name[64]; /* for reports */
 };
 
+#define STATE_GUARD 4096 /* the page before kv's state: see kv_init */
+
 static size_t min_size(size_t a, size_t b)
 {
 	return a < b ? a : b;
@@ -325,10 +327,18 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	}
 	if (!small) /* host->get has said why */
 		return KALLOC_ELOAD;
-	struct kv *kv = mmap(NULL, sizeof(*kv), PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (kv == MAP_FAILED)
+	/* after a PROT_NONE page: blocks are mapped top-down, below it, and a
+	 * program's overflow past one must fault at its write, not corrupt
+	 * kv's state (as page does for its own records) */
+	char *m = mmap(NULL, STATE_GUARD + sizeof(struct kv),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
 		return KALLOC_ENOMEM;
+	if (mprotect(m, STATE_GUARD, PROT_NONE)) {
+		munmap(m, STATE_GUARD + sizeof(struct kv));
+		return KALLOC_ENOMEM;
+	}
+	struct kv *kv = (struct kv *)(m + STATE_GUARD);
 	if (large < threshold)
 		large = threshold;
 	/* asked of an address that is certainly no block (kv's own state) */
@@ -351,7 +361,7 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 
 static void kv_fini(void *state)
 {
-	munmap(state, sizeof(struct kv));
+	munmap((char *)state - STATE_GUARD, STATE_GUARD + sizeof(struct kv));
 }
 
 static const kalloc_plugin_ops_t ops = {

@@ -17,6 +17,26 @@ void unmap(uintptr_t addr, size_t len)
 	munmap((void *)addr, len);
 }
 
+#define GUARD 4096 /* at least a page on every system we build for */
+
+void *map_meta(size_t len)
+{
+	char *p = mmap(NULL, GUARD + len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (mprotect(p, GUARD, PROT_NONE)) {
+		munmap(p, GUARD + len);
+		return NULL;
+	}
+	return p + GUARD;
+}
+
+void unmap_meta(void *p, size_t len)
+{
+	unmap((uintptr_t)p - GUARD, GUARD + len);
+}
+
 void *map_aligned(size_t len, size_t align, size_t pagesz)
 {
 	size_t extra = align > pagesz ? align - pagesz : 0;

@@ -744,9 +744,8 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	int err = host->options(NAME, options, spec, 3);
 	if (err)
 		return err;
-	struct page *pg = mmap(NULL, sizeof(*pg), PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (pg == MAP_FAILED)
+	struct page *pg = map_meta(sizeof(*pg));
+	if (!pg)
 		return KALLOC_ENOMEM;
 	pg->host = host;
 	pg->pagesz = (size_t)sysconf(_SC_PAGESIZE);
@@ -759,7 +758,7 @@ static int page_init(const kalloc_host_t *host, const char *options,
 	atomic_init(&pg->vmas, 0);
 	atomic_init(&pg->copied, 0);
 	if (table_init(&pg->table, PAGE_TOOL(pg)) != KALLOC_OK) {
-		munmap(pg, sizeof(*pg));
+		unmap_meta(pg, sizeof(*pg));
 		return KALLOC_ENOMEM;
 	}
 	cache_init(&pg->cache, cache > 0 ? (size_t)cache : 0, pg->guard);
@@ -773,7 +772,7 @@ static void page_fini(void *state)
 	struct page *pg = state;
 	cache_fini(&pg->cache);
 	table_fini(&pg->table);
-	munmap(pg, sizeof(*pg));
+	unmap_meta(pg, sizeof(*pg));
 }
 
 static const kalloc_plugin_ops_t ops = {

@@ -22,6 +22,12 @@
  * Alignments above a page over-map, then unmap the head and the tail. */
 void *map_aligned(size_t len, size_t align, size_t pagesz);
 void unmap(uintptr_t addr, size_t len);
+/* Page's own records (its state, the table's slots): len bytes after a
+ * PROT_NONE page.  Blocks are mapped top-down, below earlier mappings, so
+ * a program's overflow past a block faults in that page, at its own
+ * write, rather than corrupt what page knows.  NULL on failure. */
+void *map_meta(size_t len);
+void unmap_meta(void *p, size_t len);
 uint64_t now_ns(void);
 
 /* ---- table.c: live blocks, by address ---------------------------------- */

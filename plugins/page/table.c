@@ -32,9 +32,7 @@ struct shard *table_shard(struct table *t, uintptr_t key)
 
 static struct rec *new_slots(size_t cap)
 {
-	void *p = mmap(NULL, cap * sizeof(struct rec), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return map_meta(cap * sizeof(struct rec));
 }
 
 /*
@@ -66,7 +64,7 @@ void table_fini(struct table *t)
 	for (int i = 0; i < TABLE_SHARDS; i++) {
 		struct shard *s = &t->shard[i];
 		if (s->slot)
-			unmap((uintptr_t)s->slot, s->cap * sizeof(struct rec));
+			unmap_meta(s->slot, s->cap * sizeof(struct rec));
 		s->slot = NULL;
 	}
 }
@@ -124,7 +122,7 @@ static bool grow(struct shard *s)
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i].ptr)
 			place(s, &old[i]);
-	unmap((uintptr_t)old, old_cap * sizeof(struct rec));
+	unmap_meta(old, old_cap * sizeof(struct rec));
 	return true;
 }
 
