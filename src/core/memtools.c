@@ -377,11 +377,48 @@ static void tool_alloc(void *p, size_t size, size_t usable, int zeroed)
 	record(p, size);
 }
 
+/*
+ * A free of p, which is no live block (the backend reports it and aborts
+ * next): memcheck is handed the free, and reports it as an invalid free
+ * with the block's allocation and free stacks if it knew the block; under
+ * ASan, kalloc says where a block freed lately at p was freed and made.
+ */
+static void bad_free(const void *p)
+{
+#ifdef HAVE_MEMCHECK
+	if (mode == MEMCHECK) {
+		VALGRIND_FREELIKE_BLOCK(p, 0);
+		return;
+	}
+#endif
+	if (mode != ASAN || !freed_ring)
+		return;
+	bool locked = pthread_mutex_trylock(&lock) == 0;
+	for (size_t k = 0; k < FREED_KEPT; k++) {
+		const struct freed *f = &freed_ring[(freed_next - 1 - k) % FREED_KEPT];
+		if (f->p != p)
+			continue;
+		char line[160];
+		snprintf(line, sizeof(line), "kalloc: %p: a second free of the "
+			 "%zu-byte kalloc block (double-free); freed at:\n", p,
+			 f->size);
+		say(line);
+		say_stack(&f->free);
+		say("  previously allocated at:\n");
+		say_stack(&f->alloc);
+		break;
+	}
+	if (locked)
+		pthread_mutex_unlock(&lock);
+}
+
 static size_t tool_free(void *p)
 {
 	size_t size = forget(p);
-	if (!size)
+	if (!size) {
+		bad_free(p);
 		return 0;
+	}
 #ifdef HAVE_MEMCHECK
 	if (mode == MEMCHECK) {
 		VALGRIND_FREELIKE_BLOCK(p, 0);
