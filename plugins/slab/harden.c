@@ -57,6 +57,10 @@ void slab_corrupt_list(const void *slot, const void *next)
 
 void slab_bad_free(const void *p)
 {
+	/* a memory tool reports it too, with what it knows of the block p
+	 * points into (its free of p finds no block starting there) */
+	if (slab_tool)
+		slab_tool->free((void *)p);
 	if (!slab_registered(p) && slab_large_was_freed(p))
 		slab_host->corruption("slab", p, "double free of a large block "
 				      "(its mapping was already given back)");
