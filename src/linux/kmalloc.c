@@ -1,9 +1,14 @@
 /*
  * The kernel-style API of <kalloc/linux.h>, a client of the core API: every
- * call is one kalloc_realloc on the default, "page" or "kv" shared handle.
+ * call is one kalloc_realloc on the default, "page" or "kv" shared handle,
+ * but for kmalloc, kzalloc and kfree of the common kind, which take the
+ * default backend's fast entries (kalloc_direct) while its handle is plain,
+ * as the malloc shim does.
  */
 #include "klinux.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* kmalloc's alignment: natural for powers of two up to a page, else 16. */
@@ -104,11 +109,73 @@ static kalloc_t *kv_owner(const void *p, gfp_t flags)
 
 /* ---- k* -------------------------------------------------------------- */
 
-static void *k_malloc(const void *caller, size_t size, gfp_t flags)
+/* ---- the direct path ---------------------------------------------------
+ *
+ * The default handle's fast entries, used while *kplain is non-zero: the
+ * handle then has no instrumentation and no fault injection is armed
+ * (kalloc_direct's contract), so nothing is lost by skipping the core.
+ * kplain points to a word that stays 0 until kdirect is filled (release),
+ * then to the handle's.  A gfp that asks for more than a plain blocking
+ * allocation (NOWAIT, ATOMIC, ACCOUNT, NOFAIL), a zeroed block above
+ * DIRECT_ZERO_MAX (the backend may zero big ones more cheaply), and any
+ * failure take the core's path, which warns, retries or reports.
+ */
+#define DIRECT_ZERO_MAX 4096 /* zeroed here: the whole usable length */
+
+static kalloc_direct_t kdirect;
+static size_t kdirect_max_align;
+static const volatile int knever;
+static const volatile int *_Atomic kplain = &knever;
+static pthread_once_t kdirect_once = PTHREAD_ONCE_INIT;
+
+static void kdirect_init(void)
+{
+	kalloc_t *a = k_alloc();
+	kalloc_info_t info;
+	kalloc_info(a, &info);
+	if (kalloc_direct(a, &kdirect) != KALLOC_OK)
+		return;
+	kdirect_max_align = info.max_align;
+	atomic_store_explicit(&kplain, kdirect.plain, memory_order_release);
+}
+
+static inline bool direct_now(void)
+{
+	return *atomic_load_explicit(&kplain, memory_order_acquire);
+}
+
+static void *k_malloc_core(const void *caller, size_t size, gfp_t flags)
+{
+	pthread_once(&kdirect_once, kdirect_init);
+	return alloc_on(caller, k_alloc(), size, kmalloc_align(size), flags);
+}
+
+/* Can a request with these gfp bits take the direct path?  It may block
+ * (__GFP_DIRECT_RECLAIM) and asks for no accounting nor NOFAIL; NOWARN
+ * and the reclaim hints change nothing there, ZERO is the caller's. */
+static inline bool direct_gfp(gfp_t flags)
+{
+	return (flags & (__GFP_DIRECT_RECLAIM | __GFP_ACCOUNT | __GFP_NOFAIL)) ==
+	       __GFP_DIRECT_RECLAIM;
+}
+
+static inline void *k_malloc(const void *caller, size_t size, gfp_t flags)
 {
 	if (!size)
 		return ZERO_SIZE_PTR;
-	return alloc_on(caller, k_alloc(), size, kmalloc_align(size), flags);
+	bool zero = flags & __GFP_ZERO;
+	size_t align = kmalloc_align(size);
+	if (likely(direct_gfp(flags) && (!zero || size <= DIRECT_ZERO_MAX) &&
+		   direct_now() && align <= kdirect_max_align)) {
+		kalloc_buf_t b = kdirect.alloc(kdirect.state,
+					       KALLOC_LAYOUT(size, align));
+		if (likely(b.ptr)) {
+			if (zero) /* the whole block, as ksize() tells it */
+				memset(b.ptr, 0, b.len);
+			return b.ptr;
+		}
+	}
+	return k_malloc_core(caller, size, flags);
 }
 
 static void *k_memdup(const void *caller, const void *src, size_t len,
@@ -128,10 +195,16 @@ static void *k_array(const void *caller, size_t n, size_t size, gfp_t flags)
 	return overflowed ? NULL : k_malloc(caller, bytes, flags);
 }
 
-static void k_free(const void *caller, const void *p)
+static inline void k_free(const void *caller, const void *p)
 {
-	if (!ZERO_OR_NULL_PTR(p))
-		kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	if (ZERO_OR_NULL_PTR(p))
+		return;
+	/* the direct free answers 0, touching nothing, for a pointer its
+	 * backend can tell is not its own: the core then says what it is */
+	if (likely(direct_now()) &&
+	    kdirect.free(kdirect.state, (void *)p, KALLOC_LAYOUT_UNKNOWN))
+		return;
+	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }
 
 /* len bytes of s and a terminating NUL. */
