@@ -410,19 +410,20 @@ static __attribute__((noinline)) void free_unowned(void *p, const void *caller)
 SHIM_API void free(void *p)
 {
 	uintptr_t u = (uintptr_t)p;
-	if (shim_likely(direct_now() && u > 4095 && backend_free_first)) {
-		if (shim_unlikely(!direct.free(direct.state, p,
-					      KALLOC_LAYOUT_UNKNOWN)))
-			free_unowned(p, CALLER);
-		return;
-	}
-	if (shim_likely(direct_now() && u > 4095 && !shim_map_maybe(p) &&
-			!shim_boot_owns(p))) {
+	if (shim_likely(direct_now() && u > 4095)) {
 		/* the fast free keeps errno (plugin.h) */
-		if (shim_unlikely(!direct.free(direct.state, p,
-					      KALLOC_LAYOUT_UNKNOWN)))
-			foreign("free", p);
-		return;
+		if (shim_likely(backend_free_first)) {
+			if (shim_unlikely(!direct.free(direct.state, p,
+						      KALLOC_LAYOUT_UNKNOWN)))
+				free_unowned(p, CALLER);
+			return;
+		}
+		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
+			if (shim_unlikely(!direct.free(direct.state, p,
+						      KALLOC_LAYOUT_UNKNOWN)))
+				foreign("free", p);
+			return;
+		}
 	}
 	free_core(p, CALLER);
 }
