@@ -392,7 +392,7 @@ static __attribute__((noinline)) void free_core(void *p, const void *caller)
  * sentinels, ignored).  The fast free's 0 is a foreign pointer, left alone.
  */
 /* A direct free answered 0: the arena's, the shim's, or foreign. */
-static __attribute__((noinline)) void free_unowned(void *p, const void *caller)
+static __attribute__((noinline)) void free_unowned(void *p)
 {
 	if (shim_boot_owns(p))
 		return;
@@ -403,7 +403,6 @@ static __attribute__((noinline)) void free_unowned(void *p, const void *caller)
 		if (mine)
 			return;
 	}
-	(void)caller;
 	foreign("free", p);
 }
 
@@ -415,7 +414,7 @@ SHIM_API void free(void *p)
 		if (shim_likely(backend_free_first)) {
 			if (shim_unlikely(!direct.free(direct.state, p,
 						      KALLOC_LAYOUT_UNKNOWN)))
-				free_unowned(p, CALLER);
+				free_unowned(p);
 			return;
 		}
 		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
