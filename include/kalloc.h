@@ -405,13 +405,20 @@ KALLOC_API size_t kalloc_cache_shrink(kalloc_cache_t *c);
 /* KALLOC_OK, or KALLOC_EBUSY when objects were still live (reported). */
 KALLOC_API int kalloc_cache_destroy(kalloc_cache_t *c);
 
-/* One cache's counters, /proc/slabinfo's columns. */
+/* One cache's counters, /proc/slabinfo's columns.  On a backend with
+ * classes of its own for caches (slab), the slab columns are its class's,
+ * shared with the caches merged into it (merged > 1), free slots
+ * included; on the others they are 0. */
 typedef struct kalloc_cache_stats {
 	uint64_t active_objs;  /* handed out, not freed */
-	uint64_t num_objs;     /* active plus free ones the cache keeps */
+	uint64_t num_objs;     /* active plus free ones kept for the cache */
 	size_t objsize;        /* bytes per object, alignment included */
 	uint64_t failures;     /* failed allocations */
 	uint64_t constructed;  /* constructor calls */
+	uint64_t num_slabs;    /* slabs of its class */
+	uint32_t objperslab;
+	uint32_t pagesperslab; /* 4 KiB pages */
+	uint32_t merged;       /* users of its class: caches, and kmalloc */
 } kalloc_cache_stats_t;
 KALLOC_API void kalloc_cache_stats(const kalloc_cache_t *c,
 				   kalloc_cache_stats_t *out);

@@ -1,13 +1,15 @@
 /*
  * kalloc/plugin.h - the backend plugin ABI, version 2.
  *
- * A backend is a shared object exporting one descriptor, with two tables:
+ * A backend is a shared object exporting one descriptor, with a required
+ * table and two optional ones:
  *
  *     static const kalloc_plugin_ops_t ops = { .init = ..., .realloc = ... };
  *     static const kalloc_plugin_fast_t fast = { .alloc = ..., .free = ... };
  *     KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
  *             KALLOC_PLUGIN_HEADER, .name = "mine", ..., .ops = &ops,
- *             .fast = &fast,  // optional
+ *             .fast = &fast,    // optional
+ *             .cache = &cache,  // optional: object caches of its own
  *     };
  *
  * The model is SQLite's sqlite3_mem_methods and VFS: a versioned struct of
@@ -219,6 +221,62 @@ typedef struct kalloc_plugin_fast {
 	int (*free)(void *state, void *ptr, kalloc_layout_t old);
 } kalloc_plugin_fast_t;
 
+/*
+ * The optional cache table: object caches (kalloc_cache_*, the kernel's
+ * kmem_cache) served by the backend's own classes, as SLUB serves each
+ * kmem_cache from slabs of its object size.  Without it, or when create
+ * declines, the core builds the cache on the backend's ordinary blocks.
+ * All entries, or the table pointer NULL; only with the fast table, whose
+ * free frees the objects.
+ *
+ *   create(state, obj, flags, &cls): a class of objects of obj.size
+ *       bytes rounded up to obj.align (a power of two; a class may round
+ *       a tiny size up further), each aligned to obj.align; *cls is the
+ *       backend's opaque name of it, never NULL.  flags: KALLOC_PLUGIN_CACHE_MERGE lets the class be shared
+ *       with other mergeable caches of the same geometry (the kernel's
+ *       cache merging).  Any error declines (the core then builds the
+ *       cache itself): KALLOC_ENOTSUP for a geometry it does not serve,
+ *       KALLOC_ENOMEM when it has no class left.
+ *   destroy(state, cls): a cache of the class is gone, all its objects
+ *       freed.
+ *   alloc(state, cls, flags): one object and its usable length, as
+ *       realloc would allocate one (ZERO, NOWAIT, ATOMIC as declared), or
+ *       {NULL, 0} when it has no memory, as the fast alloc; never at a
+ *       sentinel address (kalloc_is_sentinel).
+ *   alloc_bulk(state, cls, flags, n, objs): n objects, or none: returns n,
+ *       or 0 with every object it took given back.
+ *   free_bulk(state, cls, n, objs): frees n live objects of the class,
+ *       reporting misuse as the fast free does.
+ *   info(state, cls, out): the class's /proc/slabinfo numbers; caches
+ *       counts the caches sharing it, kmalloc's blocks as one more.
+ *
+ * An object is an ordinary block of the backend: realloc, the fast free
+ * and usable_size take it like any other; its usable length is the
+ * class's object size.
+ */
+#define KALLOC_PLUGIN_CACHE_MERGE 1u
+
+typedef struct kalloc_class_info {
+	uint64_t active_objs; /* objects live (of every cache sharing it) */
+	uint64_t num_objs;    /* objects its slabs hold */
+	uint64_t num_slabs;
+	uint32_t objsize;
+	uint32_t objperslab;
+	uint32_t pagesperslab; /* 4 KiB pages */
+	uint32_t caches;      /* caches sharing the class */
+} kalloc_class_info_t;
+
+typedef struct kalloc_plugin_cache {
+	int (*create)(void *state, kalloc_layout_t obj, unsigned flags,
+		      void **cls);
+	void (*destroy)(void *state, void *cls);
+	kalloc_buf_t (*alloc)(void *state, void *cls, kalloc_flags_t flags);
+	size_t (*alloc_bulk)(void *state, void *cls, kalloc_flags_t flags,
+			     size_t n, void **objs);
+	void (*free_bulk)(void *state, void *cls, size_t n, void **objs);
+	void (*info)(void *state, void *cls, kalloc_class_info_t *out);
+} kalloc_plugin_cache_t;
+
 typedef struct kalloc_plugin {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
 	uint32_t struct_size; /* sizeof(kalloc_plugin_t) as compiled */
@@ -231,6 +289,8 @@ typedef struct kalloc_plugin {
 	size_t max_size;
 	const kalloc_plugin_ops_t *ops;   /* required */
 	const kalloc_plugin_fast_t *fast; /* optional: NULL or both entries */
+	/* Appended: read only when struct_size covers it. */
+	const kalloc_plugin_cache_t *cache; /* optional: NULL or every entry */
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

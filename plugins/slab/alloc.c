@@ -139,7 +139,7 @@ void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait, bool atomic)
 
 void slab_heap_drop_current(struct heap *h)
 {
-	for (unsigned c = 0; c < CLASS_COUNT; c++) {
+	for (unsigned c = 0; c < CLASS_SLOTS; c++) {
 		struct slab *s = h->cur[c];
 		if (s == &slab_empty)
 			continue;

@@ -1,7 +1,7 @@
 /* Size class tables (see class.h for the rules they follow). */
 #include "class.h"
 
-struct class_info slab_classes[CLASS_COUNT];
+struct class_info slab_classes[CLASS_SLOTS];
 uint8_t slab_class_small[CLASS_SMALL_MAX / 8 + 1];
 uint8_t slab_class_big[CLASS_MAX / 128 + 1];
 
@@ -34,6 +34,30 @@ static unsigned choose_span(uint32_t size)
 	return best;
 }
 
+void slab_class_setup(struct class_info *ci, uint32_t size)
+{
+	unsigned span = choose_span(size);
+	size_t nb = blocks_in(span * SLAB_UNIT, size);
+	size_t batch = 4096 / size;
+	if (batch < 4)
+		batch = 4;
+	if (batch > 256)
+		batch = 256;
+	if (batch > nb)
+		batch = nb;
+	/* a power of two above a unit needs a span aligned to it */
+	size_t align = !(size & (size - 1)) && size > SLAB_UNIT ?
+			       size / SLAB_UNIT : 1;
+	*ci = (struct class_info){
+		.size = size,
+		.nblocks = (uint32_t)nb,
+		.magic = UINT64_MAX / size + 1, /* size > 1 */
+		.span = (uint8_t)span,
+		.span_align = (uint8_t)align,
+		.batch = (uint16_t)batch,
+	};
+}
+
 void slab_classes_init(void)
 {
 	uint32_t sizes[CLASS_COUNT];
@@ -44,30 +68,8 @@ void slab_classes_init(void)
 		for (uint32_t s = base + base / 8; s <= 2 * base; s += base / 8)
 			sizes[n++] = s;
 
-	for (unsigned c = 0; c < CLASS_COUNT; c++) {
-		struct class_info *ci = &slab_classes[c];
-		uint32_t size = sizes[c];
-		unsigned span = choose_span(size);
-		size_t nb = blocks_in(span * SLAB_UNIT, size);
-		size_t batch = 4096 / size;
-		if (batch < 4)
-			batch = 4;
-		if (batch > 256)
-			batch = 256;
-		if (batch > nb)
-			batch = nb;
-		/* a power of two above a unit needs a span aligned to it */
-		size_t align = !(size & (size - 1)) && size > SLAB_UNIT ?
-				       size / SLAB_UNIT : 1;
-		*ci = (struct class_info){
-			.size = size,
-			.nblocks = (uint32_t)nb,
-			.magic = UINT64_MAX / size + 1, /* size > 1 */
-			.span = (uint8_t)span,
-			.span_align = (uint8_t)align,
-			.batch = (uint16_t)batch,
-		};
-	}
+	for (unsigned c = 0; c < CLASS_COUNT; c++)
+		slab_class_setup(&slab_classes[c], sizes[c]);
 
 	unsigned c = 0;
 	for (size_t i = 0; i < sizeof(slab_class_small); i++) {

@@ -28,7 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLASS_COUNT 76
+#define CLASS_COUNT 76          /* the kmalloc classes: slots 0..75 */
+#define CACHE_CLASSES 64        /* object caches' classes (kcache.c) */
+#define CLASS_SLOTS (CLASS_COUNT + CACHE_CLASSES)
 #define CLASS_MAX 32768u        /* largest class; bigger goes to large.c */
 #define CLASS_MAX_ALIGN 4096u   /* larger alignments go to large.c */
 #define CLASS_SMALL_MAX 1024u   /* classes up to here: lookup by size / 8 */
@@ -47,12 +49,17 @@ struct class_info {
 	uint16_t batch;   /* blocks carved into the free list at a time */
 };
 
-extern struct class_info slab_classes[CLASS_COUNT];
+/* Slots from CLASS_COUNT on are object caches' classes: size 0 until
+ * kcache.c sets one up, then fixed. */
+extern struct class_info slab_classes[CLASS_SLOTS];
 extern uint8_t slab_class_small[CLASS_SMALL_MAX / 8 + 1]; /* by (n + 7) / 8 */
 extern uint8_t slab_class_big[CLASS_MAX / 128 + 1];      /* by (n + 127) / 128 */
 
 /* Fills the tables; idempotent. */
 void slab_classes_init(void);
+/* The geometry of a class of blocks of `size` bytes (16..CLASS_MAX; any
+ * size for an object cache's class, at least 8). */
+void slab_class_setup(struct class_info *ci, uint32_t size);
 
 /*
  * The class for a request, or -1 when it goes to a page mapping.

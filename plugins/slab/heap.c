@@ -39,7 +39,7 @@ static _Atomic long last_tick;
 
 static void heap_reset(struct heap *h)
 {
-	for (unsigned c = 0; c < CLASS_COUNT; c++) {
+	for (unsigned c = 0; c < CLASS_SLOTS; c++) {
 		heap_set_cur(h, c, &slab_empty);
 		h->partial[c] = h->partial_tail[c] = NULL;
 	}

@@ -84,12 +84,12 @@ static void slab_fini(void *state)
 
 /* ---- allocation --------------------------------------------------------- */
 
-static int alloc_slow(size_t size, size_t align, kalloc_flags_t f,
+/* c: the class, or -1 for a large block of (size, align). */
+static int alloc_slow(int c, size_t size, size_t align, kalloc_flags_t f,
 		      kalloc_buf_t *out, bool *zeroed)
 {
 	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
 	bool atomic = f & KALLOC_ATOMIC;
-	int c = slab_class_of(size, align);
 	void *p;
 	size_t len = 0;
 	*zeroed = false;
@@ -111,13 +111,15 @@ static int alloc_slow(size_t size, size_t align, kalloc_flags_t f,
 	return KALLOC_OK;
 }
 
-/* Any allocation not served by alloc_block's fast path. */
-static __attribute__((noinline)) int alloc_block_slow(size_t size, size_t align,
+/* Any allocation not served by a fast path: of class c, or of a large
+ * block (c = -1). */
+static __attribute__((noinline)) int alloc_block_slow(int c, size_t size,
+						    size_t align,
 						    kalloc_flags_t f, size_t kept,
 						    kalloc_buf_t *out)
 {
 	bool zeroed;
-	int err = alloc_slow(size, align, f, out, &zeroed);
+	int err = alloc_slow(c, size, align, f, out, &zeroed);
 	if (!err && slab_tool) { /* every allocation comes here (slab.h) */
 		slab_tool->alloc(out->ptr, size, out->len, f & KALLOC_ZERO);
 		out->len = size;
@@ -165,14 +167,15 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN))
-		return alloc_block_slow(size, align, f, kept, out);
+		return alloc_block_slow(slab_class_of(size, align), size, align,
+					f, kept, out);
 	struct slab *s;
 	if (likely(n <= CLASS_SMALL_MAX))
 		s = h->small[(n + 7) >> 3];
 	else if (n <= CLASS_MAX && align <= CLASS_MAX_ALIGN)
 		s = h->cur[slab_class_big[(n + 127) >> 7]];
 	else
-		return alloc_block_slow(size, align, f, kept, out);
+		return alloc_block_slow(-1, size, align, f, kept, out);
 	if (unlikely(!s->free))
 		return alloc_refill(h, slab_class_of(n, 1), f, kept, out);
 	void *p = slab_pop(s);
@@ -484,6 +487,100 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 	return 1;
 }
 
+/*
+ * The cache table (kcache.c): an object cache's class is a slot of the
+ * heaps like a kmalloc class, its name the slot's index plus one.  alloc
+ * is the fast path with the class already known; a thread without a heap
+ * (under a memory tool, or past its teardown) takes alloc_block_slow,
+ * which tells the tool.
+ */
+#define CLASS_OF(cls) ((unsigned)((uintptr_t)(cls) - 1))
+
+static int slab_cache_create(void *state, kalloc_layout_t obj, unsigned flags,
+			     void **cls)
+{
+	(void)state;
+	unsigned c;
+	int err = slab_kcache_create(obj, flags, &c);
+	if (!err)
+		*cls = (void *)(uintptr_t)(c + 1);
+	return err;
+}
+
+static void slab_cache_destroy(void *state, void *cls)
+{
+	(void)state;
+	slab_kcache_destroy(CLASS_OF(cls));
+}
+
+/* The class's current slab empty, or no heap: as alloc_block does. */
+static __attribute__((noinline)) kalloc_buf_t
+cache_alloc_other(struct heap *h, unsigned c, kalloc_flags_t f)
+{
+	kalloc_buf_t b;
+	uint32_t size = slab_classes[c].size;
+	int err = (uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ?
+			  alloc_block_slow((int)c, size, size, f, 0, &b) :
+			  alloc_refill(h, (int)c, f, 0, &b);
+	return err ? (kalloc_buf_t){ NULL, 0 } : b;
+}
+
+static kalloc_buf_t slab_cache_alloc(void *state, void *cls, kalloc_flags_t f)
+{
+	(void)state;
+	unsigned c = CLASS_OF(cls);
+	struct heap *h = slab_tl_heap;
+	struct slab *s;
+	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN) ||
+	    unlikely(!(s = h->cur[c])->free))
+		return cache_alloc_other(h, c, f);
+	void *p = slab_pop(s);
+	if (unlikely(f & KALLOC_ZERO))
+		memset(p, 0, s->size);
+	return (kalloc_buf_t){ p, s->size };
+}
+
+/* Pops whole runs off the current slab, then one at a time. */
+static size_t slab_cache_alloc_bulk(void *state, void *cls, kalloc_flags_t f,
+				    size_t n, void **objs)
+{
+	unsigned c = CLASS_OF(cls);
+	struct heap *h = slab_tl_heap;
+	size_t i = 0;
+	if (likely((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
+		   !(f & KALLOC_ZERO))) {
+		struct slab *s = h->cur[c];
+		while (i < n && s->free)
+			objs[i++] = slab_pop(s);
+	}
+	for (; i < n; i++) {
+		kalloc_buf_t b = slab_cache_alloc(state, cls, f);
+		if (!b.ptr) {
+			while (i--)
+				free_block(objs[i], f & (KALLOC_NOWAIT |
+							 KALLOC_ATOMIC));
+			return 0;
+		}
+		objs[i] = b.ptr;
+	}
+	return n;
+}
+
+static void slab_cache_free_bulk(void *state, void *cls, size_t n,
+				 void **objs)
+{
+	(void)state;
+	(void)cls;
+	for (size_t i = 0; i < n; i++)
+		free_block(objs[i], false);
+}
+
+static void slab_cache_info(void *state, void *cls, kalloc_class_info_t *out)
+{
+	(void)state;
+	slab_kcache_info(CLASS_OF(cls), out);
+}
+
 static void slab_atfork_prepare(void *state)
 {
 	(void)state;
@@ -532,6 +629,15 @@ static const kalloc_plugin_fast_t fast = {
 	.free = slab_fast_free,
 };
 
+static const kalloc_plugin_cache_t cache = {
+	.create = slab_cache_create,
+	.destroy = slab_cache_destroy,
+	.alloc = slab_cache_alloc,
+	.alloc_bulk = slab_cache_alloc_bulk,
+	.free_bulk = slab_cache_free_bulk,
+	.info = slab_cache_info,
+};
+
 /* A large block's double free is a foreign pointer to slab: its mapping is
  * no longer registered once freed. */
 KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
@@ -547,4 +653,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = SLAB_MAX_SIZE,
 	.ops = &ops,
 	.fast = &fast,
+	.cache = &cache,
 };

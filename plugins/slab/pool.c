@@ -19,6 +19,7 @@
  */
 #include "slab.h"
 
+#include <string.h>
 #include <sys/mman.h>
 
 pthread_mutex_t slab_pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -259,25 +260,26 @@ void slab_pool_atfork_child(void)
 
 /* ---- statistics (the /proc/slabinfo analogue) ---------------------------- */
 
-struct class_count {
-	uint64_t slabs, objs, active;
+struct pool_count {
+	uint64_t nchunks, used_units, dirty, clean;
 };
 
-int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
+/* Counts every chunk's units and every class's slabs, under the lock. */
+static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 {
-	struct class_count cc[CLASS_COUNT] = { { 0, 0, 0 } };
-	uint64_t nchunks = 0, used_units = 0, dirty = 0, clean = 0;
+	memset(cc, 0, CLASS_SLOTS * sizeof(*cc));
+	*pc = (struct pool_count){ 0, 0, 0, 0 };
 	pthread_mutex_lock(&slab_pool_lock);
 	unitset_t all = all_units();
 	for (int pass = 0; pass < 2; pass++) {
 		for (struct chunk *c = pass ? reserve : chunks; c;
 		     c = pass ? NULL : c->next) {
-			nchunks++;
+			pc->nchunks++;
 			unsigned nfree = us_count(&c->free_units);
 			unsigned ndirty = us_count(&c->dirty_units);
-			dirty += ndirty;
-			clean += nfree - ndirty;
-			used_units += us_count(&all) - nfree;
+			pc->dirty += ndirty;
+			pc->clean += nfree - ndirty;
+			pc->used_units += us_count(&all) - nfree;
 			for (unsigned u = CHUNK_META_UNITS; u < CHUNK_UNITS; u++) {
 				struct slab *s = &c->slabs[u];
 				if (!s->size || s->head_off)
@@ -289,12 +291,26 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 		}
 	}
 	pthread_mutex_unlock(&slab_pool_lock);
+}
 
-	fn(ctx, "slab", "chunks", nchunks);
-	fn(ctx, "slab", "chunk_bytes", nchunks * CHUNK_SIZE);
-	fn(ctx, "slab", "span_bytes", used_units * SLAB_UNIT);
-	fn(ctx, "slab", "free_resident_bytes", dirty * SLAB_UNIT);
-	fn(ctx, "slab", "free_returned_bytes", clean * SLAB_UNIT);
+void slab_pool_count(struct class_count cc[CLASS_SLOTS])
+{
+	struct pool_count pc;
+	count(cc, &pc);
+}
+
+/* The pool and the kmalloc classes; object caches' classes are reported
+ * by the core, as rows of their caches (kcache.c). */
+int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
+{
+	struct class_count cc[CLASS_SLOTS];
+	struct pool_count pc;
+	count(cc, &pc);
+	fn(ctx, "slab", "chunks", pc.nchunks);
+	fn(ctx, "slab", "chunk_bytes", pc.nchunks * CHUNK_SIZE);
+	fn(ctx, "slab", "span_bytes", pc.used_units * SLAB_UNIT);
+	fn(ctx, "slab", "free_resident_bytes", pc.dirty * SLAB_UNIT);
+	fn(ctx, "slab", "free_returned_bytes", pc.clean * SLAB_UNIT);
 	for (unsigned k = 0; k < CLASS_COUNT; k++) {
 		if (!cc[k].slabs)
 			continue;

@@ -148,9 +148,9 @@ static inline char *large_block(const struct large *l)
  */
 struct heap {
 	struct slab *small[CLASS_SMALL_MAX / 8 + 1];
-	struct slab *cur[CLASS_COUNT];     /* never NULL: &slab_empty at worst */
-	struct slab *partial[CLASS_COUNT]; /* slabs with free blocks, not cur: */
-	struct slab *partial_tail[CLASS_COUNT]; /* a FIFO (see alloc.c) */
+	struct slab *cur[CLASS_SLOTS];     /* never NULL: &slab_empty at worst */
+	struct slab *partial[CLASS_SLOTS]; /* slabs with free blocks, not cur: */
+	struct slab *partial_tail[CLASS_SLOTS]; /* a FIFO (see alloc.c) */
 	_Atomic(struct slab *) pending;    /* slabs with remote frees */
 	struct heap *all_next;             /* every heap (heaps_lock) */
 	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
@@ -163,7 +163,7 @@ static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
 {
 	h->cur[c] = s;
 	uint32_t size = slab_classes[c].size;
-	if (size > CLASS_SMALL_MAX)
+	if (size > CLASS_SMALL_MAX || c >= CLASS_COUNT) /* (caches': no size) */
 		return;
 	/* class c takes the indexes up to size / 8 that map to it */
 	for (unsigned i = size / 8; i < CLASS_SMALL_MAX / 8 + 1 &&
@@ -310,6 +310,11 @@ HIDDEN bool slab_pool_put(struct slab *s, bool nowait);
 HIDDEN void slab_pool_purge(void);
 HIDDEN void slab_pool_atfork_child(void);
 HIDDEN int slab_pool_stats(kalloc_stats_fn fn, void *ctx);
+/* Per class slot: slabs, objects they hold, objects in use. */
+struct class_count {
+	uint64_t slabs, objs, active;
+};
+HIDDEN void slab_pool_count(struct class_count cc[CLASS_SLOTS]);
 
 /* ---- slab ops: alloc.c ------------------------------------------------ */
 
@@ -363,6 +368,13 @@ HIDDEN void slab_large_free(struct large *l);
 HIDDEN void *slab_large_resize(struct large *l, size_t size, size_t align,
 			       bool nowait, size_t *usable);
 HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
+
+/* ---- kcache.c: object caches' classes (the plugin's cache table) ------ */
+
+HIDDEN int slab_kcache_create(kalloc_layout_t obj, unsigned flags,
+			      unsigned *cls);
+HIDDEN void slab_kcache_destroy(unsigned cls);
+HIDDEN void slab_kcache_info(unsigned cls, kalloc_class_info_t *out);
 
 /* ---- lcache.c --------------------------------------------------------- */
 

@@ -2,11 +2,15 @@
  * Object caches (kalloc_cache_*, the kernel's kmem_cache) on any backend.
  *
  * A cache fixes one object layout at create and takes its objects from its
- * handle's backend.  A cache with no constructor and no TYPESAFE_BY_RCU
- * keeps nothing: each alloc and free goes straight to the backend, by its
- * fast entries while the handle is plain (kalloc_direct), else through
- * kalloc_realloc with its instrumentation.  The other caches keep their
- * free objects in a stash, as SLUB keeps them in its slabs.
+ * handle's backend: from a class of its own when the backend has a cache
+ * table (plugin.h; slab's classes of the exact object size, merged as the
+ * kernel merges caches), else as ordinary blocks of the object layout.  A
+ * cache with no constructor and no TYPESAFE_BY_RCU keeps nothing: each
+ * alloc and free goes straight to the backend, by its fast entries while
+ * the handle is plain, else through kalloc_realloc with its
+ * instrumentation (kalloc__cache_hint names the class there).  The other
+ * caches keep their free objects in a stash, as SLUB keeps them in its
+ * slabs.
  *
  * Invariants:
  *   - an object of a stash cache is constructed once, when its memory
@@ -39,6 +43,14 @@ struct site {
 #define TOMB ((void *)1)
 
 struct kalloc_cache {
+	/* the native fast path's fields, first: one cache line */
+	bool fast;              /* native with a slot: the class's fast path */
+	int slot;               /* its magazine in every thread, or -1 */
+	kalloc_flags_t nflags;  /* flags the native fast path takes */
+	void *cls;              /* the backend's class of its objects, or NULL */
+	kalloc_buf_t (*nalloc)(void *, void *, kalloc_flags_t);
+	kalloc_direct_t d;      /* fast entries, if the backend has them */
+
 	char name[64];
 	kalloc_t *a;            /* the handle objects come from */
 	bool own_handle;        /* a debug handle opened for this cache */
@@ -51,10 +63,9 @@ struct kalloc_cache {
 	kalloc_layout_t obj;    /* what each object takes from the backend */
 	size_t link_off;        /* stash mode: offset of the trailer link */
 	kalloc_flags_t aflags;  /* flags every alloc adds (ACCOUNT) */
-	kalloc_direct_t d;      /* fast entries, if the backend has them */
-	bool direct;
+	bool direct;            /* d is set */
+	bool native;            /* cls and no stash: class alloc, no magazine */
 
-	int slot;               /* its magazine in every thread, or -1 */
 	_Atomic int64_t active; /* live objects, but for the magazines' nets */
 	_Atomic uint64_t failures, constructed;
 	_Atomic bool zero_warned;
@@ -75,6 +86,7 @@ static void slot_assign(struct kalloc_cache *c); /* the magazines, below */
 
 /* This thread's current cache call, for failslab: CACHE_CALL_* */
 FAST_TLS int kalloc__cache_call;
+FAST_TLS struct kalloc_cache_hint kalloc__cache_hint;
 
 static void **link_of(const struct kalloc_cache *c, void *obj)
 {
@@ -287,6 +299,20 @@ static struct kalloc_cache *create(kalloc_t *a, const char *name,
 	c->track = (flags & KALLOC_CACHE_STORE_USER) ||
 		   (atomic_load(&c->a->features) & FEAT_LEAKS);
 	c->direct = kalloc_direct(c->a, &c->d) == KALLOC_OK;
+	/* A class of its own, on a backend with a cache table; a debug
+	 * cache's objects keep the debug handle's red zones instead.  Any
+	 * error declines: the objects are then ordinary blocks. */
+	if (c->direct && c->a->cache && !c->own_handle) {
+		unsigned merge = ctor || (flags & (KALLOC_CACHE_NO_MERGE |
+						   KALLOC_CACHE_TYPESAFE_BY_RCU)) ?
+				 0 : KALLOC_PLUGIN_CACHE_MERGE;
+		if (c->a->cache->create(c->a->state, c->obj, merge, &c->cls))
+			c->cls = NULL;
+		c->native = c->cls && !c->stash_mode;
+		c->nalloc = c->a->cache->alloc;
+		/* NOWAIT and ATOMIC keep the memory tool's rule (slow path) */
+		c->nflags = c->a->direct_flags & ~(KALLOC_NOWAIT | KALLOC_ATOMIC);
+	}
 
 	pthread_mutex_lock(&caches_lock);
 	slot_assign(c);
@@ -444,6 +470,7 @@ static void slot_assign(struct kalloc_cache *c)
 		if (!slot_owner[s]) {
 			slot_owner[s] = c;
 			c->slot = s;
+			c->fast = c->native;
 			return;
 		}
 }
@@ -460,6 +487,7 @@ static void slot_release(struct kalloc_cache *c)
 	pthread_mutex_unlock(&tc_lock);
 	slot_owner[c->slot] = NULL;
 	c->slot = -1;
+	c->fast = false;
 }
 
 /* ---- alloc and free ---------------------------------------------------- */
@@ -469,9 +497,13 @@ static void *from_backend(const void *caller, struct kalloc_cache *c,
 			  kalloc_flags_t flags)
 {
 	kalloc__cache_call = CACHE_CALL_DECIDED;
+	if (c->cls)
+		kalloc__cache_hint = (struct kalloc_cache_hint){ c->a, c->obj.size,
+								  c->cls };
 	kalloc_buf_t b;
 	int err = kalloc_realloc_at(caller, c->a, NULL, c->obj,
 				    KALLOC_LAYOUT_UNKNOWN, flags | c->aflags, &b);
+	kalloc__cache_hint.a = NULL;
 	kalloc__cache_call = 0;
 	return err ? NULL : b.ptr;
 }
@@ -542,7 +574,12 @@ static void *new_object(const void *caller, struct kalloc_cache *c,
 	void *obj = NULL;
 	if (c->direct && !flags && !c->aflags &&
 	    __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)) {
-		obj = c->d.alloc(c->d.state, c->obj).ptr;
+		kalloc_buf_t b = { NULL, 0 };
+		if (c->cls)
+			kalloc__class_alloc(c->a, c->cls, 0, &b);
+		else
+			b = c->d.alloc(c->d.state, c->obj);
+		obj = b.ptr;
 		if (unlikely(kalloc_is_sentinel(obj)))
 			obj = NULL; /* rare: the full path retires it */
 	}
@@ -611,10 +648,58 @@ alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 	return obj;
 }
 
-static void *cache_alloc(const void *caller, struct kalloc_cache *c,
-			 kalloc_flags_t flags)
+/* A native cache's object while the handle is plain and the flags are
+ * the backend's own: its class's fast path, counted in the thread's net. */
+static inline bool native_plain(const struct kalloc_cache *c,
+				kalloc_flags_t flags)
+{
+	return !(flags & ~c->a->direct_flags) &&
+	       __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
+}
+
+/* Everything else: the first call of a thread, a fast path failure, and
+ * instrumentation (failslab, stats, leaks, accounting, NOFAIL). */
+__attribute__((noinline)) static void *
+native_alloc_slow(const void *caller, struct kalloc_cache *c,
+		  kalloc_flags_t flags)
+{
+	struct tcache *t = c->slot >= 0 ? (my_tc ? my_tc : tc_get()) : NULL;
+	void *obj = NULL;
+	if (t && native_plain(c, flags)) {
+		kalloc_buf_t b;
+		if (!kalloc__class_alloc(c->a, c->cls, flags & KALLOC_PLUGIN_FLAGS,
+					 &b))
+			obj = b.ptr;
+	}
+	if (!obj) {
+		if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
+						  memory_order_relaxed)) &&
+		    inject(c, flags)) {
+			atomic_fetch_add_explicit(&c->failures, 1,
+						  memory_order_relaxed);
+			return NULL;
+		}
+		obj = from_backend(caller, c, flags);
+	}
+	if (unlikely(!obj)) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+		return NULL;
+	}
+	if (t)
+		net_add(t, c->slot, 1);
+	else
+		atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
+	if (unlikely(c->track))
+		sites_add(c, obj, caller);
+	return obj;
+}
+
+__attribute__((noinline)) static void *
+cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 {
 	void *obj = NULL;
+	if (c->native)
+		return native_alloc_slow(caller, c, flags);
 	if (likely(c->slot >= 0 &&
 		   !(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC |
 			       KALLOC_ZERO)) &&
@@ -655,8 +740,27 @@ static void *cache_alloc(const void *caller, struct kalloc_cache *c,
 	return obj;
 }
 
+/* The native fast path: the class's alloc while the handle is plain, no
+ * flag but ZERO (and NOWARN) asked for, this thread's counts set up. */
+static inline __attribute__((always_inline)) void *
+native_fast_alloc(struct kalloc_cache *c, kalloc_flags_t flags)
+{
+	struct tcache *t = my_tc;
+	if (likely(t && !(flags & ~c->nflags) &&
+		   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
+		void *obj = c->nalloc(c->d.state, c->cls, flags & KALLOC_ZERO).ptr;
+		if (likely(obj))
+			net_add(t, c->slot, 1);
+		return obj;
+	}
+	return NULL;
+}
+
 void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
 {
+	void *obj;
+	if (likely(c->fast) && likely((obj = native_fast_alloc(c, flags))))
+		return obj;
 	return cache_alloc(__builtin_return_address(0), c, flags);
 }
 
@@ -671,11 +775,17 @@ __attribute__((noinline)) static void mag_spill(const void *caller,
 	m->n -= MAG_BATCH;
 }
 
-static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
+static inline __attribute__((always_inline)) bool
+native_fast_free(struct kalloc_cache *c, void *obj);
+
+__attribute__((noinline)) static void
+cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 {
 	if (unlikely(!obj))
 		return;
-	if (likely(c->slot >= 0)) {
+	if (c->fast && !my_tc && tc_get() && native_fast_free(c, obj))
+		return; /* a thread's first free */
+	if (!c->native && likely(c->slot >= 0)) {
 		struct tcache *t = my_tc ? my_tc : tc_get();
 		if (likely(t)) {
 			struct mag *m = &t->mag[c->slot];
@@ -696,19 +806,41 @@ static void cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 	give_back(caller, c, &obj, 1);
 }
 
+/* The native fast path: the class's free while the handle is plain; the
+ * class reports a double free, as kfree does. */
+static inline __attribute__((always_inline)) bool
+native_fast_free(struct kalloc_cache *c, void *obj)
+{
+	struct tcache *t = my_tc;
+	if (likely(t && obj && __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
+		if (unlikely(!c->d.free(c->d.state, obj, KALLOC_LAYOUT_UNKNOWN)))
+			bad_free(c, obj);
+		net_add(t, c->slot, -1);
+		return true;
+	}
+	return false;
+}
+
 void kalloc_cache_free(kalloc_cache_t *c, void *obj)
 {
+	if (likely(c->fast) && likely(native_fast_free(c, obj)))
+		return;
 	cache_free(__builtin_return_address(0), c, obj);
 }
 
 void *kalloc__cache_alloc_at(const void *caller, kalloc_cache_t *c,
 			     kalloc_flags_t flags)
 {
+	void *obj;
+	if (likely(c->fast) && likely((obj = native_fast_alloc(c, flags))))
+		return obj;
 	return cache_alloc(caller, c, flags);
 }
 
 void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
 {
+	if (likely(c->fast) && likely(native_fast_free(c, obj)))
+		return;
 	cache_free(caller, c, obj);
 }
 
@@ -718,8 +850,8 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 		       size_t n, void **objs)
 {
 	struct tcache *t = my_tc;
-	if (c->slot < 0 || !t || (flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT |
-					    KALLOC_ATOMIC)) ||
+	if (c->slot < 0 || !t || c->native ||
+	    (flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC)) ||
 	    atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed))
 		return 0;
 	struct mag *m = &t->mag[c->slot];
@@ -733,7 +865,7 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 static size_t mag_put(struct kalloc_cache *c, size_t n, void **objs)
 {
 	struct tcache *t = my_tc;
-	if (c->slot < 0 || !t)
+	if (c->slot < 0 || !t || c->native)
 		return 0;
 	struct mag *m = &t->mag[c->slot];
 	size_t k = MAG_CAP - m->n;
@@ -748,9 +880,37 @@ static size_t mag_put(struct kalloc_cache *c, size_t n, void **objs)
 	return k;
 }
 
+/* Bulk on a native cache: the class's own bulk calls, all or nothing.
+ * (NOWAIT takes the single calls, which keep the memory tool's rule.) */
+static size_t native_take(struct kalloc_cache *c, kalloc_flags_t flags,
+			  size_t n, void **objs)
+{
+	struct tcache *t = my_tc;
+	if (!c->native || !t || c->slot < 0 || !native_plain(c, flags) ||
+	    (flags & (KALLOC_NOWAIT | KALLOC_ATOMIC)))
+		return 0;
+	size_t k = c->a->cache->alloc_bulk(c->a->state, c->cls,
+					   flags & KALLOC_PLUGIN_FLAGS, n, objs);
+	net_add(t, c->slot, (int64_t)k);
+	return k;
+}
+
+static size_t native_put(struct kalloc_cache *c, size_t n, void **objs)
+{
+	struct tcache *t = my_tc;
+	if (!c->native || !t || c->slot < 0 ||
+	    !__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))
+		return 0;
+	c->a->cache->free_bulk(c->a->state, c->cls, n, objs);
+	net_add(t, c->slot, -(int64_t)n);
+	return n;
+}
+
 size_t kalloc__cache_alloc_bulk_at(const void *caller, kalloc_cache_t *c,
 				   kalloc_flags_t flags, size_t n, void **objs)
 {
+	if (n && native_take(c, flags, n, objs) == n)
+		return n;
 	for (size_t i = mag_take(c, flags, n, objs); i < n; i++) {
 		objs[i] = cache_alloc(caller, c, flags);
 		if (!objs[i]) {
@@ -772,6 +932,8 @@ size_t kalloc_cache_alloc_bulk(kalloc_cache_t *c, kalloc_flags_t flags,
 void kalloc__cache_free_bulk_at(const void *caller, kalloc_cache_t *c,
 				size_t n, void **objs)
 {
+	if (native_put(c, n, objs))
+		return;
 	for (size_t i = mag_put(c, n, objs); i < n; i++)
 		cache_free(caller, c, objs[i]);
 }
@@ -867,6 +1029,8 @@ int kalloc_cache_destroy(kalloc_cache_t *c)
 	slot_release(c);
 	pthread_mutex_unlock(&caches_lock);
 	drain(__builtin_return_address(0), c); /* what the magazines held */
+	if (c->cls)
+		c->a->cache->destroy(c->a->state, c->cls);
 	if (c->own_handle)
 		kalloc_close(c->a);
 	if (c->sites)
@@ -891,6 +1055,15 @@ void kalloc_cache_stats(const kalloc_cache_t *c, kalloc_cache_stats_t *out)
 		.failures = atomic_load(&m->failures),
 		.constructed = atomic_load(&m->constructed),
 	};
+	if (m->cls) {
+		kalloc_class_info_t ci;
+		m->a->cache->info(m->a->state, m->cls, &ci);
+		out->objsize = ci.objsize;
+		out->num_slabs = ci.num_slabs;
+		out->objperslab = ci.objperslab;
+		out->pagesperslab = ci.pagesperslab;
+		out->merged = ci.caches;
+	}
 }
 
 /* Every cache whose objects come from handle a (a debug handle's caches

@@ -212,6 +212,18 @@ static inline int plugin_realloc(kalloc_t *a, void *ptr, kalloc_layout_t l,
 	return err;
 }
 
+int kalloc__class_alloc(kalloc_t *a, void *cls, kalloc_flags_t pf,
+			kalloc_buf_t *out)
+{
+	bool nowait = pf & (KALLOC_NOWAIT | KALLOC_ATOMIC);
+	if (nowait && !kalloc__tools_nowait_enter())
+		return KALLOC_EAGAIN;
+	*out = a->cache->alloc(a->state, cls, pf);
+	if (nowait)
+		kalloc__tools_nowait_exit();
+	return out->ptr ? KALLOC_OK : nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;
+}
+
 /* Every case: sentinels, zero sizes, checks, instrumentation. */
 __attribute__((noinline)) static int
 realloc_slow(const void *caller, kalloc_t *a, void *ptr, kalloc_layout_t layout,
@@ -265,7 +277,9 @@ static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
 		return KALLOC_OK;
 	}
 	kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-	err = plugin_realloc(a, ptr, layout, old, pf, out);
+	void *cls = kalloc__hinted_class(a, ptr, layout.size);
+	err = unlikely(cls) ? kalloc__class_alloc(a, cls, pf, out) :
+			      plugin_realloc(a, ptr, layout, old, pf, out);
 	if (unlikely(err))
 		return backend_failed(a, err, layout, flags);
 	if (unlikely(kalloc_is_sentinel(out->ptr))) {

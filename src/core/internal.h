@@ -51,6 +51,7 @@ struct kalloc {
 	const kalloc_plugin_t *p;
 	const kalloc_plugin_ops_t *ops;
 	const kalloc_plugin_fast_t *fast;
+	const kalloc_plugin_cache_t *cache; /* NULL or every entry */
 	void *state;
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
@@ -198,6 +199,27 @@ extern FAST_TLS int kalloc__cache_call;
 #define CACHE_CALL_PLAIN    1 /* a cache allocation, no FAILSLAB */
 #define CACHE_CALL_FAILSLAB 2 /* a cache allocation, FAILSLAB cache */
 #define CACHE_CALL_DECIDED  3 /* the cache's backend call: already decided */
+/* An object cache's backend call on a backend with a cache table: the
+ * fresh block of exactly (a, size) this thread asks for next is an object
+ * of class cls (the plugin's cache table), not an ordinary block.  Set
+ * around the call only; a request of any other size (a red zone added)
+ * takes an ordinary block. */
+struct kalloc_cache_hint {
+	kalloc_t *a;
+	size_t size;
+	void *cls;
+};
+HIDDEN extern FAST_TLS struct kalloc_cache_hint kalloc__cache_hint;
+static inline void *kalloc__hinted_class(const kalloc_t *a, const void *ptr,
+					 size_t size)
+{
+	const struct kalloc_cache_hint *h = &kalloc__cache_hint;
+	return !ptr && h->a == a && h->size == size ? h->cls : NULL;
+}
+/* dispatch.c: one object of class cls; NOWAIT and ATOMIC never wait for
+ * the memory tool's table (as plugin realloc) */
+HIDDEN int kalloc__class_alloc(kalloc_t *a, void *cls, kalloc_flags_t pf,
+			       kalloc_buf_t *out);
 HIDDEN void kalloc__caches_foreach(kalloc_t *a,
 				   void (*fn)(const kalloc_cache_t *, void *),
 				   void *ctx);

@@ -235,6 +235,40 @@ static int resolve(const char *backend, char *path, size_t cap)
 #define COVERS(p, field) \
 	((p)->struct_size >= offsetof(kalloc_plugin_t, field) + sizeof((p)->field))
 
+/* The cache table, if the descriptor has one: NULL for a descriptor
+ * compiled before it was appended. */
+static const kalloc_plugin_cache_t *cache_table(const kalloc_plugin_t *p)
+{
+	return COVERS(p, cache) ? p->cache : NULL;
+}
+
+/* Why a cache table is refused (an entry missing), or NULL. */
+static const char *cache_table_missing(const kalloc_plugin_t *p)
+{
+	const kalloc_plugin_cache_t *t = cache_table(p);
+	if (!t)
+		return NULL;
+	if (!p->fast)
+		return "cache table without a fast table (objects are freed "
+		       "by its free)";
+	const struct {
+		const char *name;
+		bool set;
+	} e[] = {
+		{ "create", t->create }, { "destroy", t->destroy },
+		{ "alloc", t->alloc }, { "alloc_bulk", t->alloc_bulk },
+		{ "free_bulk", t->free_bulk }, { "info", t->info },
+	};
+	for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++)
+		if (!e[i].set) {
+			static _Thread_local char why[96];
+			snprintf(why, sizeof(why), "cache table without '%s' "
+				 "(every entry, or no table)", e[i].name);
+			return why;
+		}
+	return NULL;
+}
+
 static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 {
 	const char *why = NULL;
@@ -269,6 +303,8 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 				       "entries, or no table)" :
 				       "fast table without 'alloc' (both "
 				       "entries, or no table)";
+	else if ((why = cache_table_missing(p)))
+		;
 	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))
 		why = "max_align is not a power of two";
 	else if (p->flags & ~KALLOC_PLUGIN_FLAGS)
@@ -335,6 +371,7 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 				KALLOC_HIGHMEM,
 		.ops = p->ops,
 		.fast = p->fast,
+		.cache = cache_table(p),
 	};
 	char plugin_opts[512], core_opts[128];
 	if (!kalloc__options_split(options, plugin_opts, sizeof(plugin_opts),

@@ -106,6 +106,12 @@ static void count_cache(const kalloc_cache_t *cache, void *ctx)
 	count_one(ctx, g, "objsize", s.objsize);
 	count_one(ctx, g, "failures", s.failures);
 	count_one(ctx, g, "constructed", s.constructed);
+	if (s.num_slabs) {
+		count_one(ctx, g, "objperslab", s.objperslab);
+		count_one(ctx, g, "pagesperslab", s.pagesperslab);
+		count_one(ctx, g, "num_slabs", s.num_slabs);
+		count_one(ctx, g, "merged", s.merged);
+	}
 }
 
 int kalloc_stats_foreach(kalloc_t *a, kalloc_stats_fn fn, void *ctx)

@@ -168,7 +168,9 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 	} else {
 		kalloc_layout_t bo = have_old ? backend_layout(a, ob.size, ob.align) :
 						(ptr ? old : KALLOC_LAYOUT_UNKNOWN);
-		err = a->ops->realloc(a->state, ptr, bl, bo, pf, &nb);
+		void *cls = kalloc__hinted_class(a, ptr, bl.size);
+		err = cls ? kalloc__class_alloc(a, cls, pf, &nb) :
+			    a->ops->realloc(a->state, ptr, bl, bo, pf, &nb);
 	}
 	if (!err && kalloc_is_sentinel(nb.ptr))
 		err = kalloc__retire_sentinel(a, bl, pf, ptr != NULL, &nb);

@@ -103,6 +103,66 @@ START_TEST(half_fast_table_refused)
 }
 END_TEST
 
+START_TEST(half_cache_table_refused)
+{
+	expect_refused(FIXTURE("halfcache"), NULL, KALLOC_EABI,
+		       (const char *[]){ FIXTURE("halfcache"), "cache table",
+					 "'info'", NULL });
+}
+END_TEST
+
+/* fixture_cache_creates of the loaded fixture `variant`. */
+static unsigned cache_creates(const char *variant)
+{
+	void *dl = dlopen(variant, RTLD_NOW | RTLD_NOLOAD);
+	ck_assert_ptr_nonnull(dl);
+	unsigned *n = dlsym(dl, "fixture_cache_creates");
+	ck_assert_ptr_nonnull(n);
+	unsigned v = *n;
+	dlclose(dl);
+	return v;
+}
+
+/* Ten objects of a cache on handle a, written, freed; the cache destroyed. */
+static void use_a_cache(kalloc_t *a)
+{
+	kalloc_cache_t *c = kalloc_cache_create(a, "fixture-objs",
+						KALLOC_LAYOUT(40, 8), 0, NULL);
+	ck_assert_msg(c, "%s", kalloc_errmsg());
+	void *objs[10];
+	for (int i = 0; i < 10; i++) {
+		objs[i] = kalloc_cache_alloc(c, 0);
+		ck_assert_ptr_nonnull(objs[i]);
+		memset(objs[i], i, 40);
+	}
+	for (int i = 0; i < 10; i++)
+		kalloc_cache_free(c, objs[i]);
+	ck_assert_int_eq(kalloc_cache_destroy(c), KALLOC_OK);
+}
+
+/* A cache table past the descriptor's struct_size (a plugin compiled
+ * before it was appended) is never read, even a broken one. */
+START_TEST(cache_table_past_struct_size_ignored)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open(FIXTURE("precache"), NULL, &a), KALLOC_OK);
+	use_a_cache(a);
+	ck_assert_uint_eq(cache_creates(FIXTURE("precache")), 0);
+	kalloc_close(a);
+}
+END_TEST
+
+/* A backend that declines a geometry still gets the cache: the core's. */
+START_TEST(declined_cache_built_by_core)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open(FIXTURE("cache"), NULL, &a), KALLOC_OK);
+	use_a_cache(a); /* the fixture aborts if a class entry is reached */
+	ck_assert_uint_eq(cache_creates(FIXTURE("cache")), 1);
+	kalloc_close(a);
+}
+END_TEST
+
 START_TEST(short_descriptor_refused)
 {
 	expect_refused(FIXTURE("small"), NULL, KALLOC_EABI,
@@ -636,6 +696,9 @@ static Suite *loader_suite(void)
 	tc = new_tcase("refused");
 	tcase_add_test(tc, wrong_abi_version_refused);
 	tcase_add_test(tc, half_fast_table_refused);
+	tcase_add_test(tc, half_cache_table_refused);
+	tcase_add_test(tc, cache_table_past_struct_size_ignored);
+	tcase_add_test(tc, declined_cache_built_by_core);
 	tcase_add_test(tc, short_descriptor_refused);
 	tcase_add_test(tc, missing_realloc_refused);
 	tcase_add_test(tc, missing_symbol_refused);
