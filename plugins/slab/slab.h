@@ -498,7 +498,8 @@ static inline void slab_free_local(struct heap *h, struct slab *s,
 	struct block *head = s->free;
 	b->next = link_enc(head, b);
 	s->free = b;
-	if (unlikely(!head || !word)) /* was full, or may be empty now */
+	/* was full, or may be empty now (the current slab is never retired) */
+	if (unlikely(!head || (!word && s->where != WHERE_CUR)))
 		slab_free_slow(h, s, nowait);
 }
 
