@@ -249,6 +249,10 @@ typedef struct kalloc_plugin_fast {
  *       reporting misuse as the fast free does.
  *   info(state, cls, out): the class's /proc/slabinfo numbers; caches
  *       counts the caches sharing it, kmalloc's blocks as one more.
+ *       span_bytes, when not 0, is a promise the core checks frees
+ *       against: a power of two such that every object of the class sits
+ *       at a multiple of objsize from a span_bytes-aligned address, below
+ *       objperslab objects from it.
  *
  * An object is an ordinary block of the backend: realloc, the fast free
  * and usable_size take it like any other; its usable length is the
@@ -264,6 +268,7 @@ typedef struct kalloc_class_info {
 	uint32_t objperslab;
 	uint32_t pagesperslab; /* 4 KiB pages */
 	uint32_t caches;      /* caches sharing the class */
+	uint64_t span_bytes;  /* 0, or where objects sit (see above) */
 } kalloc_class_info_t;
 
 typedef struct kalloc_plugin_cache {

@@ -1,5 +1,8 @@
 /*
  * Object caches' classes: the plugin's cache table behind kmem_cache.
+ * A cache slot's spans start on a multiple of their length rounded up to
+ * a power of two, so that the core can check a freed pointer against the
+ * class's geometry without asking (info's span_bytes).
  *
  * A cache on slab is a class of blocks of its exact object size, served
  * by the same heaps, fast paths, remote frees and hardening as the
@@ -51,7 +54,12 @@ int slab_kcache_create(kalloc_layout_t obj, unsigned flags, unsigned *cls)
 		}
 		if (found < 0 && fresh >= 0) {
 			found = fresh;
-			slab_class_setup(&slab_classes[found], (uint32_t)size);
+			struct class_info *ci = &slab_classes[found];
+			slab_class_setup(ci, (uint32_t)size);
+			/* spans aligned to a power of two of their length: an
+			 * object's span start is its address, masked (info) */
+			while (ci->span_align < ci->span)
+				ci->span_align *= 2;
 			align_of[found] = (uint32_t)align;
 		}
 		if (found >= 0 && !refs[found])
@@ -90,5 +98,7 @@ void slab_kcache_info(unsigned cls, kalloc_class_info_t *out)
 		.objperslab = ci->nblocks,
 		.pagesperslab = (uint32_t)(ci->span * (SLAB_UNIT >> 12)),
 		.caches = caches,
+		.span_bytes = ci->span_align >= ci->span ?
+				      (uint64_t)ci->span_align * SLAB_UNIT : 0,
 	};
 }

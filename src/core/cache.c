@@ -22,6 +22,9 @@
  *     stashed == objects in the stash (under lock);
  *   - a magazine holds free objects of its slot's cache only: constructed
  *     ones for a stash cache, backend blocks for the others;
+ *   - an object of a tagged cache carries its free tag (tag_free) exactly
+ *     while it is free in a magazine, or went back to the class from one
+ *     and was not handed out since;
  *   - with tracking (STORE_USER, or KALLOC_LEAKS on the handle), every
  *     active object is in sites[] with its caller (under lock).
  */
@@ -32,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DEBUG_FLAGS (KALLOC_CACHE_POISON | KALLOC_CACHE_RED_ZONE | \
 		     KALLOC_CACHE_STORE_USER | KALLOC_CACHE_SANITY)
@@ -43,13 +48,18 @@ struct site {
 #define TOMB ((void *)1)
 
 struct kalloc_cache {
-	/* the native fast path's fields, first: one cache line */
-	bool fast;              /* native with a slot: the class's fast path */
+	/* the fast paths' fields, first: one cache line */
 	int slot;               /* its magazine in every thread, or -1 */
+	bool fast;              /* native with a slot, untagged: per call */
+	bool tagged;            /* native with a slot: tagged magazine */
 	kalloc_flags_t nflags;  /* flags the native fast path takes */
 	void *cls;              /* the backend's class of its objects, or NULL */
 	kalloc_buf_t (*nalloc)(void *, void *, kalloc_flags_t);
 	kalloc_direct_t d;      /* fast entries, if the backend has them */
+	uint64_t geo_mask;      /* tagged: span_bytes - 1 */
+	uint64_t geo_magic;     /* tagged: ceil(2^64 / the class's objsize) */
+	uint64_t geo_limit;     /* tagged: objperslab * objsize */
+	uint32_t tag_off;       /* tagged: the free tag's offset (last word) */
 
 	char name[64];
 	kalloc_t *a;            /* the handle objects come from */
@@ -64,7 +74,7 @@ struct kalloc_cache {
 	size_t link_off;        /* stash mode: offset of the trailer link */
 	kalloc_flags_t aflags;  /* flags every alloc adds (ACCOUNT) */
 	bool direct;            /* d is set */
-	bool native;            /* cls and no stash: class alloc, no magazine */
+	bool native;            /* cls and no stash: objects of the class */
 
 	_Atomic int64_t active; /* live objects, but for the magazines' nets */
 	_Atomic uint64_t failures, constructed;
@@ -224,6 +234,80 @@ static kalloc_t *debug_handle(kalloc_t *a, unsigned flags)
 	return d;
 }
 
+/* ---- free tags: a native cache's magazine checks every free ------------
+ *
+ * A native cache whose class promises its geometry (kalloc_class_info_t's
+ * span_bytes) keeps per-thread magazines in front of the class, as SLUB's
+ * per-CPU freelists sit in front of its slabs, and checks each free on
+ * the way in as slab checks a block: the pointer must be an object's
+ * start (its offset in its span a multiple of the object size), and must
+ * not be free already.  A free object carries a tag in its last word
+ * (never the first, which the class's own free list uses): its address
+ * mixed with a per-process secret, written at free, cleared at every
+ * hand-out.  So a double free is caught at once from any thread, whether
+ * the object sits in a magazine or went back to the class.  Under a
+ * memory tool no cache is tagged: every object goes through the class,
+ * which tells the tool.
+ */
+static uint64_t tag_secret; /* set once, before the first tagged cache */
+static pthread_once_t tag_once = PTHREAD_ONCE_INIT;
+
+static void tag_secret_init(void)
+{
+	uint64_t x = (uintptr_t)&x ^ ((uint64_t)getpid() << 32) ^
+		     (uint64_t)clock();
+	x ^= x >> 31;
+	x *= 0x9e3779b97f4a7c15ULL;
+	tag_secret = x | 1;
+}
+
+static void geometry(struct kalloc_cache *c)
+{
+	kalloc_class_info_t ci;
+	c->a->cache->info(c->a->state, c->cls, &ci);
+	if (!ci.span_bytes || (ci.span_bytes & (ci.span_bytes - 1)) ||
+	    ci.objsize < 16 || ci.objsize % 8 || kalloc__tools())
+		return; /* no promise: the class's own free checks each */
+	pthread_once(&tag_once, tag_secret_init);
+	c->geo_magic = UINT64_MAX / ci.objsize + 1;
+	c->geo_limit = (uint64_t)ci.objperslab * ci.objsize;
+	c->tag_off = ci.objsize - 8;
+	c->geo_mask = ci.span_bytes - 1;
+}
+
+static inline uint64_t *tag_of(const struct kalloc_cache *c, void *obj)
+{
+	return (uint64_t *)((char *)obj + c->tag_off);
+}
+
+__attribute__((cold, noreturn)) static void bad_tagged_free(
+	struct kalloc_cache *c, void *obj, uint64_t off)
+{
+	uint64_t size = c->tag_off + 8;
+	if (off < c->geo_limit && off % size)
+		kalloc__corruption(c->name, obj, "free of a pointer %llu bytes "
+				   "inside a %llu-byte object of cache '%s'",
+				   (unsigned long long)(off % size),
+				   (unsigned long long)size, c->name);
+	if (off >= c->geo_limit)
+		kalloc__corruption(c->name, obj, "free of a pointer that is no "
+				   "object of cache '%s'", c->name);
+	kalloc__corruption(c->name, obj, "double free of a %llu-byte object "
+			   "of cache '%s'", (unsigned long long)size, c->name);
+}
+
+/* A free of a tagged cache: obj checked, then tagged free. */
+static inline __attribute__((always_inline)) void tag_free(
+	struct kalloc_cache *c, void *obj)
+{
+	uint64_t off = (uintptr_t)obj & c->geo_mask;
+	uint64_t want = (uintptr_t)obj ^ tag_secret;
+	if (unlikely(off >= c->geo_limit || off * c->geo_magic >= c->geo_magic ||
+		     *tag_of(c, obj) == want))
+		bad_tagged_free(c, obj, off);
+	*tag_of(c, obj) = want;
+}
+
 __attribute__((cold, noreturn)) static void panic(const char *name)
 {
 	kalloc__log(NULL, "kalloc_cache_create(\"%s\") failed with "
@@ -312,6 +396,8 @@ static struct kalloc_cache *create(kalloc_t *a, const char *name,
 		c->nalloc = c->a->cache->alloc;
 		/* NOWAIT and ATOMIC keep the memory tool's rule (slow path) */
 		c->nflags = c->a->direct_flags & ~(KALLOC_NOWAIT | KALLOC_ATOMIC);
+		if (c->native)
+			geometry(c);
 	}
 
 	pthread_mutex_lock(&caches_lock);
@@ -470,7 +556,8 @@ static void slot_assign(struct kalloc_cache *c)
 		if (!slot_owner[s]) {
 			slot_owner[s] = c;
 			c->slot = s;
-			c->fast = c->native;
+			c->tagged = c->native && c->geo_mask;
+			c->fast = c->native && !c->tagged;
 			return;
 		}
 }
@@ -487,7 +574,7 @@ static void slot_release(struct kalloc_cache *c)
 	pthread_mutex_unlock(&tc_lock);
 	slot_owner[c->slot] = NULL;
 	c->slot = -1;
-	c->fast = false;
+	c->fast = c->tagged = false;
 }
 
 /* ---- alloc and free ---------------------------------------------------- */
@@ -538,6 +625,10 @@ static void give_back(const void *caller, struct kalloc_cache *c, void **objs,
 		return;
 	}
 	bool plain = c->direct && __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
+	if (c->native && plain) {
+		c->a->cache->free_bulk(c->a->state, c->cls, n, objs);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!plain)
 			to_backend(caller, c, objs[i]);
@@ -622,16 +713,28 @@ __attribute__((noinline)) static bool inject(struct kalloc_cache *c,
 	return fail;
 }
 
-/* A magazine miss: a batch from the stash, or one new object. */
+/* A magazine miss: a batch from the stash or from the class, else one
+ * new object. */
 __attribute__((noinline)) static void *
 alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 {
 	struct tcache *t = my_tc ? my_tc : tc_get();
 	void *obj = NULL;
-	if (c->stash_mode && t) {
+	if (t) {
 		struct mag *m = &t->mag[c->slot];
-		m->n += (uint32_t)stash_take(c, flags, m->obj + m->n,
-					     MAG_BATCH - m->n);
+		if (c->stash_mode) {
+			m->n += (uint32_t)stash_take(c, flags, m->obj + m->n,
+						     MAG_BATCH - m->n);
+		} else if (c->tagged && !m->n &&
+			   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)) {
+			size_t k = c->a->cache->alloc_bulk(
+				c->a->state, c->cls, flags & KALLOC_PLUGIN_FLAGS,
+				MAG_BATCH, m->obj);
+			for (size_t i = 0; i < k; i++) /* free, in the magazine */
+				*tag_of(c, m->obj[i]) = (uintptr_t)m->obj[i] ^
+							tag_secret;
+			m->n = (uint32_t)k;
+		}
 		if (m->n)
 			obj = m->obj[--m->n];
 	}
@@ -657,8 +760,9 @@ static inline bool native_plain(const struct kalloc_cache *c,
 	       __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE);
 }
 
-/* Everything else: the first call of a thread, a fast path failure, and
- * instrumentation (failslab, stats, leaks, accounting, NOFAIL). */
+/* A native cache without magazine, past its fast path: the first call of
+ * a thread, a fast path failure, and instrumentation (failslab, stats,
+ * leaks, accounting, NOFAIL). */
 __attribute__((noinline)) static void *
 native_alloc_slow(const void *caller, struct kalloc_cache *c,
 		  kalloc_flags_t flags)
@@ -694,11 +798,12 @@ native_alloc_slow(const void *caller, struct kalloc_cache *c,
 	return obj;
 }
 
-__attribute__((noinline)) static void *
-cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
+/* Every allocation the fast paths below do not serve. */
+static inline void *take_object(const void *caller, struct kalloc_cache *c,
+				kalloc_flags_t flags)
 {
 	void *obj = NULL;
-	if (c->native)
+	if (c->native && !c->tagged)
 		return native_alloc_slow(caller, c, flags);
 	if (likely(c->slot >= 0 &&
 		   !(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC |
@@ -718,7 +823,7 @@ cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 		return obj;
 	}
 	/* Caches without a magazine: tracked, debug, accounted, or past
-	 * the slots. */
+	 * the slots; and any cache under failslab or unusual flags. */
 	if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)) &&
 	    inject(c, flags)) {
@@ -740,26 +845,49 @@ cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 	return obj;
 }
 
-/* The native fast path: the class's alloc while the handle is plain, no
- * flag but ZERO (and NOWARN) asked for, this thread's counts set up. */
+__attribute__((noinline)) static void *
+cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
+{
+	void *obj = take_object(caller, c, flags);
+	if (c->tagged && obj)
+		*tag_of(c, obj) = 0; /* handed out: no longer free */
+	return obj;
+}
+
+/* The fast paths: a native cache's class per call (fast), or a pop from
+ * the thread's magazine.  NULL: take cache_alloc. */
 static inline __attribute__((always_inline)) void *
-native_fast_alloc(struct kalloc_cache *c, kalloc_flags_t flags)
+fast_alloc(struct kalloc_cache *c, kalloc_flags_t flags)
 {
 	struct tcache *t = my_tc;
-	if (likely(t && !(flags & ~c->nflags) &&
-		   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
-		void *obj = c->nalloc(c->d.state, c->cls, flags & KALLOC_ZERO).ptr;
-		if (likely(obj))
-			net_add(t, c->slot, 1);
-		return obj;
+	if (unlikely(c->slot < 0 || !t))
+		return NULL;
+	void *obj = NULL;
+	if (c->fast) {
+		if (likely(!(flags & ~c->nflags) &&
+			   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)))
+			obj = c->nalloc(c->d.state, c->cls,
+					flags & KALLOC_ZERO).ptr;
+	} else if (likely(!(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT |
+				      KALLOC_ATOMIC)) &&
+			  !atomic_load_explicit(&kalloc__fail_armed,
+						memory_order_relaxed))) {
+		struct mag *m = &t->mag[c->slot];
+		if (likely(m->n)) {
+			obj = m->obj[--m->n];
+			if (c->tagged)
+				*tag_of(c, obj) = 0;
+		}
 	}
-	return NULL;
+	if (likely(obj))
+		net_add(t, c->slot, 1);
+	return obj;
 }
 
 void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
 {
-	void *obj;
-	if (likely(c->fast) && likely((obj = native_fast_alloc(c, flags))))
+	void *obj = fast_alloc(c, flags);
+	if (likely(obj))
 		return obj;
 	return cache_alloc(__builtin_return_address(0), c, flags);
 }
@@ -775,23 +903,49 @@ __attribute__((noinline)) static void mag_spill(const void *caller,
 	m->n -= MAG_BATCH;
 }
 
+/* The fast paths of free: the class's free (fast), which reports misuse
+ * as kfree does, or a push onto the thread's magazine after the free
+ * checks (tag_free; else the freelist-hardening check: freeing the object
+ * that heads the freelist is a double free).  false: take cache_free. */
 static inline __attribute__((always_inline)) bool
-native_fast_free(struct kalloc_cache *c, void *obj);
+fast_free(struct kalloc_cache *c, void *obj)
+{
+	struct tcache *t = my_tc;
+	if (unlikely(c->slot < 0 || !t || !obj))
+		return false;
+	if (c->fast) {
+		if (unlikely(!__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)))
+			return false;
+		if (unlikely(!c->d.free(c->d.state, obj, KALLOC_LAYOUT_UNKNOWN)))
+			bad_free(c, obj);
+	} else {
+		struct mag *m = &t->mag[c->slot];
+		if (unlikely(m->n == MAG_CAP))
+			return false;
+		if (c->tagged)
+			tag_free(c, obj);
+		else if (unlikely(m->n && m->obj[m->n - 1] == obj))
+			bad_free(c, obj);
+		m->obj[m->n++] = obj;
+	}
+	net_add(t, c->slot, -1);
+	return true;
+}
 
 __attribute__((noinline)) static void
 cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 {
 	if (unlikely(!obj))
 		return;
-	if (c->fast && !my_tc && tc_get() && native_fast_free(c, obj))
+	if (c->slot >= 0 && !my_tc && tc_get() && fast_free(c, obj))
 		return; /* a thread's first free */
-	if (!c->native && likely(c->slot >= 0)) {
-		struct tcache *t = my_tc ? my_tc : tc_get();
-		if (likely(t)) {
+	if ((!c->native || c->tagged) && likely(c->slot >= 0)) {
+		struct tcache *t = my_tc;
+		if (likely(t)) { /* a full magazine */
 			struct mag *m = &t->mag[c->slot];
-			/* the freelist-hardening check: freeing the object
-			 * that heads the freelist is a double free */
-			if (unlikely(m->n && m->obj[m->n - 1] == obj))
+			if (c->tagged)
+				tag_free(c, obj);
+			else if (unlikely(m->n && m->obj[m->n - 1] == obj))
 				bad_free(c, obj);
 			if (unlikely(m->n == MAG_CAP))
 				mag_spill(caller, c, m);
@@ -800,30 +954,17 @@ cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 			return;
 		}
 	}
+	if (c->tagged)
+		tag_free(c, obj); /* no thread cache: still checked */
 	if (unlikely(c->track) && !sites_del(c, obj))
 		bad_free(c, obj);
 	atomic_fetch_sub_explicit(&c->active, 1, memory_order_relaxed);
 	give_back(caller, c, &obj, 1);
 }
 
-/* The native fast path: the class's free while the handle is plain; the
- * class reports a double free, as kfree does. */
-static inline __attribute__((always_inline)) bool
-native_fast_free(struct kalloc_cache *c, void *obj)
-{
-	struct tcache *t = my_tc;
-	if (likely(t && obj && __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
-		if (unlikely(!c->d.free(c->d.state, obj, KALLOC_LAYOUT_UNKNOWN)))
-			bad_free(c, obj);
-		net_add(t, c->slot, -1);
-		return true;
-	}
-	return false;
-}
-
 void kalloc_cache_free(kalloc_cache_t *c, void *obj)
 {
-	if (likely(c->fast) && likely(native_fast_free(c, obj)))
+	if (likely(fast_free(c, obj)))
 		return;
 	cache_free(__builtin_return_address(0), c, obj);
 }
@@ -831,15 +972,15 @@ void kalloc_cache_free(kalloc_cache_t *c, void *obj)
 void *kalloc__cache_alloc_at(const void *caller, kalloc_cache_t *c,
 			     kalloc_flags_t flags)
 {
-	void *obj;
-	if (likely(c->fast) && likely((obj = native_fast_alloc(c, flags))))
+	void *obj = fast_alloc(c, flags);
+	if (likely(obj))
 		return obj;
 	return cache_alloc(caller, c, flags);
 }
 
 void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
 {
-	if (likely(c->fast) && likely(native_fast_free(c, obj)))
+	if (likely(fast_free(c, obj)))
 		return;
 	cache_free(caller, c, obj);
 }
@@ -850,7 +991,7 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 		       size_t n, void **objs)
 {
 	struct tcache *t = my_tc;
-	if (c->slot < 0 || !t || c->native ||
+	if (c->slot < 0 || !t || c->fast ||
 	    (flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC)) ||
 	    atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed))
 		return 0;
@@ -858,6 +999,9 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 	size_t k = n < m->n ? n : m->n;
 	m->n -= (uint32_t)k;
 	memcpy(objs, m->obj + m->n, k * sizeof(void *));
+	if (c->tagged)
+		for (size_t i = 0; i < k; i++)
+			*tag_of(c, objs[i]) = 0;
 	net_add(t, c->slot, (int64_t)k);
 	return k;
 }
@@ -865,17 +1009,19 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 static size_t mag_put(struct kalloc_cache *c, size_t n, void **objs)
 {
 	struct tcache *t = my_tc;
-	if (c->slot < 0 || !t || c->native)
+	if (c->slot < 0 || !t || c->fast)
 		return 0;
 	struct mag *m = &t->mag[c->slot];
 	size_t k = MAG_CAP - m->n;
 	if (k > n)
 		k = n;
-	for (size_t i = 0; i < k; i++) /* the hardening check, per object */
-		if (m->n && m->obj[m->n - 1] == objs[i])
+	for (size_t i = 0; i < k; i++) { /* the free checks, per object */
+		if (c->tagged)
+			tag_free(c, objs[i]);
+		else if (m->n && m->obj[m->n - 1] == objs[i])
 			bad_free(c, objs[i]);
-		else
-			m->obj[m->n++] = objs[i];
+		m->obj[m->n++] = objs[i];
+	}
 	net_add(t, c->slot, -(int64_t)k);
 	return k;
 }
@@ -891,6 +1037,9 @@ static size_t native_take(struct kalloc_cache *c, kalloc_flags_t flags,
 		return 0;
 	size_t k = c->a->cache->alloc_bulk(c->a->state, c->cls,
 					   flags & KALLOC_PLUGIN_FLAGS, n, objs);
+	if (c->tagged)
+		for (size_t i = 0; i < k; i++)
+			*tag_of(c, objs[i]) = 0;
 	net_add(t, c->slot, (int64_t)k);
 	return k;
 }
@@ -901,6 +1050,9 @@ static size_t native_put(struct kalloc_cache *c, size_t n, void **objs)
 	if (!c->native || !t || c->slot < 0 ||
 	    !__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))
 		return 0;
+	if (c->tagged) /* not one may be free already, in a magazine */
+		for (size_t i = 0; i < n; i++)
+			tag_free(c, objs[i]);
 	c->a->cache->free_bulk(c->a->state, c->cls, n, objs);
 	net_add(t, c->slot, -(int64_t)n);
 	return n;
@@ -909,9 +1061,10 @@ static size_t native_put(struct kalloc_cache *c, size_t n, void **objs)
 size_t kalloc__cache_alloc_bulk_at(const void *caller, kalloc_cache_t *c,
 				   kalloc_flags_t flags, size_t n, void **objs)
 {
-	if (n && native_take(c, flags, n, objs) == n)
+	size_t i = mag_take(c, flags, n, objs);
+	if (i < n && native_take(c, flags, n - i, objs + i) == n - i)
 		return n;
-	for (size_t i = mag_take(c, flags, n, objs); i < n; i++) {
+	for (; i < n; i++) {
 		objs[i] = cache_alloc(caller, c, flags);
 		if (!objs[i]) {
 			while (i--)
@@ -932,9 +1085,10 @@ size_t kalloc_cache_alloc_bulk(kalloc_cache_t *c, kalloc_flags_t flags,
 void kalloc__cache_free_bulk_at(const void *caller, kalloc_cache_t *c,
 				size_t n, void **objs)
 {
-	if (native_put(c, n, objs))
+	size_t i = mag_put(c, n, objs);
+	if (i < n && native_put(c, n - i, objs + i))
 		return;
-	for (size_t i = mag_put(c, n, objs); i < n; i++)
+	for (; i < n; i++)
 		cache_free(caller, c, objs[i]);
 }
 

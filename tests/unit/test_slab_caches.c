@@ -81,8 +81,10 @@ START_TEST(objects_of_the_exact_size)
 	ck_assert_uint_eq(s.objsize, 200);
 	ck_assert_uint_eq(s.merged, 1);
 	ck_assert_uint_gt(s.objperslab, 0);
-	/* whole slabs of 200-byte objects hold them, and nothing else */
-	ck_assert_uint_eq(s.num_objs, 1000);
+	/* whole slabs of 200-byte objects hold them, and nothing else; the
+	 * cache keeps at most a magazine's worth free for this thread */
+	ck_assert_uint_ge(s.num_objs, 1000);
+	ck_assert_uint_le(s.num_objs, 1000 + 32);
 	ck_assert_uint_ge(s.num_slabs * s.objperslab, 1000);
 	ck_assert_uint_le(s.num_slabs, 1000 / s.objperslab + 2);
 	ck_assert_uint_eq(s.objperslab * 200 <= s.pagesperslab * 4096u, 1);
@@ -366,12 +368,27 @@ static void interior_free(void)
 	kalloc_cache_free(c, p + 8);
 }
 
+/* Freed twice, the second time in a bulk free that overflows the
+ * magazine: the objects that go straight to slab are checked too. */
+static void bulk_double_free(void)
+{
+	kalloc_cache_t *c = cache("twice-bulk", 200, 8, KALLOC_CACHE_NO_MERGE);
+	void *objs[100];
+	if (kalloc_cache_alloc_bulk(c, 0, 100, objs) != 100)
+		_exit(3);
+	kalloc_cache_free(c, objs[99]);
+	kalloc_cache_free_bulk(c, 100, objs);
+}
+
 START_TEST(misuse_detected)
 {
 	open_slab(NULL);
-	expect_abort(double_free, "double free of a 200-byte block");
-	expect_abort(remote_double_free, "double free of a 200-byte block");
-	expect_abort(interior_free, "inside a 200-byte block");
+	/* caught by the cache's free tag, or by slab itself under a memory
+	 * tool (no magazines there): the messages share these words */
+	expect_abort(double_free, "double free of a 200-byte");
+	expect_abort(remote_double_free, "double free of a 200-byte");
+	expect_abort(interior_free, "8 bytes inside a 200-byte");
+	expect_abort(bulk_double_free, "double free of a 200-byte");
 	kalloc_close(A);
 }
 END_TEST
