@@ -985,6 +985,14 @@ void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
 	cache_free(caller, c, obj);
 }
 
+/* Objects handed out by a bulk call: no longer free. */
+static void untag(struct kalloc_cache *c, void **objs, size_t n)
+{
+	if (c->tagged)
+		for (size_t i = 0; i < n; i++)
+			*tag_of(c, objs[i]) = 0;
+}
+
 /* Bulk on a magazine cache: whole runs copied out of and into the
  * caller's magazine, one count update per run. */
 static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
@@ -999,9 +1007,7 @@ static size_t mag_take(struct kalloc_cache *c, kalloc_flags_t flags,
 	size_t k = n < m->n ? n : m->n;
 	m->n -= (uint32_t)k;
 	memcpy(objs, m->obj + m->n, k * sizeof(void *));
-	if (c->tagged)
-		for (size_t i = 0; i < k; i++)
-			*tag_of(c, objs[i]) = 0;
+	untag(c, objs, k);
 	net_add(t, c->slot, (int64_t)k);
 	return k;
 }
@@ -1037,9 +1043,7 @@ static size_t native_take(struct kalloc_cache *c, kalloc_flags_t flags,
 		return 0;
 	size_t k = c->a->cache->alloc_bulk(c->a->state, c->cls,
 					   flags & KALLOC_PLUGIN_FLAGS, n, objs);
-	if (c->tagged)
-		for (size_t i = 0; i < k; i++)
-			*tag_of(c, objs[i]) = 0;
+	untag(c, objs, k);
 	net_add(t, c->slot, (int64_t)k);
 	return k;
 }

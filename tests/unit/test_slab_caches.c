@@ -17,8 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
+
+#include "fixtures/child.h"
 
 static kalloc_t *A;
 
@@ -303,44 +304,28 @@ END_TEST
 
 /* ---- hardening ---------------------------------------------------------- */
 
-/* Runs fn in a child; it must abort with `want` in its stderr. */
-static void expect_abort(void (*fn)(void), const char *want)
+/* Runs fn in a child (fixtures/child.h); it must abort with `want` in
+ * its stderr. */
+static void expect_abort(child_fn fn, const char *want)
 {
-	int fd[2];
-	ck_assert_int_eq(pipe(fd), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(fd[1], 2);
-		close(fd[0]);
-		signal(SIGABRT, SIG_DFL);
-		fn();
-		_exit(0);
-	}
-	close(fd[1]);
-	char msg[2048];
-	size_t got = 0;
-	ssize_t r;
-	while (got < sizeof(msg) - 1 &&
-	       (r = read(fd[0], msg + got, sizeof(msg) - 1 - got)) > 0)
-		got += (size_t)r;
-	msg[got] = 0;
-	close(fd[0]);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
-		      "no abort (status 0x%x); stderr: %s", st, msg);
-	ck_assert_msg(strstr(msg, want), "stderr lacks '%s': %s", want, msg);
+	char err[2048];
+	const char *v = run_child(fn, NULL, err, sizeof(err));
+	ck_assert_msg(v && strstr(v, "signal 6"), "no abort (%s); stderr: %s",
+		      v ? v : "it exited 0", err);
+	ck_assert_msg(strstr(err, want), "stderr lacks '%s': %s", want, err);
 }
 
-static void double_free(void)
+static const char *double_free(void *arg)
 {
+	(void)arg;
+	signal(SIGABRT, SIG_DFL);
 	kalloc_cache_t *c = cache("twice", 200, 8, KALLOC_CACHE_NO_MERGE);
 	void *p = kalloc_cache_alloc(c, 0);
 	void *q = kalloc_cache_alloc(c, 0); /* p is not the freelist's head */
 	kalloc_cache_free(c, p);
 	kalloc_cache_free(c, q);
 	kalloc_cache_free(c, p);
+	return NULL;
 }
 
 static void *free_it(void *p)
@@ -350,34 +335,43 @@ static void *free_it(void *p)
 	return NULL;
 }
 
-static void remote_double_free(void)
+static const char *remote_double_free(void *arg)
 {
+	(void)arg;
+	signal(SIGABRT, SIG_DFL);
 	kalloc_cache_t *c = cache("twice-remote", 200, 8, KALLOC_CACHE_NO_MERGE);
 	void *p = kalloc_cache_alloc(c, 0);
 	kalloc_cache_free(c, p);
 	pthread_t t;
-	void *arg[2] = { c, p };
-	pthread_create(&t, NULL, free_it, arg);
+	void *both[2] = { c, p };
+	pthread_create(&t, NULL, free_it, both);
 	pthread_join(t, NULL);
+	return NULL;
 }
 
-static void interior_free(void)
+static const char *interior_free(void *arg)
 {
+	(void)arg;
+	signal(SIGABRT, SIG_DFL);
 	kalloc_cache_t *c = cache("interior", 200, 8, KALLOC_CACHE_NO_MERGE);
 	char *p = kalloc_cache_alloc(c, 0);
 	kalloc_cache_free(c, p + 8);
+	return NULL;
 }
 
 /* Freed twice, the second time in a bulk free that overflows the
  * magazine: the objects that go straight to slab are checked too. */
-static void bulk_double_free(void)
+static const char *bulk_double_free(void *arg)
 {
+	(void)arg;
+	signal(SIGABRT, SIG_DFL);
 	kalloc_cache_t *c = cache("twice-bulk", 200, 8, KALLOC_CACHE_NO_MERGE);
 	void *objs[100];
-	if (kalloc_cache_alloc_bulk(c, 0, 100, objs) != 100)
-		_exit(3);
+	CHILD_REQUIRE(kalloc_cache_alloc_bulk(c, 0, 100, objs) == 100,
+		      "bulk of 100: %s", kalloc_errmsg());
 	kalloc_cache_free(c, objs[99]);
 	kalloc_cache_free_bulk(c, 100, objs);
+	return NULL;
 }
 
 START_TEST(misuse_detected)
