@@ -854,42 +854,50 @@ cache_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 	return obj;
 }
 
-/* The fast paths: a native cache's class per call (fast), or a pop from
- * the thread's magazine.  NULL: take cache_alloc. */
-static inline __attribute__((always_inline)) void *
-fast_alloc(struct kalloc_cache *c, kalloc_flags_t flags)
+/* A native cache served per call: the class's alloc while the handle is
+ * plain and no flag but ZERO (and NOWARN) is asked for. */
+__attribute__((noinline)) static void *
+per_call_alloc(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 {
 	struct tcache *t = my_tc;
-	if (unlikely(c->slot < 0 || !t))
-		return NULL;
-	void *obj = NULL;
-	if (c->fast) {
-		if (likely(!(flags & ~c->nflags) &&
-			   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)))
-			obj = c->nalloc(c->d.state, c->cls,
-					flags & KALLOC_ZERO).ptr;
-	} else if (likely(!(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT |
-				      KALLOC_ATOMIC)) &&
-			  !atomic_load_explicit(&kalloc__fail_armed,
-						memory_order_relaxed))) {
-		struct mag *m = &t->mag[c->slot];
-		if (likely(m->n)) {
-			obj = m->obj[--m->n];
-			if (c->tagged)
-				*tag_of(c, obj) = 0;
+	if (likely(t && !(flags & ~c->nflags) &&
+		   __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
+		void *obj = c->nalloc(c->d.state, c->cls, flags & KALLOC_ZERO).ptr;
+		if (likely(obj)) {
+			net_add(t, c->slot, 1);
+			return obj;
 		}
 	}
-	if (likely(obj))
-		net_add(t, c->slot, 1);
-	return obj;
+	return cache_alloc(caller, c, flags);
+}
+
+/* The fast path, a pop from the thread's magazine, calls nothing: the
+ * other cases are tail calls. */
+static inline __attribute__((always_inline)) void *
+alloc_at(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
+{
+	if (c->fast)
+		return per_call_alloc(caller, c, flags);
+	struct tcache *t = my_tc;
+	if (likely(c->slot >= 0 && t &&
+		   !(flags & ~(KALLOC_NOWARN | KALLOC_NOWAIT | KALLOC_ATOMIC)) &&
+		   !atomic_load_explicit(&kalloc__fail_armed,
+					 memory_order_relaxed))) {
+		struct mag *m = &t->mag[c->slot];
+		if (likely(m->n)) {
+			void *obj = m->obj[--m->n];
+			if (c->tagged)
+				*tag_of(c, obj) = 0;
+			net_add(t, c->slot, 1);
+			return obj;
+		}
+	}
+	return cache_alloc(caller, c, flags);
 }
 
 void *kalloc_cache_alloc(kalloc_cache_t *c, kalloc_flags_t flags)
 {
-	void *obj = fast_alloc(c, flags);
-	if (likely(obj))
-		return obj;
-	return cache_alloc(__builtin_return_address(0), c, flags);
+	return alloc_at(__builtin_return_address(0), c, flags);
 }
 
 /* A magazine overflow: the oldest MAG_BATCH objects go back. */
@@ -903,33 +911,47 @@ __attribute__((noinline)) static void mag_spill(const void *caller,
 	m->n -= MAG_BATCH;
 }
 
-/* The fast paths of free: the class's free (fast), which reports misuse
- * as kfree does, or a push onto the thread's magazine after the free
- * checks (tag_free; else the freelist-hardening check: freeing the object
- * that heads the freelist is a double free).  false: take cache_free. */
-static inline __attribute__((always_inline)) bool
-fast_free(struct kalloc_cache *c, void *obj)
+static void cache_free(const void *caller, struct kalloc_cache *c, void *obj);
+
+/* A native cache served per call: the class's free while the handle is
+ * plain; the class reports misuse, as kfree does. */
+__attribute__((noinline)) static void
+per_call_free(const void *caller, struct kalloc_cache *c, void *obj)
 {
-	struct tcache *t = my_tc;
-	if (unlikely(c->slot < 0 || !t || !obj))
-		return false;
-	if (c->fast) {
-		if (unlikely(!__atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE)))
-			return false;
+	struct tcache *t = my_tc ? my_tc : tc_get();
+	if (likely(t && obj && __atomic_load_n(c->d.plain, __ATOMIC_ACQUIRE))) {
 		if (unlikely(!c->d.free(c->d.state, obj, KALLOC_LAYOUT_UNKNOWN)))
 			bad_free(c, obj);
-	} else {
-		struct mag *m = &t->mag[c->slot];
-		if (unlikely(m->n == MAG_CAP))
-			return false;
-		if (c->tagged)
-			tag_free(c, obj);
-		else if (unlikely(m->n && m->obj[m->n - 1] == obj))
-			bad_free(c, obj);
-		m->obj[m->n++] = obj;
+		net_add(t, c->slot, -1);
+		return;
 	}
-	net_add(t, c->slot, -1);
-	return true;
+	cache_free(caller, c, obj);
+}
+
+/* The fast path, a push onto the thread's magazine after the free checks
+ * (tag_free; else the freelist-hardening check: freeing the object that
+ * heads the freelist is a double free), calls nothing. */
+static inline __attribute__((always_inline)) void
+free_at(const void *caller, struct kalloc_cache *c, void *obj)
+{
+	if (c->fast) {
+		per_call_free(caller, c, obj);
+		return;
+	}
+	struct tcache *t = my_tc;
+	if (likely(c->slot >= 0 && t && obj)) {
+		struct mag *m = &t->mag[c->slot];
+		if (likely(m->n < MAG_CAP)) {
+			if (c->tagged)
+				tag_free(c, obj);
+			else if (unlikely(m->n && m->obj[m->n - 1] == obj))
+				bad_free(c, obj);
+			m->obj[m->n++] = obj;
+			net_add(t, c->slot, -1);
+			return;
+		}
+	}
+	cache_free(caller, c, obj);
 }
 
 __attribute__((noinline)) static void
@@ -937,11 +959,9 @@ cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 {
 	if (unlikely(!obj))
 		return;
-	if (c->slot >= 0 && !my_tc && tc_get() && fast_free(c, obj))
-		return; /* a thread's first free */
 	if ((!c->native || c->tagged) && likely(c->slot >= 0)) {
-		struct tcache *t = my_tc;
-		if (likely(t)) { /* a full magazine */
+		struct tcache *t = my_tc ? my_tc : tc_get();
+		if (likely(t)) { /* a full magazine, or a thread's first free */
 			struct mag *m = &t->mag[c->slot];
 			if (c->tagged)
 				tag_free(c, obj);
@@ -964,25 +984,18 @@ cache_free(const void *caller, struct kalloc_cache *c, void *obj)
 
 void kalloc_cache_free(kalloc_cache_t *c, void *obj)
 {
-	if (likely(fast_free(c, obj)))
-		return;
-	cache_free(__builtin_return_address(0), c, obj);
+	free_at(__builtin_return_address(0), c, obj);
 }
 
 void *kalloc__cache_alloc_at(const void *caller, kalloc_cache_t *c,
 			     kalloc_flags_t flags)
 {
-	void *obj = fast_alloc(c, flags);
-	if (likely(obj))
-		return obj;
-	return cache_alloc(caller, c, flags);
+	return alloc_at(caller, c, flags);
 }
 
 void kalloc__cache_free_at(const void *caller, kalloc_cache_t *c, void *obj)
 {
-	if (likely(fast_free(c, obj)))
-		return;
-	cache_free(caller, c, obj);
+	free_at(caller, c, obj);
 }
 
 /* Objects handed out by a bulk call: no longer free. */
