@@ -1,7 +1,7 @@
 /*
  * Multithreaded stress through the core API on one backend:
  *
- *     stress_api BACKEND handoff|churn|realloc
+ *     stress_api BACKEND handoff|churn|realloc|caches
  *
  *   handoff  8 threads allocate, pass blocks to each other through locked
  *            inboxes, and free (or realloc, or pass on) what they receive:
@@ -12,6 +12,12 @@
  *   realloc  8 threads take turns on 64 shared realloc chains (grow, shrink,
  *            change alignment, with and without the old layout), so a chain
  *            is resized by many threads in turn.
+ *   caches   churn on object caches: short-lived threads allocate (singly
+ *            and in bulk) from four caches (two that merge, one with a
+ *            constructor), park the objects in a shared table and free what
+ *            they displace, so most frees are remote and many objects
+ *            outlive their thread's magazines; some shrink.  Every cache
+ *            must then destroy cleanly (no object counted live).
  *
  * Every block carries a cookie (cookie.h) checked before each free and
  * realloc; realloc must keep min(old, new) bytes, ZERO must zero the rest.
@@ -348,6 +354,147 @@ static void churn(void)
 	printf("churn: %lu threads created\n", made);
 }
 
+/* ---- caches ------------------------------------------------------------- */
+
+#define NCACHES 4
+
+static kalloc_cache_t *caches[NCACHES];
+static const struct {
+	const char *name;
+	size_t size;
+	unsigned flags;
+	bool ctor;
+} cache_kinds[NCACHES] = {
+	{ "stress-a", 200, 0, false },          /* a and b merge on slab */
+	{ "stress-b", 200, 0, false },
+	{ "stress-small", 40, KALLOC_CACHE_NO_MERGE, false },
+	{ "stress-ctor", 1000, 0, true },
+};
+static atomic_ullong n_constructed;
+
+struct cobj {
+	unsigned cache;
+	uint64_t tag;
+	void *p;
+};
+
+static _Atomic(struct cobj *) ctable[TABLE];
+
+static void stress_ctor(void *p)
+{
+	memset(p, 0xc5, cache_kinds[3].size);
+	atomic_fetch_add_explicit(&n_constructed, 1, memory_order_relaxed);
+}
+
+static void cobj_free(struct cobj *o)
+{
+	size_t size = cache_kinds[o->cache].size;
+	size_t bad = cookie_bad(o->p, size, size, o->tag);
+	if (bad != SIZE_MAX)
+		fail("object %p of %s (tag %llu): byte %zu was overwritten", o->p,
+		     cache_kinds[o->cache].name, (unsigned long long)o->tag, bad);
+	kalloc_cache_free(caches[o->cache], o->p);
+	atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
+	free(o);
+}
+
+/* Parks a fresh object of cache ci, freeing the one it displaces. */
+static void cobj_park(unsigned ci, void *p, uint64_t *r)
+{
+	if ((uintptr_t)p % 8)
+		fail("object %p of %s is not aligned to 8", p, cache_kinds[ci].name);
+	struct cobj *o = malloc(sizeof(*o));
+	if (!o)
+		fail("no memory for a record");
+	*o = (struct cobj){ ci, atomic_fetch_add(&next_tag, 1), p };
+	cookie_write(p, cache_kinds[ci].size, o->tag);
+	atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+	struct cobj *old = atomic_exchange(&ctable[rnd(r) % TABLE], o);
+	if (old)
+		cobj_free(old);
+}
+
+static void *caches_thread(void *arg)
+{
+	uint64_t r = 0xc0ffeeull ^ (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull;
+	unsigned long ops = scaled(2000);
+	for (unsigned long i = 0; i < ops; i++) {
+		unsigned ci = (unsigned)(rnd(&r) % NCACHES);
+		uint64_t x = rnd(&r) % 64;
+		if (x == 0) {
+			kalloc_cache_shrink(caches[ci]);
+		} else if (x < 8) {
+			void *objs[16];
+			size_t n = 1 + rnd(&r) % 16;
+			if (kalloc_cache_alloc_bulk(caches[ci], 0, n, objs) != n)
+				fail("bulk of %zu from %s failed: %s", n,
+				     cache_kinds[ci].name, kalloc_errmsg());
+			for (size_t k = 0; k < n; k++)
+				cobj_park(ci, objs[k], &r);
+		} else {
+			kalloc_flags_t f = x < 12 ? KALLOC_ZERO | KALLOC_NOWARN : 0;
+			void *p = kalloc_cache_alloc(caches[ci], f);
+			if (!p)
+				fail("alloc from %s failed: %s", cache_kinds[ci].name,
+				     kalloc_errmsg());
+			if (f)
+				expect_zero(p, 0, cache_kinds[ci].size);
+			cobj_park(ci, p, &r);
+		}
+	}
+	return NULL;
+}
+
+static void caches_run(void)
+{
+	for (unsigned i = 0; i < NCACHES; i++) {
+		caches[i] = kalloc_cache_create(heap, cache_kinds[i].name,
+						KALLOC_LAYOUT(cache_kinds[i].size, 8),
+						cache_kinds[i].flags,
+						cache_kinds[i].ctor ? stress_ctor : NULL);
+		if (!caches[i])
+			fail("create %s: %s", cache_kinds[i].name, kalloc_errmsg());
+	}
+	pthread_t t[NTHREADS];
+	unsigned long total = scaled(120), made = 0;
+	if (total < 2 * NTHREADS)
+		total = 2 * NTHREADS;
+	for (; made < NTHREADS; made++)
+		if (pthread_create(&t[made], NULL, caches_thread, (void *)(uintptr_t)made))
+			fail("pthread_create failed");
+	for (unsigned long done = 0; done < made; done++) {
+		pthread_join(t[done % NTHREADS], NULL);
+		if (made < total) {
+			if (pthread_create(&t[made % NTHREADS], NULL, caches_thread,
+					   (void *)(uintptr_t)made))
+				fail("pthread_create failed");
+			made++;
+		}
+	}
+	for (unsigned i = 0; i < TABLE; i++) {
+		struct cobj *o = atomic_exchange(&ctable[i], NULL);
+		if (o)
+			cobj_free(o);
+	}
+	for (unsigned i = 0; i < NCACHES; i++) {
+		kalloc_cache_stats_t st;
+		kalloc_cache_stats(caches[i], &st);
+		if (st.active_objs)
+			fail("%s counts %llu live objects after every one was freed",
+			     cache_kinds[i].name, (unsigned long long)st.active_objs);
+		if (cache_kinds[i].ctor &&
+		    st.constructed != atomic_load(&n_constructed))
+			fail("%s counted %llu constructor calls, the constructor "
+			     "ran %llu times", cache_kinds[i].name,
+			     (unsigned long long)st.constructed,
+			     (unsigned long long)atomic_load(&n_constructed));
+		if (kalloc_cache_destroy(caches[i]) != KALLOC_OK)
+			fail("destroy %s: %s", cache_kinds[i].name, kalloc_errmsg());
+	}
+	printf("caches: %lu threads created, %llu constructed\n", made,
+	       (unsigned long long)atomic_load(&n_constructed));
+}
+
 /* ---- realloc chains ----------------------------------------------------- */
 
 #define CHAINS 64
@@ -418,7 +565,8 @@ static unsigned default_scale(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s BACKEND handoff|churn|realloc\n", argv[0]);
+		fprintf(stderr, "usage: %s BACKEND handoff|churn|realloc|caches\n",
+			argv[0]);
 		return 2;
 	}
 	backend = argv[1];
@@ -432,6 +580,8 @@ int main(int argc, char **argv)
 		churn();
 	else if (strcmp(argv[2], "realloc") == 0)
 		realloc_chains();
+	else if (strcmp(argv[2], "caches") == 0)
+		caches_run();
 	else
 		fail("unknown scenario '%s'", argv[2]);
 	unsigned long long a = n_alloc, f = n_free;
@@ -448,8 +598,11 @@ int main(int argc, char **argv)
 		fail("the handle still counts %lld live blocks (%lld bytes) after "
 		     "every block was freed", (long long)st.live_blocks,
 		     (long long)st.live_bytes);
-	if (st.allocs != a || st.frees != f ||
-	    st.reallocs != (unsigned long long)n_realloc)
+	/* (a cache's objects reach the handle in batches: only the live
+	 * count compares for them) */
+	bool per_call = strcmp(argv[2], "caches") != 0;
+	if (per_call && (st.allocs != a || st.frees != f ||
+			 st.reallocs != (unsigned long long)n_realloc))
 		fail("the handle counted %llu allocs, %llu frees, %llu reallocs; "
 		     "the threads made %llu, %llu, %llu",
 		     (unsigned long long)st.allocs, (unsigned long long)st.frees,
