@@ -381,7 +381,7 @@ END_TEST
 
 TCase *g17_caches(void)
 {
-	TCase *tc = tcase_create("G17");
+	TCase *tc = conform_tcase("G17");
 	tcase_add_test(tc, layouts);
 	tcase_add_test(tc, constructor_state);
 	tcase_add_test(tc, typesafe_by_rcu);

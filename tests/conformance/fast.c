@@ -145,7 +145,7 @@ END_TEST
 
 TCase *g15_fast(void)
 {
-	TCase *tc = tcase_create("G15");
+	TCase *tc = conform_tcase("G15");
 	tcase_add_test(tc, g15_fast_blocks_as_realloc);
 	tcase_add_test(tc, g15_fast_free_takes_core_blocks);
 	tcase_add_test(tc, g15_fast_alloc_failure);
@@ -268,7 +268,7 @@ END_TEST
 
 TCase *g16_misuse(void)
 {
-	TCase *tc = tcase_create("G16");
+	TCase *tc = conform_tcase("G16");
 	tcase_add_test(tc, g16_double_free);
 	tcase_add_test(tc, g16_interior_free);
 	tcase_add_test(tc, g16_foreign_free);
