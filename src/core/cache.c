@@ -4,13 +4,14 @@
  * A cache fixes one object layout at create and takes its objects from its
  * handle's backend: from a class of its own when the backend has a cache
  * table (plugin.h; slab's classes of the exact object size, merged as the
- * kernel merges caches), else as ordinary blocks of the object layout.  A
- * cache with no constructor and no TYPESAFE_BY_RCU keeps nothing: each
- * alloc and free goes straight to the backend, by its fast entries while
- * the handle is plain, else through kalloc_realloc with its
- * instrumentation (kalloc__cache_hint names the class there).  The other
- * caches keep their free objects in a stash, as SLUB keeps them in its
- * slabs.
+ * kernel merges caches), else as ordinary blocks of the object layout.
+ * Each thread keeps a magazine of free objects per cache (below), as
+ * SLUB's per-CPU freelists; a native cache's frees are checked on the way
+ * in (free tags).  Past the magazine, a cache with no constructor and no
+ * TYPESAFE_BY_RCU goes to the backend, by its fast entries while the
+ * handle is plain, else through kalloc_realloc with its instrumentation
+ * (kalloc__cache_hint names the class there); the other caches keep their
+ * free objects in a stash, as SLUB keeps them in its slabs.
  *
  * Invariants:
  *   - an object of a stash cache is constructed once, when its memory
