@@ -700,7 +700,8 @@ __attribute__((noinline)) static void *zero_obj(struct kalloc_cache *c,
 }
 
 /* Injection decides once per cache allocation, stash or not, as the
- * kernel's should_failslab runs before the freelist is looked at. */
+ * kernel's should_failslab runs before the freelist is looked at.  A
+ * failure is counted here. */
 __attribute__((noinline)) static bool inject(struct kalloc_cache *c,
 					     kalloc_flags_t flags)
 {
@@ -708,10 +709,27 @@ __attribute__((noinline)) static bool inject(struct kalloc_cache *c,
 			     CACHE_CALL_FAILSLAB : CACHE_CALL_PLAIN;
 	bool fail = kalloc__fail_now(c->size, flags);
 	kalloc__cache_call = 0;
-	if (fail)
+	if (fail) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
 		kalloc__error(KALLOC_ENOMEM, "cache '%s': injected failure "
 			      "(KALLOC_FAIL or kalloc_fail_nth)", c->name);
+	}
 	return fail;
+}
+
+/* An object leaving the cache: counted in t's net (else in active), or,
+ * when there is none, a failure counted. */
+static void *handed_out(struct kalloc_cache *c, struct tcache *t, void *obj)
+{
+	if (unlikely(!obj)) {
+		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+		return NULL;
+	}
+	if (t)
+		net_add(t, c->slot, 1);
+	else
+		atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
+	return obj;
 }
 
 /* A magazine miss: a batch from the stash or from the class, else one
@@ -741,15 +759,7 @@ alloc_refill(const void *caller, struct kalloc_cache *c, kalloc_flags_t flags)
 	}
 	if (!obj)
 		obj = new_object(caller, c, flags);
-	if (!obj) {
-		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
-		return NULL;
-	}
-	if (t)
-		net_add(t, c->slot, 1);
-	else
-		atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
-	return obj;
+	return handed_out(c, t, obj);
 }
 
 /* A native cache's object while the handle is plain and the flags are
@@ -779,22 +789,11 @@ native_alloc_slow(const void *caller, struct kalloc_cache *c,
 	if (!obj) {
 		if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
 						  memory_order_relaxed)) &&
-		    inject(c, flags)) {
-			atomic_fetch_add_explicit(&c->failures, 1,
-						  memory_order_relaxed);
+		    inject(c, flags))
 			return NULL;
-		}
 		obj = from_backend(caller, c, flags);
 	}
-	if (unlikely(!obj)) {
-		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
-		return NULL;
-	}
-	if (t)
-		net_add(t, c->slot, 1);
-	else
-		atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
-	if (unlikely(c->track))
+	if (handed_out(c, t, obj) && unlikely(c->track))
 		sites_add(c, obj, caller);
 	return obj;
 }
@@ -827,20 +826,15 @@ static inline void *take_object(const void *caller, struct kalloc_cache *c,
 	 * the slots; and any cache under failslab or unusual flags. */
 	if (unlikely(atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)) &&
-	    inject(c, flags)) {
-		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+	    inject(c, flags))
 		return NULL;
-	}
 	kalloc_flags_t keep = c->stash_mode ? flags & ~KALLOC_ZERO : flags;
 	if (!c->stash_mode || !stash_take(c, flags, &obj, 1))
 		obj = new_object(caller, c, keep);
-	if (unlikely(!obj)) {
-		atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
+	if (!handed_out(c, NULL, obj))
 		return NULL;
-	}
 	if (c->stash_mode && (flags & KALLOC_ZERO))
 		zero_obj(c, obj);
-	atomic_fetch_add_explicit(&c->active, 1, memory_order_relaxed);
 	if (unlikely(c->track))
 		sites_add(c, obj, caller);
 	return obj;
