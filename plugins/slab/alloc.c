@@ -128,12 +128,12 @@ void *slab_alloc_slow(struct heap *h, unsigned cls, bool nowait, bool atomic)
 				slab_tick(false);
 			s = slab_pool_get(cls, h, nowait, atomic);
 			if (!s) {
-				heap_set_cur(h, cls, &slab_empty);
+				h->cur[cls] = &slab_empty;
 				return NULL;
 			}
 		}
 		s->where = WHERE_CUR;
-		heap_set_cur(h, cls, s);
+		h->cur[cls] = s;
 	}
 }
 
@@ -143,7 +143,7 @@ void slab_heap_drop_current(struct heap *h)
 		struct slab *s = h->cur[c];
 		if (s == &slab_empty)
 			continue;
-		heap_set_cur(h, c, &slab_empty);
+		h->cur[c] = &slab_empty;
 		if (s->free || s->bump < s->nblocks)
 			partial_push(h, s);
 		else

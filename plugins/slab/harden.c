@@ -4,7 +4,8 @@
  * Free-list links are stored as next ^ secret ^ bswap(slot address) (as the
  * kernel's SLAB_FREELIST_HARDENED), so a use-after-free write or an
  * overflow into a free block yields a link outside its slab, caught when the
- * block is popped.  The allocation bitmap catches double frees; the block
+ * block is popped.  Free tags (slab.h) catch double frees at the free, the
+ * allocation bitmap when a block goes back to its slab; the block
  * geometry catches frees of interior pointers.  Every report goes through
  * host->corruption, which names the pointer and aborts.
  */
@@ -14,19 +15,22 @@
 #include <time.h>
 
 uintptr_t slab_secret;
+uintptr_t slab_tag_key;
 
 void slab_secret_init(void)
 {
 	if (slab_secret)
 		return;
-	uint64_t v = 0;
-	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
+	uint64_t v[2] = { 0, 0 };
+	if (getrandom(v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^
-		    (uint64_t)(uintptr_t)&v ^ (uint64_t)ts.tv_sec << 32;
+		v[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^
+		       (uint64_t)(uintptr_t)&v ^ (uint64_t)ts.tv_sec << 32;
+		v[1] = (v[0] ^ (uint64_t)ts.tv_sec) * 0xbf58476d1ce4e5b9u;
 	}
-	slab_secret = (uintptr_t)(v | 1); /* never 0: links never read as-is */
+	slab_secret = (uintptr_t)(v[0] | 1); /* never 0: links never read as-is */
+	slab_tag_key = (uintptr_t)(v[1] | 1); /* never 0: a tag is never p */
 }
 
 void slab_double_free(const void *p, size_t size)
@@ -53,6 +57,16 @@ void slab_corrupt_list(const void *slot, const void *next)
 			      "free list corrupted: the free block's link decodes "
 			      "to %p, outside its slab (use after free or overflow "
 			      "into a freed block)", next);
+}
+
+void slab_written_after_free(const void *b)
+{
+	const struct slab *s = slab_of(chunk_of(b), b);
+	slab_host->corruption("slab", b,
+			      "free list corrupted: the freed %u-byte block was "
+			      "written after its free (use after free of it, or "
+			      "an overflow of the block before it, at %p)",
+			      s->size, (const void *)((const char *)b - s->size));
 }
 
 void slab_bad_free(const void *p)

@@ -39,8 +39,9 @@ static _Atomic long last_tick;
 
 static void heap_reset(struct heap *h)
 {
+	slab_mag_init(h);
 	for (unsigned c = 0; c < CLASS_SLOTS; c++) {
-		heap_set_cur(h, c, &slab_empty);
+		h->cur[c] = &slab_empty;
 		h->partial[c] = h->partial_tail[c] = NULL;
 	}
 	atomic_store_explicit(&h->pending, NULL, memory_order_relaxed);
@@ -71,6 +72,7 @@ static struct heap *heap_new(bool nowait)
 
 static void heap_abandon(struct heap *h)
 {
+	slab_mag_flush(h);
 	slab_drain(h, false);
 	slab_heap_drop_current(h);
 	pthread_mutex_lock(&heaps_lock);
@@ -189,6 +191,18 @@ unsigned slab_heap_count(void)
 	unsigned n = heap_count;
 	pthread_mutex_unlock(&heaps_lock);
 	return n;
+}
+
+void slab_heap_mag_held(uint64_t held[CLASS_COUNT])
+{
+	for (unsigned c = 0; c < CLASS_COUNT; c++)
+		held[c] = 0;
+	pthread_mutex_lock(&heaps_lock);
+	for (struct heap *h = all_heaps; h; h = h->all_next)
+		if (h->state == HEAP_OWNED)
+			for (unsigned c = 0; c < CLASS_COUNT; c++)
+				held[c] += mag_count(&h->mag[c]);
+	pthread_mutex_unlock(&heaps_lock);
 }
 
 /* ---- fork: every lock in order in prepare; parent and child unlock --- */

@@ -169,19 +169,27 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN))
 		return alloc_block_slow(slab_class_of(size, align), size, align,
 					f, kept, out);
-	struct slab *s;
+	unsigned c;
 	if (likely(n <= CLASS_SMALL_MAX))
-		s = h->small[(n + 7) >> 3];
+		c = slab_class_small[(n + 7) >> 3];
 	else if (n <= CLASS_MAX && align <= CLASS_MAX_ALIGN)
-		s = h->cur[slab_class_big[(n + 127) >> 7]];
+		c = slab_class_big[(n + 127) >> 7];
 	else
 		return alloc_block_slow(-1, size, align, f, kept, out);
-	if (unlikely(!s->free))
-		return alloc_refill(h, slab_class_of(n, 1), f, kept, out);
-	void *p = slab_pop(s);
+	struct mag *m = &h->mag[c];
+	unsigned k = mag_count(m);
+	void *p;
+	if (likely(k)) {
+		p = mag_pop(m, k);
+	} else {
+		struct slab *s = h->cur[c];
+		if (unlikely(!s->free))
+			return alloc_refill(h, (int)c, f, kept, out);
+		p = slab_pop(s);
+	}
 	if (unlikely(f & KALLOC_ZERO))
-		return alloc_zeroed(p, s->size, kept, out);
-	*out = (kalloc_buf_t){ p, s->size };
+		return alloc_zeroed(p, m->size, kept, out);
+	*out = (kalloc_buf_t){ p, m->size };
 	return KALLOC_OK;
 }
 
@@ -213,15 +221,56 @@ static __attribute__((noinline)) void free_large(struct large *l)
 	slab_large_free(l);
 }
 
-/* Frees block idx of s, p. */
-static inline __attribute__((always_inline)) void
-free_in_slab(struct slab *s, void *p, uint64_t idx, bool nowait)
+/* A free that does not go to a magazine: an object cache's block (the
+ * core keeps its magazines), or a thread without a heap (tearing down, or
+ * under a memory tool, which sees every free). */
+static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
+						  bool nowait)
 {
 	struct heap *h = slab_tl_heap;
-	if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h))
+	uint64_t idx = slab_index(s, (uintptr_t)p + s->neg_base);
+	if (!slab_tool)
+		slab_tag_free(s, p);
+	if ((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
+	    atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
 		slab_free_local(h, s, p, idx, nowait);
 	else
 		slab_remote_free(s, p, idx);
+	return 1;
+}
+
+/* The magazine is full: its older half goes back to the slabs first. */
+static __attribute__((noinline)) int free_spill(struct heap *h, struct mag *m,
+						void *p, bool nowait)
+{
+	unsigned k = m->cap / 2u;
+	slab_mag_spill(h, m, k, nowait);
+	m->slot[k] = p;
+	mag_set_count(m, k + 1);
+	return 1;
+}
+
+/*
+ * Frees p, a block of s (checked): a thread with a heap keeps a kmalloc
+ * block in its magazine, whichever heap's slab it is from.  Returns 1.
+ * The slow cases are tail calls, so the path keeps no frame.
+ */
+static inline __attribute__((always_inline)) int
+free_in_slab(struct slab *s, void *p, bool nowait)
+{
+	struct heap *h = slab_tl_heap;
+	unsigned c = s->cls;
+	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ||
+		     c >= CLASS_COUNT))
+		return free_to_slab(s, p, nowait);
+	slab_tag_free(s, p);
+	struct mag *m = &h->mag[c];
+	unsigned k = mag_count(m);
+	if (unlikely(k == m->cap))
+		return free_spill(h, m, p, nowait);
+	m->slot[k] = p;
+	mag_set_count(m, k + 1);
+	return 1;
 }
 
 static inline __attribute__((always_inline)) void free_block(void *p,
@@ -234,7 +283,7 @@ static inline __attribute__((always_inline)) void free_block(void *p,
 		free_large(l);
 		return;
 	}
-	free_in_slab(s, p, idx, nowait);
+	free_in_slab(s, p, nowait);
 }
 
 /* ---- realloc of a live block ------------------------------------------ */
@@ -304,7 +353,8 @@ static inline int resize(void *ptr, kalloc_layout_t l,
 	struct large *lg = NULL;
 	uint64_t idx = 0;
 	struct slab *s = lookup(ptr, &lg, &idx);
-	if (s && unlikely(!slab_is_live(s, idx)))
+	if (s && unlikely(!slab_is_live(s, idx) ||
+			  (!slab_tool && slab_tagged(ptr))))
 		slab_host->corruption("slab", ptr,
 				      "realloc of a %u-byte block that is not "
 				      "allocated (freed?)", s->size);
@@ -412,7 +462,8 @@ static int slab_owns(void *state, const void *ptr)
 		int64_t idx = slab_block_index(s, ptr);
 		if (idx < 0)
 			return 2;
-		live = slab_is_live(s, (uint64_t)idx);
+		live = slab_is_live(s, (uint64_t)idx) &&
+		       (slab_tool || !slab_tagged(ptr));
 	}
 	if (unlikely(slab_tool))
 		live = slab_tool->size(ptr) != 0;
@@ -443,36 +494,42 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(size_t size,
 	return b;
 }
 
-/* A small block whose class's current slab has one free: the result in
- * two registers, nothing stored on the way.  (n >= size rules out a size
- * that wrapped when rounded.) */
+/* The magazine is empty: the current slab's next block, or any other way
+ * (fast_alloc_other). */
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
+							   unsigned c,
+							   kalloc_layout_t l)
+{
+	struct slab *s = h->cur[c];
+	if (likely(s->free))
+		return (kalloc_buf_t){ slab_pop(s), s->size };
+	return fast_alloc_other(l.size, l.align);
+}
+
+/* A small block from the thread's magazine: the result in two registers,
+ * nothing but the magazine touched, no frame.  (n - 1 < CLASS_SMALL_MAX
+ * also rules out a size that wrapped to 0 when rounded.) */
 static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
 	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
-		   n <= CLASS_SMALL_MAX && n >= l.size)) {
-		struct slab *s = h->small[(n + 7) >> 3];
-		if (likely(s->free))
-			return (kalloc_buf_t){ slab_pop(s), s->size };
+	if (likely(n - 1 < CLASS_SMALL_MAX &&
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
+		unsigned c = slab_class_small[(n + 7) >> 3];
+		struct mag *m = &h->mag[c];
+		unsigned k = mag_count(m);
+		if (likely(k))
+			return (kalloc_buf_t){ mag_pop(m, k), m->size };
+		return fast_alloc_slab(h, c, l);
 	}
 	return fast_alloc_other(l.size, l.align);
 }
 
-static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
+/* A pointer outside slab's chunks: a large block, or none of slab's. */
+static __attribute__((noinline)) int free_outside_chunks(void *p)
 {
-	(void)state;
-	(void)old; /* the slab knows the size: nothing to look up */
 	struct chunk *c = chunk_of(p);
-	if (likely(slab_in_chunk(p))) {
-		struct slab *s = slab_of(c, p);
-		int64_t idx = slab_block_index(s, p);
-		if (unlikely(idx < 0))
-			slab_bad_free(p);
-		free_in_slab(s, p, (uint64_t)idx, false); /* reports a double free */
-		return 1;
-	}
 	if (!slab_in_large(p)) {
 		if (unlikely(slab_large_was_freed(p)))
 			slab_bad_free(p); /* a large block's double free */
@@ -485,6 +542,18 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 	}
 	free_large((struct large *)c);
 	return 1;
+}
+
+static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
+{
+	(void)state;
+	(void)old; /* the slab knows the size: nothing to look up */
+	if (unlikely(!slab_in_chunk(p)))
+		return free_outside_chunks(p);
+	struct slab *s = slab_of(chunk_of(p), p);
+	if (unlikely(slab_block_index(s, p) < 0))
+		slab_bad_free(p);
+	return free_in_slab(s, p, false); /* reports a double free */
 }
 
 /*

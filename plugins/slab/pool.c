@@ -264,9 +264,12 @@ struct pool_count {
 	uint64_t nchunks, used_units, dirty, clean;
 };
 
-/* Counts every chunk's units and every class's slabs, under the lock. */
+/* Counts every chunk's units and every class's slabs, under the lock.  A
+ * block waiting in a magazine is free, though its slab counts it in use. */
 static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 {
+	uint64_t held[CLASS_COUNT];
+	slab_heap_mag_held(held);
 	memset(cc, 0, CLASS_SLOTS * sizeof(*cc));
 	*pc = (struct pool_count){ 0, 0, 0, 0 };
 	pthread_mutex_lock(&slab_pool_lock);
@@ -291,6 +294,8 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 		}
 	}
 	pthread_mutex_unlock(&slab_pool_lock);
+	for (unsigned k = 0; k < CLASS_COUNT; k++)
+		cc[k].active -= held[k] < cc[k].active ? held[k] : cc[k].active;
 }
 
 void slab_pool_count(struct class_count cc[CLASS_SLOTS])

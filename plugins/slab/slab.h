@@ -59,9 +59,13 @@ enum { KIND_CHUNK = 0x51ab0c4a, KIND_LARGE = 0x51ab1a46 };
 /* Where a slab in use sits in its heap. */
 enum { WHERE_NONE, WHERE_CUR, WHERE_PARTIAL, WHERE_FULL };
 
-/* A free block's first word: the next free block, encoded (harden.h). */
+/*
+ * A free block's first two words (every class is 16 bytes at least): the
+ * next free block, encoded (link_enc), and its free tag (slab_tag).
+ */
 struct block {
 	uintptr_t next;
+	uintptr_t tag;
 };
 
 struct heap;
@@ -141,13 +145,29 @@ static inline char *large_block(const struct large *l)
 }
 
 /*
- * A thread's heap: its current slab per class and its partial slabs.
- * Invariant: small[i] == cur[slab_class_small[i]] for every i, the fast
- * path's lookup of a size n <= CLASS_SMALL_MAX by (n + 7) / 8 with no class
- * table in between (heap_set_cur keeps the two in step).
+ * A magazine: blocks of one kmalloc class that the heap's thread freed,
+ * kept for its next allocations (the thread cache's fast path: a pop and a
+ * push, no slab touched).  Blocks of any heap's slabs may wait here; each
+ * is still allocated in its slab's bitmap and carries its free tag, so a
+ * second free is caught at once.  Full, the older half goes back to the
+ * slabs (mag.c).  n is read by statistics from other threads (relaxed).
+ */
+#define MAG_SLOTS 31
+struct mag {
+	uint16_t n;    /* blocks held: slot[0..n) */
+	uint16_t cap;  /* at most MAG_SLOTS, fewer for big classes */
+	uint32_t size; /* the class's block size */
+	void *slot[MAG_SLOTS];
+};
+_Static_assert(sizeof(struct mag) == 256, "a magazine is 4 lines");
+
+/*
+ * A thread's heap: a magazine and a current slab per kmalloc class, and
+ * partial slabs.  Object caches' classes (slots CLASS_COUNT on) have no
+ * magazine: the core keeps theirs.
  */
 struct heap {
-	struct slab *small[CLASS_SMALL_MAX / 8 + 1];
+	struct mag mag[CLASS_COUNT];
 	struct slab *cur[CLASS_SLOTS];     /* never NULL: &slab_empty at worst */
 	struct slab *partial[CLASS_SLOTS]; /* slabs with free blocks, not cur: */
 	struct slab *partial_tail[CLASS_SLOTS]; /* a FIFO (see alloc.c) */
@@ -158,17 +178,14 @@ struct heap {
 } __attribute__((aligned(64)));
 enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
 
-/* Makes s the current slab of class c in h (cur and small). */
-static inline void heap_set_cur(struct heap *h, unsigned c, struct slab *s)
+static inline unsigned mag_count(const struct mag *m)
 {
-	h->cur[c] = s;
-	uint32_t size = slab_classes[c].size;
-	if (size > CLASS_SMALL_MAX || c >= CLASS_COUNT) /* (caches': no size) */
-		return;
-	/* class c takes the indexes up to size / 8 that map to it */
-	for (unsigned i = size / 8; i < CLASS_SMALL_MAX / 8 + 1 &&
-				    slab_class_small[i] == c; i--)
-		h->small[i] = s;
+	return __atomic_load_n(&m->n, __ATOMIC_RELAXED);
+}
+
+static inline void mag_set_count(struct mag *m, unsigned n)
+{
+	__atomic_store_n(&m->n, (uint16_t)n, __ATOMIC_RELAXED);
 }
 
 /* ---- globals (plugin.c) ----------------------------------------------- */
@@ -209,6 +226,8 @@ HIDDEN __attribute__((noreturn, cold)) void slab_double_free(const void *p,
 							      size_t size);
 HIDDEN __attribute__((noreturn, cold)) void slab_corrupt_list(const void *slot,
 							       const void *next);
+/* A block in a magazine lost its free tag: written since it was freed. */
+HIDDEN __attribute__((noreturn, cold)) void slab_written_after_free(const void *b);
 
 /* Safe-linking: a free block's link, bound to its own address. */
 static inline uintptr_t link_enc(const void *next, const void *slot)
@@ -220,6 +239,35 @@ static inline struct block *link_dec(uintptr_t v, const void *slot)
 {
 	return (struct block *)(v ^ slab_secret ^
 				__builtin_bswap64((uint64_t)(uintptr_t)slot));
+}
+
+/*
+ * Free tags (the double-free check of every free): a block the program
+ * frees gets its tag in word 1, and every hand-out clears it, so a free of
+ * a block that carries its tag is a double free, wherever the block waits
+ * (a magazine, a free list, a remote list).  The key is not the links'
+ * secret, which a tag would reveal.  Not under a memory tool, which tracks
+ * frees itself (and keeps free blocks closed).
+ */
+HIDDEN extern uintptr_t slab_tag_key;
+static inline uintptr_t slab_tag(const void *p)
+{
+	return (uintptr_t)p ^ slab_tag_key;
+}
+
+/* Does p (a block of a class) carry its free tag? */
+static inline bool slab_tagged(const void *p)
+{
+	return ((const struct block *)p)->tag == slab_tag(p);
+}
+
+/* Tags b freed; reports a double free if it was already. */
+static inline void slab_tag_free(const struct slab *s, struct block *b)
+{
+	uintptr_t t = slab_tag(b);
+	if (unlikely(b->tag == t))
+		slab_double_free(b, s->size);
+	b->tag = t;
 }
 
 /* ---- registry.c ------------------------------------------------------- */
@@ -353,6 +401,9 @@ HIDDEN void slab_heap_atfork_prepare(void);
 HIDDEN void slab_heap_atfork_parent(void);
 HIDDEN void slab_heap_atfork_child(void);
 HIDDEN unsigned slab_heap_count(void);
+/* Blocks per kmalloc class waiting in owned heaps' magazines (a snapshot:
+ * their threads run on). */
+HIDDEN void slab_heap_mag_held(uint64_t held[CLASS_COUNT]);
 
 /* ---- large.c ---------------------------------------------------------- */
 
@@ -375,6 +426,29 @@ HIDDEN int slab_kcache_create(kalloc_layout_t obj, unsigned flags,
 			      unsigned *cls);
 HIDDEN void slab_kcache_destroy(unsigned cls);
 HIDDEN void slab_kcache_info(unsigned cls, kalloc_class_info_t *out);
+
+/* ---- mag.c: the heaps' magazines ------------------------------------- */
+
+/* Sets up h's empty magazines. */
+HIDDEN void slab_mag_init(struct heap *h);
+/* Gives m's blocks but the newest `keep` back to their slabs. */
+HIDDEN void slab_mag_spill(struct heap *h, struct mag *m, unsigned keep,
+			   bool nowait);
+/* Gives every magazine's blocks back (the heap loses its thread). */
+HIDDEN void slab_mag_flush(struct heap *h);
+
+/* The newest block of a magazine holding k > 0, handed out; a block
+ * whose tag is gone was written after its free. */
+static inline struct block *mag_pop(struct mag *m, unsigned k)
+{
+	k--;
+	struct block *b = m->slot[k];
+	if (unlikely(b->tag != slab_tag(b)))
+		slab_written_after_free(b);
+	mag_set_count(m, k);
+	b->tag = 0;
+	return b;
+}
 
 /* ---- lcache.c --------------------------------------------------------- */
 
@@ -441,6 +515,7 @@ static inline void *slab_pop(struct slab *s)
 	if (unlikely((uintptr_t)n + s->neg_base >= s->limit) && n)
 		slab_corrupt_list(b, n);
 	s->free = n;
+	b->tag = 0; /* handed out */
 	uint64_t idx = slab_index(s, (uintptr_t)b + s->neg_base);
 	_Atomic uint64_t *w = &s->bits[idx / 64];
 	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) |

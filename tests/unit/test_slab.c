@@ -938,6 +938,101 @@ START_TEST(double_free_detected)
 }
 END_TEST
 
+/* p goes back to its slab before its second free: 40 more frees of its
+ * class fill the thread's magazine past its 31 slots, and p, the oldest,
+ * is spilled. */
+static void free_spill_free(void *p)
+{
+	void *more[40];
+	for (int i = 0; i < 40; i++)
+		more[i] = alloc(64, 8, 0, NULL);
+	release(p);
+	for (int i = 0; i < 40; i++)
+		release(more[i]);
+	release(p);
+}
+
+static void realloc_freed(void *p)
+{
+	release(p);
+	kalloc_buf_t b;
+	kalloc_realloc(A, p, KALLOC_LAYOUT(100, 8), KALLOC_LAYOUT_UNKNOWN, 0, &b);
+}
+
+static void tag_written_after_free(void *p)
+{
+	release(p);
+	memset((char *)p + 8, 0x41, 8); /* the free tag only */
+	release(alloc(64, 8, 0, NULL));
+}
+
+START_TEST(magazine_misuse_detected)
+{
+	open_slab();
+	void *p = alloc(64, 8, 0, NULL);
+	expect_abort(free_spill_free, p, "double free of a 64-byte block");
+	expect_abort(realloc_freed, p, "not allocated");
+	if (!RUNNING_ON_VALGRIND) /* (memcheck reports the write itself) */
+		expect_abort(tag_written_after_free, p, "written after its free");
+	close_slab();
+}
+END_TEST
+
+struct handoff {
+	void *freed;
+	void *got;
+};
+
+/* With a heap of its own, frees a block of another heap's slab, then
+ * allocates its class. */
+static void *free_then_alloc(void *arg)
+{
+	struct handoff *h = arg;
+	void *mine = alloc(96, 8, 0, NULL);
+	release(h->freed);
+	h->got = alloc(96, 8, 0, NULL);
+	release(h->got);
+	release(mine);
+	return NULL;
+}
+
+static void *churn_96(void *arg)
+{
+	(void)arg;
+	void *ps[1000];
+	for (int i = 0; i < 1000; i++)
+		ps[i] = alloc(90, 8, 0, NULL);
+	for (int i = 0; i < 1000; i++)
+		release(ps[i]);
+	return NULL;
+}
+
+/* A thread reuses the blocks it frees, whoever allocated them (its
+ * magazine), and gives them back when it ends: the class's objects in use
+ * return to where they were. */
+START_TEST(magazine_reuse_and_return)
+{
+	open_slab();
+	uint64_t before = stat_of("kmalloc-96", "active_objs");
+	if (before == UINT64_MAX)
+		before = 0;
+	/* a thread allocates and frees 1000 blocks, its last 31 kept in its
+	 * magazine until it ends */
+	pthread_t t;
+	pthread_create(&t, NULL, churn_96, NULL);
+	pthread_join(t, NULL);
+	uint64_t after = stat_of("kmalloc-96", "active_objs");
+	ck_assert_uint_eq(after == UINT64_MAX ? 0 : after, before);
+	void *p = alloc(96, 8, 0, NULL); /* of this thread's heap */
+	struct handoff h = { p, NULL };
+	pthread_create(&t, NULL, free_then_alloc, &h);
+	pthread_join(t, NULL);
+	if (!RUNNING_ON_VALGRIND) /* (no magazines under a memory tool) */
+		ck_assert_ptr_eq(h.got, p);
+	close_slab();
+}
+END_TEST
+
 START_TEST(invalid_free_detected)
 {
 	open_slab();
@@ -1105,6 +1200,8 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, double_free_detected);
 	tcase_add_test(tc, invalid_free_detected);
+	tcase_add_test(tc, magazine_misuse_detected);
+	tcase_add_test(tc, magazine_reuse_and_return);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stats");
