@@ -177,7 +177,7 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 	else
 		return alloc_block_slow(-1, size, align, f, kept, out);
 	struct mag *m = &h->mag[c];
-	unsigned k = mag_count(m);
+	size_t k = mag_count(m);
 	void *p;
 	if (likely(k)) {
 		p = mag_pop(m, k);
@@ -250,6 +250,19 @@ static __attribute__((noinline)) int free_spill(struct heap *h, struct mag *m,
 	return 1;
 }
 
+/* Misuse found by a fast path, reported by a tail call: the path needs no
+ * frame for the call (noipa: not seen as noreturn, which is called). */
+static __attribute__((noipa, cold)) int report_double_free(struct slab *s,
+							    void *p)
+{
+	slab_double_free(p, s->size);
+}
+
+static __attribute__((noipa, cold)) int report_bad_free(void *p)
+{
+	slab_bad_free(p);
+}
+
 /*
  * Frees p, a block of s (checked): a thread with a heap keeps a kmalloc
  * block in its magazine, whichever heap's slab it is from.  Returns 1.
@@ -259,13 +272,18 @@ static inline __attribute__((always_inline)) int
 free_in_slab(struct slab *s, void *p, bool nowait)
 {
 	struct heap *h = slab_tl_heap;
-	unsigned c = s->cls;
+	size_t c = s->cls;
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ||
 		     c >= CLASS_COUNT))
 		return free_to_slab(s, p, nowait);
-	slab_tag_free(s, p);
+	struct block *b = p;
+	uintptr_t t = slab_tag(b);
+	if (unlikely(b->tag == t))
+		return report_double_free(s, p);
+	b->tag = t;
 	struct mag *m = &h->mag[c];
-	unsigned k = mag_count(m);
+	__asm__("" : "+r"(m)); /* (the slot addressed from m, see mag_pop) */
+	size_t k = mag_count(m);
 	if (unlikely(k == m->cap))
 		return free_spill(h, m, p, nowait);
 	m->slot[k] = p;
@@ -497,7 +515,7 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(size_t size,
 /* The magazine is empty: the current slab's next block, or any other way
  * (fast_alloc_other). */
 static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
-							   unsigned c,
+							   size_t c,
 							   kalloc_layout_t l)
 {
 	struct slab *s = h->cur[c];
@@ -516,9 +534,9 @@ static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 	struct heap *h = slab_tl_heap;
 	if (likely(n - 1 < CLASS_SMALL_MAX &&
 		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		unsigned c = slab_class_small[(n + 7) >> 3];
+		size_t c = slab_class_small[(n + 7) >> 3];
 		struct mag *m = &h->mag[c];
-		unsigned k = mag_count(m);
+		size_t k = mag_count(m);
 		if (likely(k))
 			return (kalloc_buf_t){ mag_pop(m, k), m->size };
 		return fast_alloc_slab(h, c, l);
@@ -552,7 +570,7 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 		return free_outside_chunks(p);
 	struct slab *s = slab_of(chunk_of(p), p);
 	if (unlikely(slab_block_index(s, p) < 0))
-		slab_bad_free(p);
+		return report_bad_free(p);
 	return free_in_slab(s, p, false); /* reports a double free */
 }
 

@@ -152,11 +152,12 @@ static inline char *large_block(const struct large *l)
  * second free is caught at once.  Full, the older half goes back to the
  * slabs (mag.c).  n is read by statistics from other threads (relaxed).
  */
-#define MAG_SLOTS 31
+#define MAG_SLOTS 30
 struct mag {
-	uint16_t n;    /* blocks held: slot[0..n) */
-	uint16_t cap;  /* at most MAG_SLOTS, fewer for big classes */
+	uint32_t n;    /* blocks held: slot[0..n) */
+	uint32_t cap;  /* at most MAG_SLOTS, fewer for big classes */
 	uint32_t size; /* the class's block size */
+	uint32_t pad_;
 	void *slot[MAG_SLOTS];
 };
 _Static_assert(sizeof(struct mag) == 256, "a magazine is 4 lines");
@@ -178,14 +179,14 @@ struct heap {
 } __attribute__((aligned(64)));
 enum { HEAP_OWNED, HEAP_ABANDONED, HEAP_DEAD };
 
-static inline unsigned mag_count(const struct mag *m)
+static inline size_t mag_count(const struct mag *m)
 {
 	return __atomic_load_n(&m->n, __ATOMIC_RELAXED);
 }
 
 static inline void mag_set_count(struct mag *m, unsigned n)
 {
-	__atomic_store_n(&m->n, (uint16_t)n, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->n, (uint32_t)n, __ATOMIC_RELAXED);
 }
 
 /* ---- globals (plugin.c) ----------------------------------------------- */
@@ -439,13 +440,14 @@ HIDDEN void slab_mag_flush(struct heap *h);
 
 /* The newest block of a magazine holding k > 0, handed out; a block
  * whose tag is gone was written after its free. */
-static inline struct block *mag_pop(struct mag *m, unsigned k)
+static inline struct block *mag_pop(struct mag *m, size_t k)
 {
-	k--;
-	struct block *b = m->slot[k];
+	/* (opaque, so that GCC addresses the slot from m, not from the heap) */
+	__asm__("" : "+r"(m));
+	struct block *b = m->slot[k - 1];
 	if (unlikely(b->tag != slab_tag(b)))
 		slab_written_after_free(b);
-	mag_set_count(m, k);
+	mag_set_count(m, (unsigned)k - 1);
 	b->tag = 0;
 	return b;
 }

@@ -939,7 +939,7 @@ START_TEST(double_free_detected)
 END_TEST
 
 /* p goes back to its slab before its second free: 40 more frees of its
- * class fill the thread's magazine past its 31 slots, and p, the oldest,
+ * class fill the thread's magazine past its 30 slots, and p, the oldest,
  * is spilled. */
 static void free_spill_free(void *p)
 {
@@ -1016,7 +1016,7 @@ START_TEST(magazine_reuse_and_return)
 	uint64_t before = stat_of("kmalloc-96", "active_objs");
 	if (before == UINT64_MAX)
 		before = 0;
-	/* a thread allocates and frees 1000 blocks, its last 31 kept in its
+	/* a thread allocates and frees 1000 blocks, its last 30 kept in its
 	 * magazine until it ends */
 	pthread_t t;
 	pthread_create(&t, NULL, churn_96, NULL);
