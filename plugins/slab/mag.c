@@ -31,22 +31,30 @@ void slab_mag_init(struct heap *h)
 	}
 }
 
-/* Gives b back to its slab: the owner's free, or a remote one. */
-static void give_back(struct heap *h, struct block *b, bool nowait)
-{
-	struct slab *s = slab_of(chunk_of(b), b);
-	uint64_t idx = slab_index(s, (uintptr_t)b + s->neg_base);
-	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
-		slab_free_local(h, s, b, idx, nowait);
-	else
-		slab_remote_free(s, b, idx);
-}
-
+/*
+ * Gives the older blocks back to their slabs: the heap's own by local
+ * frees; another heap's in runs of consecutive blocks of one slab, each
+ * run pushed with one CAS (a consumer thread's magazine holds long runs of
+ * its producer's blocks).
+ */
 void slab_mag_spill(struct heap *h, struct mag *m, unsigned keep, bool nowait)
 {
 	unsigned n = mag_count(m), out = n - keep;
-	for (unsigned i = 0; i < out; i++)
-		give_back(h, m->slot[i], nowait);
+	struct block **bs = (struct block **)m->slot;
+	for (unsigned i = 0; i < out;) {
+		struct slab *s = slab_of(chunk_of(bs[i]), bs[i]);
+		if (atomic_load_explicit(&s->owner, memory_order_relaxed) == h) {
+			uint64_t idx = slab_index(s, (uintptr_t)bs[i] + s->neg_base);
+			slab_free_local(h, s, bs[i], idx, nowait);
+			i++;
+			continue;
+		}
+		unsigned j = i + 1;
+		while (j < out && slab_of(chunk_of(bs[j]), bs[j]) == s)
+			j++;
+		slab_remote_free_run(s, bs + i, j - i);
+		i = j;
+	}
 	memmove(m->slot, m->slot + out, keep * sizeof(m->slot[0]));
 	mag_set_count(m, keep);
 }

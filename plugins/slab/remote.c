@@ -20,29 +20,25 @@
 
 #define ANNOUNCED ((uintptr_t)1)
 
-void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
+/* Pushes the chain first..last (linked as the free list is) onto s's
+ * remote stack with one CAS, announcing s to its owner if it is the first
+ * since the owner last collected. */
+static void push_chain(struct slab *s, struct block *first, struct block *last)
 {
-	/* The owner sets the bit at allocation and clears it only once the
-	 * block is back; a clear bit here means the block is not live. */
-	if (unlikely(!slab_is_live(s, idx)))
-		slab_double_free(b, s->size);
-	/* every free comes here under a memory tool (slab.h) */
-	if (slab_tool && !slab_tool->free(b)) /* queued: the bit is still set */
-		slab_double_free(b, s->size);
 	uintptr_t old = atomic_load_explicit(&s->thread_free, memory_order_relaxed);
 	do {
 		struct block *head = (struct block *)(old & ~ANNOUNCED);
-		if (unlikely(head == b))
-			slab_double_free(b, s->size);
-		/* the link is hidden again before b is published: once the
-		 * exchange succeeds, b may be someone else's block */
+		if (unlikely(head == first))
+			slab_double_free(first, s->size);
+		/* the link is hidden again before the chain is published: once
+		 * the exchange succeeds, it may be someone else's block */
 		if (slab_tool)
-			slab_tool->open(b, sizeof(*b));
-		b->next = link_enc(head, b);
+			slab_tool->open(last, sizeof(*last));
+		last->next = link_enc(head, last);
 		if (slab_tool)
-			slab_tool->hide(b, sizeof(*b));
+			slab_tool->hide(last, sizeof(*last));
 	} while (!atomic_compare_exchange_weak_explicit(
-		&s->thread_free, &old, (uintptr_t)b | ANNOUNCED,
+		&s->thread_free, &old, (uintptr_t)first | ANNOUNCED,
 		memory_order_acq_rel, memory_order_relaxed));
 	if (old & ANNOUNCED)
 		return;
@@ -52,6 +48,33 @@ void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
 		s->pending_next = top;
 	} while (!atomic_compare_exchange_weak_explicit(
 		&h->pending, &top, s, memory_order_release, memory_order_relaxed));
+}
+
+void slab_remote_free(struct slab *s, struct block *b, uint64_t idx)
+{
+	/* The owner sets the bit at allocation and clears it only once the
+	 * block is back; a clear bit here means the block is not live. */
+	if (unlikely(!slab_is_live(s, idx)))
+		slab_double_free(b, s->size);
+	/* every free comes here under a memory tool (slab.h) */
+	if (slab_tool && !slab_tool->free(b)) /* queued: the bit is still set */
+		slab_double_free(b, s->size);
+	push_chain(s, b, b);
+}
+
+/* A run of a magazine's blocks, all of s (never under a memory tool: no
+ * heap has a magazine then). */
+void slab_remote_free_run(struct slab *s, struct block **bs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct block *b = bs[i];
+		if (unlikely(!slab_is_live(s, slab_index(s, (uintptr_t)b +
+							      s->neg_base))))
+			slab_double_free(b, s->size);
+		if (i)
+			bs[i - 1]->next = link_enc(b, bs[i - 1]);
+	}
+	push_chain(s, bs[0], bs[n - 1]);
 }
 
 /*

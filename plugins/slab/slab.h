@@ -382,6 +382,8 @@ HIDDEN void slab_heap_drop_current(struct heap *h);
 /* ---- remote.c --------------------------------------------------------- */
 
 HIDDEN void slab_remote_free(struct slab *s, struct block *b, uint64_t idx);
+/* The remote free of n blocks of s at once (a magazine's run). */
+HIDDEN void slab_remote_free_run(struct slab *s, struct block **bs, unsigned n);
 /* Collects h's remote frees into its slabs. */
 HIDDEN void slab_drain(struct heap *h, bool nowait);
 
