@@ -30,9 +30,9 @@
  * fail).  They call the backend's front (kalloc_front) first: the sizes
  * it takes go to its alloc, every free to its free, then to the rest free
  * on a 0 (kv's small sizes are slab's, with nothing of kv in between);
- * a backend without a front has its own entries there, so this costs one
- * compare.  Every other call goes to the core; blocks cross freely
- * between the paths.
+ * a backend without a front has its own entries there, so no branch asks
+ * whether there is one.  Every other call goes to the core; blocks cross
+ * freely between the paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -83,8 +83,8 @@ static const char *backend_name;
  */
 static kalloc_direct_t direct;
 /* The backend's front, and the largest malloc it takes: its max_size when
- * malloc's alignment is within its max_align, else 0.  Written with
- * direct, before plain. */
+ * malloc's alignment is within its max_align, else 0 (none).  Written
+ * with direct, before plain. */
 static kalloc_front_t front;
 static size_t front_malloc_max;
 static const volatile int never;
@@ -386,14 +386,16 @@ static __attribute__((noinline)) void *malloc_core(size_t size,
  * and release.  The fast allocs set errno themselves. */
 SHIM_API void *malloc(size_t size)
 {
-	size = size ? size : 1;
 	if (shim_likely(direct_now())) {
-		kalloc_layout_t l = KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN);
-		if (shim_likely(size <= front_malloc_max))
-			return front.alloc(front.state, l).ptr;
-		return direct.alloc(direct.state, l).ptr;
+		/* 1 <= size <= front_malloc_max in one compare: size 0 wraps
+		 * and goes the other way, as 1 (malloc(0) is a real block) */
+		if (shim_likely(size - 1 < front_malloc_max))
+			return front.alloc(front.state,
+					   KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN)).ptr;
+		return direct.alloc(direct.state,
+				    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
 	}
-	return malloc_core(size, CALLER);
+	return malloc_core(size ? size : 1, CALLER);
 }
 
 static __attribute__((noinline)) void free_slow(void *p, const void *caller)
