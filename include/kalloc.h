@@ -303,6 +303,48 @@ typedef struct kalloc_direct {
  */
 KALLOC_API int kalloc_direct(kalloc_t *a, kalloc_direct_t *out);
 
+/*
+ * A backend's front (<kalloc/plugin.h>, kalloc_plugin_front_t): entries
+ * that may stand for its direct ones on a range of requests, with nothing
+ * of the backend in between (kv's small sizes are slab's own entries).
+ * With d filled by kalloc_direct on the same handle, and under d's
+ * contract (the plain word, the layouts, errno):
+ *
+ *   alloc: a layout with size <= max_size and align <= max_align may be
+ *       asked of alloc(state, layout) instead of d.alloc;
+ *   free: a pointer d.free takes may be handed to free(state, ptr, old)
+ *       first: it frees a block of the front and returns 1, or returns 0,
+ *       touching nothing; then, when rest_free is not NULL,
+ *       rest_free(rest_state, ptr, old) frees it or returns 0, as d.free
+ *       would.  0 from both (or from free with rest_free NULL): ptr is
+ *       outside all of the backend's memory, as d.free's 0 says.
+ *
+ * A backend without a front has its own entries there: alloc, free and
+ * state are d's, max_size is SIZE_MAX, max_align the backend's max_align,
+ * rest_free NULL.  So callers never ask whether there is one.  Blocks
+ * cross freely between the front, d and the kalloc_* calls.
+ *
+ * A call of its own, not more members of kalloc_direct_t: that struct is
+ * filled in its caller's storage, by kalloc_direct and by plugins through
+ * kalloc_host_t.direct, so its size is part of both ABIs.
+ */
+typedef struct kalloc_front {
+	kalloc_buf_t (*alloc)(void *state, kalloc_layout_t layout);
+	int (*free)(void *state, void *ptr, kalloc_layout_t old);
+	void *state;
+	size_t max_size;  /* alloc takes sizes up to it, */
+	size_t max_align; /* and alignments up to it (a power of two) */
+	int (*rest_free)(void *state, void *ptr, kalloc_layout_t old);
+	void *rest_state;
+} kalloc_front_t;
+
+/*
+ * Fills *out with the backend's front: KALLOC_OK, or KALLOC_ENOTSUP (with
+ * errmsg, *out untouched) when it has no fast entries (kalloc_direct
+ * refuses too), or KALLOC_EINVAL when a or out is NULL.
+ */
+KALLOC_API int kalloc_front(kalloc_t *a, kalloc_front_t *out);
+
 /* ---- statistics (KALLOC_STATS=1, or the open option "stats=1") -------- */
 
 typedef struct kalloc_stats {

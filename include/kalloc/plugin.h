@@ -2,7 +2,7 @@
  * kalloc/plugin.h - the backend plugin ABI, version 2.
  *
  * A backend is a shared object exporting one descriptor, with a required
- * table and two optional ones:
+ * table, two optional ones and an optional entry:
  *
  *     static const kalloc_plugin_ops_t ops = { .init = ..., .realloc = ... };
  *     static const kalloc_plugin_fast_t fast = { .alloc = ..., .free = ... };
@@ -10,6 +10,7 @@
  *             KALLOC_PLUGIN_HEADER, .name = "mine", ..., .ops = &ops,
  *             .fast = &fast,    // optional
  *             .cache = &cache,  // optional: object caches of its own
+ *             .front = front,   // optional: another backend's fast entries
  *     };
  *
  * The model is SQLite's sqlite3_mem_methods and VFS: a versioned struct of
@@ -19,12 +20,14 @@
  * realloc's two commonest cases, with fewer words to pass, for the malloc
  * shim and the core's plain path.  They must behave exactly as realloc
  * would (a conformance guarantee checks it).  A faster alias of an old
- * entry never bumps the ABI; a new capability is a new table pointer
- * appended to the descriptor, read only when struct_size covers it.
+ * entry never bumps the ABI; a new capability is a new member (a table
+ * pointer, or an entry asked once, as `front`) appended to the
+ * descriptor, read only when struct_size covers it.
  *
  * The core loads the file with dlopen and refuses it, naming the file and
  * the reason, when abi_version differs, struct_size is too small, a
- * required entry is missing, or `fast` is set with one entry missing.
+ * required entry is missing, `fast` is set with one entry missing, or
+ * `cache` or `front` come without `fast`.
  *
  * What the core guarantees to ops->realloc on every call:
  *   - layout.align is a power of two <= max_align; layout.size <= max_size,
@@ -282,6 +285,44 @@ typedef struct kalloc_plugin_cache {
 	void (*info)(void *state, void *cls, kalloc_class_info_t *out);
 } kalloc_plugin_cache_t;
 
+/*
+ * The optional front: a backend that serves a range of requests wholly by
+ * another backend's fast entries (kv: small sizes on slab) names them, so
+ * that the callers of the direct path (the malloc shim, kmalloc) call them
+ * with nothing of its own in between.  Only with the fast table.
+ *
+ *   front(state, out): asked once, by the core, right after init.
+ *       KALLOC_OK with *out filled: a front (below); KALLOC_ENOTSUP: none
+ *       (the fast table serves every call).  Any other answer, or a front
+ *       with alloc or free NULL or max_align not a power of two, refuses
+ *       the plugin (its instance is finished).  Answer ENOTSUP when the
+ *       front's free cannot tell its blocks from others (libc).
+ *
+ * What a front promises, for this instance's whole life:
+ *   - out->alloc(out->state, layout), for any layout the fast alloc takes
+ *     with layout.size <= out->max_size and layout.align <= out->max_align,
+ *     may be called instead of the fast alloc: a block as the fast alloc
+ *     would give it (or {NULL, 0} with ENOMEM where it fails), a block of
+ *     this backend, which realloc, usable_size, owns and the fast free take;
+ *   - out->free(out->state, ptr, old), for ptr any non-NULL pointer a fast
+ *     free could be handed (a block of this backend or a foreign one):
+ *     frees ptr and returns 1 when it is a block of the front (whichever
+ *     entry or table made it); otherwise returns 0, touching nothing, and
+ *     the caller hands ptr to the fast free.  Misuse of the front's blocks
+ *     is reported as the fast free would.  old is the layout the block was
+ *     asked of this backend, or KALLOC_LAYOUT_UNKNOWN: it says nothing of
+ *     a pointer that is not the front's, so the front must find ptr before
+ *     it trusts old (slab ignores old).  errno is kept.
+ * The core reads max_align as min(out->max_align, max_align).
+ */
+typedef struct kalloc_plugin_front {
+	kalloc_buf_t (*alloc)(void *state, kalloc_layout_t layout);
+	int (*free)(void *state, void *ptr, kalloc_layout_t old);
+	void *state;      /* handed to both */
+	size_t max_size;  /* sizes up to it may go to alloc */
+	size_t max_align; /* a power of two: alignments up to it */
+} kalloc_plugin_front_t;
+
 typedef struct kalloc_plugin {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
 	uint32_t struct_size; /* sizeof(kalloc_plugin_t) as compiled */
@@ -296,6 +337,8 @@ typedef struct kalloc_plugin {
 	const kalloc_plugin_fast_t *fast; /* optional: NULL or both entries */
 	/* Appended: read only when struct_size covers it. */
 	const kalloc_plugin_cache_t *cache; /* optional: NULL or every entry */
+	/* Appended after cache, read the same way: optional, only with fast. */
+	int (*front)(void *state, kalloc_plugin_front_t *out);
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

@@ -25,6 +25,10 @@
  *     foreign pointer) is reported as kv's corruption, naming both; the
  *     fast free returns 0 for it instead (declared FOREIGN_FREE: with a
  *     small backend that cannot tell its blocks, libc, it takes them all).
+ *   - The front (<kalloc/plugin.h>): with a small backend whose fast free
+ *     tells its blocks (slab), kv names that backend's fast entries, up to
+ *     the threshold, so that the shim and kmalloc call them with nothing
+ *     of kv in between, and kv's fast free only for what they refuse.
  *
  * Honors ZERO only: NOWAIT/ATOMIC would need both backends to honor them, and
  * the host gives no way to ask a backend what it honors.
@@ -58,6 +62,8 @@ struct kv {
 	/* the fast entries of both, or NULL alloc when one has none */
 	kalloc_direct_t small_fast, page_fast;
 	bool fast; /* small_fast and page_fast are both set */
+	bool small_foreign; /* the small backend's fast free answers 0 for a
+			     * pointer not its own (FOREIGN_FREE) */
 	char small_name[64]; /* for reports */
 };
 
@@ -273,6 +279,25 @@ static int kv_fast_free(void *state, void *ptr, kalloc_layout_t old)
 	return release(kv, ptr, old);
 }
 
+/*
+ * The front: up to the threshold, kv_fast_alloc is the small backend's
+ * fast alloc and nothing else (its answer, failure included, is kv's), so
+ * callers may call it themselves; and a free may ask the small backend's
+ * fast free first, as kv_fast_free does, when that one answers 0 for
+ * pointers not its own.  Otherwise (libc) no front.
+ */
+static int kv_front(void *state, kalloc_plugin_front_t *out)
+{
+	const struct kv *kv = state;
+	if (!kv->fast || !kv->small_foreign)
+		return KALLOC_ENOTSUP;
+	*out = (kalloc_plugin_front_t){ kv->small_fast.alloc,
+					kv->small_fast.free,
+					kv->small_fast.state, kv->threshold,
+					kv->small_max_align };
+	return KALLOC_OK;
+}
+
 static size_t kv_usable_size(void *state, const void *ptr)
 {
 	const struct kv *kv = state;
@@ -344,10 +369,11 @@ static int kv_init(const kalloc_host_t *host, const char *options,
 	/* asked of an address that is certainly no block (kv's own state) */
 	bool tells = host->owns(small, kv) != -1;
 	*kv = (struct kv){ host, small, page, (size_t)threshold, (size_t)large,
-			   tells, 0, { 0 }, { 0 }, false, "" };
+			   tells, 0, { 0 }, { 0 }, false, false, "" };
 	kalloc_info_t info;
 	host->info(small, &info);
 	kv->small_max_align = info.max_align;
+	kv->small_foreign = info.detects & KALLOC_DETECT_FOREIGN_FREE;
 	/* The fast paths, when both backends have fast entries and the small
 	 * one tells its blocks (it is asked first on a free). */
 	if (!tells || host->direct(small, &kv->small_fast) != KALLOC_OK ||
@@ -390,4 +416,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,
 	.fast = &fast,
+	.front = kv_front,
 };

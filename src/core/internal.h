@@ -52,6 +52,8 @@ struct kalloc {
 	const kalloc_plugin_ops_t *ops;
 	const kalloc_plugin_fast_t *fast;
 	const kalloc_plugin_cache_t *cache; /* NULL or every entry */
+	kalloc_front_t front;  /* with fast: what kalloc_front hands out, set
+				* once after init (front.c) */
 	void *state;
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
@@ -178,6 +180,11 @@ HIDDEN extern const kalloc_host_t kalloc__host;
 HIDDEN void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx);
 HIDDEN void kalloc__register(kalloc_t *a);
 HIDDEN void kalloc__unregister(kalloc_t *a);
+
+/* front.c: a->front from the plugin's front, or from its fast table when
+ * it has none; KALLOC_EABI (errmsg naming path) when the front is
+ * invalid.  Once, after init. */
+HIDDEN int kalloc__front_init(kalloc_t *a, const char *path);
 
 /* direct.c: each handle's plain word.  The inputs of a->plain change only
  * here: features after registration, and kalloc__fail_armed. */

@@ -305,6 +305,9 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 				       "entries, or no table)";
 	else if ((why = cache_table_missing(p)))
 		;
+	else if (COVERS(p, front) && p->front && !p->fast)
+		why = "front without a fast table (the pointers its free "
+		      "refuses go to the fast free)";
 	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))
 		why = "max_align is not a power of two";
 	else if (p->flags & ~KALLOC_PLUGIN_FLAGS)
@@ -390,6 +393,14 @@ int kalloc__load(const char *backend, const char *options, kalloc_t **out)
 		const char *why = kalloc_errmsg();
 		err = kalloc__error(KALLOC_ELOAD, "plugin %s: init failed: %s",
 				    path, why[0] ? why : kalloc_strerror(err));
+		free(a->path);
+		free(a);
+		dlclose(dl);
+		return err;
+	}
+	err = kalloc__front_init(a, path);
+	if (err) { /* errmsg says why */
+		p->ops->fini(a->state);
 		free(a->path);
 		free(a);
 		dlclose(dl);

@@ -2,8 +2,8 @@
  * The kernel-style API of <kalloc/linux.h>, a client of the core API: every
  * call is one kalloc_realloc on the default, "page" or "kv" shared handle,
  * but for kmalloc, kzalloc and kfree of the common kind, which take the
- * default backend's fast entries (kalloc_direct) while its handle is plain,
- * as the malloc shim does.
+ * default backend's front and fast entries (kalloc_front, kalloc_direct)
+ * while its handle is plain, as the malloc shim does.
  */
 #include "klinux.h"
 
@@ -114,8 +114,11 @@ static kalloc_t *kv_owner(const void *p, gfp_t flags)
  * The default handle's fast entries, used while *kplain is non-zero: the
  * handle then has no instrumentation and no fault injection is armed
  * (kalloc_direct's contract), so nothing is lost by skipping the core.
- * kplain points to a word that stays 0 until kdirect is filled (release),
- * then to the handle's.  A gfp that asks for more than a plain blocking
+ * Its front (kalloc_front) first: the layouts it takes go to its alloc,
+ * every free to its free, then its rest free (kv's small sizes are slab's,
+ * with nothing of kv in between; without a front it is kdirect itself).
+ * kplain points to a word that stays 0 until kdirect and kfront are filled
+ * (release), then to the handle's.  A gfp that asks for more than a plain blocking
  * allocation (NOWAIT, ATOMIC, ACCOUNT, NOFAIL), a zeroed block above
  * DIRECT_ZERO_MAX (the backend may zero big ones more cheaply), and any
  * failure take the core's path, which warns, retries or reports.
@@ -123,6 +126,7 @@ static kalloc_t *kv_owner(const void *p, gfp_t flags)
 #define DIRECT_ZERO_MAX 4096 /* zeroed here: the whole usable length */
 
 static kalloc_direct_t kdirect;
+static kalloc_front_t kfront;
 static size_t kdirect_max_align;
 static const volatile int knever;
 static const volatile int *_Atomic kplain = &knever;
@@ -133,7 +137,8 @@ static void kdirect_init(void)
 	kalloc_t *a = k_alloc();
 	kalloc_info_t info;
 	kalloc_info(a, &info);
-	if (kalloc_direct(a, &kdirect) != KALLOC_OK)
+	if (kalloc_direct(a, &kdirect) != KALLOC_OK ||
+	    kalloc_front(a, &kfront) != KALLOC_OK)
 		return;
 	kdirect_max_align = info.max_align;
 	atomic_store_explicit(&kplain, kdirect.plain, memory_order_release);
@@ -167,8 +172,12 @@ static inline void *k_malloc(const void *caller, size_t size, gfp_t flags)
 	size_t align = kmalloc_align(size);
 	if (likely(direct_gfp(flags) && (!zero || size <= DIRECT_ZERO_MAX) &&
 		   direct_now() && align <= kdirect_max_align)) {
-		kalloc_buf_t b = kdirect.alloc(kdirect.state,
-					       KALLOC_LAYOUT(size, align));
+		kalloc_layout_t l = KALLOC_LAYOUT(size, align);
+		kalloc_buf_t b;
+		if (likely(size <= kfront.max_size && align <= kfront.max_align))
+			b = kfront.alloc(kfront.state, l);
+		else
+			b = kdirect.alloc(kdirect.state, l);
 		if (likely(b.ptr)) {
 			if (zero) /* the whole block, as ksize() tells it */
 				memset(b.ptr, 0, b.len);
@@ -202,7 +211,9 @@ static inline void k_free(const void *caller, const void *p)
 	/* the direct free answers 0, touching nothing, for a pointer its
 	 * backend can tell is not its own: the core then says what it is */
 	if (likely(direct_now()) &&
-	    kdirect.free(kdirect.state, (void *)p, KALLOC_LAYOUT_UNKNOWN))
+	    (kfront.free(kfront.state, (void *)p, KALLOC_LAYOUT_UNKNOWN) ||
+	     (kfront.rest_free && kfront.rest_free(kfront.rest_state, (void *)p,
+						   KALLOC_LAYOUT_UNKNOWN))))
 		return;
 	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }

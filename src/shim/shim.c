@@ -27,8 +27,12 @@
  * core in between, as long as the handle's plain word is non-zero (no
  * stats, debug, leaks, accounting, and no fault injection armed:
  * kalloc_fail_nth in the program makes its next malloc take the core and
- * fail).  Every other call goes to the core; blocks cross freely between
- * the two paths.
+ * fail).  They call the backend's front (kalloc_front) first: the sizes
+ * it takes go to its alloc, every free to its free, then to the rest free
+ * on a 0 (kv's small sizes are slab's, with nothing of kv in between);
+ * a backend without a front has its own entries there, so no branch asks
+ * whether there is one.  Every other call goes to the core; blocks cross
+ * freely between the paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -78,6 +82,11 @@ static const char *backend_name;
  * is one word, read at every call: fault injection is armed at run time.
  */
 static kalloc_direct_t direct;
+/* The backend's front, and the largest malloc it takes: its max_size when
+ * malloc's alignment is within its max_align, else 0 (none).  Written
+ * with direct, before plain. */
+static kalloc_front_t front;
+static size_t front_malloc_max;
 static const volatile int never;
 static const volatile int *_Atomic plain = &never;
 
@@ -117,9 +126,13 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	backend_tells = kalloc_owns(a, &state) != -1;
 	backend_free_first = info.detects & KALLOC_DETECT_FOREIGN_FREE;
 	bool has_direct = kalloc_direct(a, &direct) == KALLOC_OK &&
+			  kalloc_front(a, &front) == KALLOC_OK &&
 			  backend_max_align >= SHIM_MALLOC_ALIGN;
-	if (has_direct)
+	if (has_direct) {
+		front_malloc_max = front.max_align >= SHIM_MALLOC_ALIGN ?
+				   front.max_size : 0;
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
+	}
 	backend = a;
 	atomic_store_explicit(&state, READY, memory_order_release);
 	atomic_store_explicit(&fast,
@@ -222,8 +235,12 @@ static inline void *alloc(size_t size, size_t align, bool zero,
 	kalloc_t *a = get_backend();
 	if (shim_unlikely(!a || align > backend_max_align))
 		return alloc_elsewhere(a, size, align);
-	if (!zero && direct_now())
-		return direct.alloc(direct.state, KALLOC_LAYOUT(size, align)).ptr;
+	if (!zero && direct_now()) {
+		kalloc_layout_t l = KALLOC_LAYOUT(size, align);
+		if (size <= front.max_size && align <= front.max_align)
+			return front.alloc(front.state, l).ptr;
+		return direct.alloc(direct.state, l).ptr;
+	}
 	kalloc_flags_t f = KALLOC_NOWARN;
 	if (zero && backend_zero)
 		f |= KALLOC_ZERO;
@@ -239,6 +256,14 @@ static inline void *alloc(size_t size, size_t align, bool zero,
 	return b.ptr;
 }
 
+/* The direct free of p: the front's, then the rest; 0 when neither takes
+ * p (the backend can tell it is not its own). */
+static inline int direct_free(void *p, kalloc_layout_t old)
+{
+	return front.free(front.state, p, old) ||
+	       (front.rest_free && front.rest_free(front.rest_state, p, old));
+}
+
 /* Frees p (not NULL) with the layout it was made with, or unknown. */
 static inline void release(void *p, kalloc_layout_t old, const char *fn,
 			   const void *caller)
@@ -250,7 +275,7 @@ static inline void release(void *p, kalloc_layout_t old, const char *fn,
 		goto out;
 	kalloc_t *a = ready_backend();
 	if (a && !kalloc_is_sentinel(p) && direct_now()) {
-		if (!direct.free(direct.state, p, old)) /* owns and free in one */
+		if (!direct_free(p, old)) /* owns and free in one */
 			foreign(fn, p);
 	} else if (backend_block(a, fn, p)) {
 		kalloc_free_at(caller, a, p, old);
@@ -355,15 +380,21 @@ static __attribute__((noinline)) void *malloc_core(size_t size,
 	return alloc(size, SHIM_MALLOC_ALIGN, false, caller);
 }
 
-/* malloc and free test the plain word, then go to the backend's fast
- * entries: they are most of a program's calls.  Otherwise they test one
- * word (fast) before going to the core.  Every other case takes alloc and
- * release.  direct.alloc sets errno itself. */
+/* malloc and free test the plain word, then go to the backend's front or
+ * fast entries: they are most of a program's calls.  Otherwise they test
+ * one word (fast) before going to the core.  Every other case takes alloc
+ * and release.  The fast allocs set errno themselves. */
 SHIM_API void *malloc(size_t size)
 {
-	if (shim_likely(direct_now()))
+	if (shim_likely(direct_now())) {
+		/* 1 <= size <= front_malloc_max in one compare: size 0 wraps
+		 * and goes the other way, as 1 (malloc(0) is a real block) */
+		if (shim_likely(size - 1 < front_malloc_max))
+			return front.alloc(front.state,
+					   KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN)).ptr;
 		return direct.alloc(direct.state,
 				    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
+	}
 	return malloc_core(size ? size : 1, CALLER);
 }
 
@@ -391,9 +422,13 @@ static __attribute__((noinline)) void free_core(void *p, const void *caller)
  * free_slow looks; so do NULL and the other addresses below 4096 (kalloc's
  * sentinels, ignored).  The fast free's 0 is a foreign pointer, left alone.
  */
-/* A direct free answered 0: the arena's, the shim's, or foreign. */
+/* The front's free answered 0: a block of the backend's rest (its fast
+ * free, when it has a front), the arena's, the shim's, or foreign. */
 static __attribute__((noinline)) void free_unowned(void *p)
 {
+	if (front.rest_free &&
+	    front.rest_free(front.rest_state, p, KALLOC_LAYOUT_UNKNOWN))
+		return; /* the backend's, not its front's */
 	if (shim_boot_owns(p))
 		return;
 	if (shim_map_maybe(p)) {
@@ -412,14 +447,13 @@ SHIM_API void free(void *p)
 	if (shim_likely(direct_now() && u > 4095)) {
 		/* the fast free keeps errno (plugin.h) */
 		if (shim_likely(backend_free_first)) {
-			if (shim_unlikely(!direct.free(direct.state, p,
-						      KALLOC_LAYOUT_UNKNOWN)))
+			if (shim_unlikely(!front.free(front.state, p,
+						     KALLOC_LAYOUT_UNKNOWN)))
 				free_unowned(p);
 			return;
 		}
 		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
-			if (shim_unlikely(!direct.free(direct.state, p,
-						      KALLOC_LAYOUT_UNKNOWN)))
+			if (shim_unlikely(!direct_free(p, KALLOC_LAYOUT_UNKNOWN)))
 				foreign("free", p);
 			return;
 		}

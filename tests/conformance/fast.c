@@ -3,7 +3,10 @@
  * exactly as realloc would: aligned, long enough, writable, usable length
  * no more than usable_size, a failure as {NULL, 0} with ENOMEM, blocks
  * crossing freely between the two tables, and a foreign pointer returned
- * untouched when the backend declares it can tell.
+ * untouched when the backend declares it can tell; and the front
+ * (kalloc_front, the plugin's `front`), when it has one, as the fast
+ * entries within its limits, its free taking its own blocks and leaving
+ * every other one, untouched, to the rest.
  *
  * G16: the misuse a backend declares it detects (kalloc_info's detects)
  * is reported and aborts, through kalloc_free and through the fast free,
@@ -143,6 +146,70 @@ START_TEST(g15_fast_free_leaves_foreign_alone)
 }
 END_TEST
 
+/* The front: blocks as the fast alloc's within max_size and max_align;
+ * its free takes them (1) and leaves every other block to the rest free,
+ * the two together freeing any block of the backend; a foreign pointer
+ * gets 0 from both when the backend declares it can tell.  A backend
+ * without a front hands out its own entries: checked the same way. */
+START_TEST(g15_front_as_fast_entries)
+{
+	kalloc_direct_t d = fast_entries();
+	kalloc_front_t f;
+	REQUIRE(kalloc_front(conform_a, &f) == KALLOC_OK,
+		"kalloc_direct works, kalloc_front refuses: %s", kalloc_errmsg());
+	REQUIRE(f.max_align && !(f.max_align & (f.max_align - 1)) &&
+		f.max_align <= conform_info.max_align,
+		"front max_align %zu", f.max_align);
+	kalloc_direct_t fd = { f.alloc, f.free, f.state, d.plain };
+	size_t amax = align_limit(f.max_align < 4096 ? f.max_align : 4096);
+	unsigned n = 0;
+	for (size_t i = 0; i < N_SIZES; i++)
+		for (size_t a = 1; a <= amax; a <<= 1, n++) {
+			size_t size = sizes[i];
+			if (size > f.max_size)
+				continue;
+			struct blk b = fast_alloc(&fd, size, a);
+			blk_stamp(&b, n);
+			blk_verify(&b, "front block");
+			if (n % 3 == 0)
+				blk_free(&b, n & 4);
+			else if (n % 3 == 1)
+				REQUIRE(f.free(f.state, b.p, KALLOC_LAYOUT_UNKNOWN) == 1,
+					"front free of its own block {%zu, %zu} "
+					"returned 0", size, a);
+			else
+				REQUIRE(d.free(d.state, b.p, blk_layout(&b)) == 1,
+					"fast free of a front block {%zu, %zu} "
+					"returned 0", size, a);
+		}
+	/* the backend's other blocks: the front's free, then the rest */
+	for (size_t i = 0; i < N_SIZES; i++) {
+		struct blk b = fast_alloc(&d, sizes[i], 16);
+		blk_stamp(&b, i);
+		int front_took = f.free(f.state, b.p, KALLOC_LAYOUT_UNKNOWN);
+		if (!front_took) {
+			REQUIRE(f.rest_free, "front free refused a block of "
+				"{%zu, 16} with no rest free", sizes[i]);
+			blk_verify(&b, "block the front's free refused");
+			REQUIRE(f.rest_free(f.rest_state, b.p,
+					    KALLOC_LAYOUT_UNKNOWN) == 1,
+				"rest free of a block {%zu, 16} returned 0",
+				sizes[i]);
+		}
+	}
+	if (!(conform_info.detects & KALLOC_DETECT_FOREIGN_FREE))
+		return;
+	static unsigned char buf[512] __attribute__((aligned(4096)));
+	memset(buf, 0x5a, sizeof(buf));
+	REQUIRE(f.free(f.state, buf + 64, KALLOC_LAYOUT_UNKNOWN) == 0 &&
+		(!f.rest_free ||
+		 f.rest_free(f.rest_state, buf + 64, KALLOC_LAYOUT_UNKNOWN) == 0),
+		"front or rest free of a static buffer did not return 0");
+	for (size_t k = 0; k < sizeof(buf); k++)
+		REQUIRE(buf[k] == 0x5a, "foreign buffer written at %zu", k);
+}
+END_TEST
+
 TCase *g15_fast(void)
 {
 	TCase *tc = conform_tcase("G15");
@@ -150,6 +217,7 @@ TCase *g15_fast(void)
 	tcase_add_test(tc, g15_fast_free_takes_core_blocks);
 	tcase_add_test(tc, g15_fast_alloc_failure);
 	tcase_add_test(tc, g15_fast_free_leaves_foreign_alone);
+	tcase_add_test(tc, g15_front_as_fast_entries);
 	return tc;
 }
 

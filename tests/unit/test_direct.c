@@ -4,8 +4,10 @@
  * usable size at least the one asked, and any free takes them, as the fast
  * free takes blocks of kalloc_alloc; slab's fast free tells foreign
  * pointers and leaves them alone, and reports a double or interior free; a
- * plugin without a fast table is refused; and the plain word follows the
- * handle's instrumentation and fault injection, both ways.
+ * plugin without a fast table is refused; the plain word follows the
+ * handle's instrumentation and fault injection, both ways; and the front
+ * (kalloc_front): kv's is slab's own entries up to its threshold, whose
+ * blocks cross with kv's, every other backend's is its own entries.
  *
  * DIRECT_BACKENDS (from meson.build) names the built backends that must
  * have fast entries: each must load, or the test fails.
@@ -16,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +224,203 @@ START_TEST(slab_direct_free_reports_large_interior_pointer)
 }
 END_TEST
 
+/* ---- the front (kalloc_front) ------------------------------------------- */
+
+static bool built(const char *name)
+{
+	for (int i = 0; i < N_NAMES; i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
+
+/* Handle a's direct entries and front. */
+static void front_of(kalloc_t *a, kalloc_direct_t *d, kalloc_front_t *f)
+{
+	ck_assert_msg(kalloc_direct(a, d) == KALLOC_OK, "%s", kalloc_errmsg());
+	ck_assert_msg(kalloc_front(a, f) == KALLOC_OK, "%s", kalloc_errmsg());
+}
+
+/* A front that is the handle's own entries: no front. */
+static void expect_no_front(kalloc_t *a, const char *what)
+{
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	front_of(a, &d, &f);
+	kalloc_info_t info;
+	kalloc_info(a, &info);
+	ck_assert_msg(f.alloc == d.alloc && f.free == d.free &&
+		      f.state == d.state, "%s: a front of other entries", what);
+	ck_assert_uint_eq(f.max_size, SIZE_MAX);
+	ck_assert_uint_eq(f.max_align, info.max_align);
+	ck_assert_msg(f.rest_free == NULL, "%s: a rest free without a front",
+		      what);
+}
+
+/* Every backend but kv (on slab) has no front. */
+START_TEST(front_is_own_entries_without_one)
+{
+	if (!strcmp(names[_i], "kv"))
+		return; /* kv_front_is_slabs_entries */
+	kalloc_t *a = kalloc_get(names[_i]);
+	ck_assert_msg(a, "%s: %s", names[_i], kalloc_errmsg());
+	expect_no_front(a, names[_i]);
+}
+END_TEST
+
+/* kv on slab: slab's own entries up to the threshold, kv's fast free for
+ * the rest. */
+START_TEST(kv_front_is_slabs_entries)
+{
+	kalloc_t *kv, *slab = kalloc_get("slab");
+	ck_assert_ptr_nonnull(slab);
+	ck_assert_msg(kalloc_open("kv", "threshold=2000", &kv) == KALLOC_OK, "%s",
+		      kalloc_errmsg());
+	kalloc_direct_t sd, kd;
+	kalloc_front_t f;
+	ck_assert_int_eq(kalloc_direct(slab, &sd), KALLOC_OK);
+	front_of(kv, &kd, &f);
+	ck_assert(f.alloc == sd.alloc && f.free == sd.free);
+	ck_assert_ptr_eq(f.state, sd.state);
+	ck_assert_uint_eq(f.max_size, 2000);
+	kalloc_info_t si;
+	kalloc_info(slab, &si);
+	ck_assert_uint_eq(f.max_align, si.max_align);
+	ck_assert(f.rest_free == kd.free);
+	ck_assert_ptr_eq(f.rest_state, kd.state);
+	ck_assert(kd.alloc != sd.alloc); /* kv's own entries stay kv's */
+	kalloc_close(kv);
+}
+END_TEST
+
+/* kv without a small backend that tells its blocks (libc) has no front;
+ * on page, page's entries are its front. */
+START_TEST(kv_front_follows_small_backend)
+{
+	kalloc_t *kv;
+	ck_assert_int_eq(kalloc_open("kv", "small=libc", &kv), KALLOC_OK);
+	expect_no_front(kv, "kv small=libc");
+	kalloc_close(kv);
+
+	ck_assert_int_eq(kalloc_open("kv", "small=page,threshold=100", &kv),
+			 KALLOC_OK);
+	kalloc_direct_t pd, kd;
+	kalloc_front_t f;
+	ck_assert_int_eq(kalloc_direct(kalloc_get("page"), &pd), KALLOC_OK);
+	front_of(kv, &kd, &f);
+	ck_assert(f.alloc == pd.alloc && f.free == pd.free);
+	ck_assert_uint_eq(f.max_size, 100);
+	kalloc_close(kv);
+}
+END_TEST
+
+#define FALLOC(f, n) (f).alloc((f).state, KALLOC_LAYOUT((n), 16)).ptr
+#define FFREE(f, p) (f).free((f).state, (p), KALLOC_LAYOUT_UNKNOWN)
+#define RFREE(f, p) (f).rest_free((f).rest_state, (p), KALLOC_LAYOUT_UNKNOWN)
+
+/* Blocks of kv's front and of kv's own entries (and of kalloc_alloc) free
+ * through either path; a page block goes through the front's free
+ * untouched (0), then the rest free takes it (1). */
+START_TEST(kv_front_blocks_cross)
+{
+	kalloc_t *kv = kalloc_get("kv");
+	ck_assert_ptr_nonnull(kv);
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	front_of(kv, &d, &f);
+	ck_assert(f.rest_free != NULL);
+	for (size_t k = 0; k < N_SIZES; k++) {
+		size_t n = sizes[k];
+		bool small = n <= f.max_size;
+		/* made by the front (when it takes n) or by kv */
+		unsigned char *p = small ? FALLOC(f, n) : DALLOC(d, n);
+		unsigned char *q = DALLOC(d, n);
+		kalloc_buf_t b;
+		ck_assert_int_eq(kalloc_alloc(kv, KALLOC_LAYOUT(n, 16), 0, &b),
+				 KALLOC_OK);
+		ck_assert(p && q);
+		ck_assert_int_eq(kalloc_owns(kv, p), 1);
+		ck_assert_uint_ge(kalloc_usable_size(kv, p), n);
+		memset(p, 0x11, n);
+		memset(q, 0x22, n);
+		/* a front block by kv's free, kv's block by the front's free */
+		ck_assert_int_eq(DFREE(d, p), 1);
+		if (small) {
+			ck_assert_int_eq(FFREE(f, q), 1);
+			ck_assert_int_eq(FFREE(f, b.ptr), 1);
+			continue;
+		}
+		/* above the threshold, a block of kv's may be slab's (up to
+		 * `large`) or page's: the front takes slab's, the rest page's */
+		if (!FFREE(f, q)) {
+			for (size_t j = 0; j < n; j += 4096)
+				ck_assert_uint_eq(q[j], 0x22); /* untouched */
+			ck_assert_int_eq(kalloc_owns(kv, q), 1);
+			ck_assert_int_eq(RFREE(f, q), 1);
+		}
+		if (!FFREE(f, b.ptr))
+			ck_assert_int_eq(RFREE(f, b.ptr), 1);
+	}
+	/* a front block resized and measured by the core */
+	unsigned char *p = FALLOC(f, 100);
+	memset(p, 7, 100);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_realloc(kv, p, KALLOC_LAYOUT(200, 16),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), KALLOC_OK);
+	ck_assert_uint_eq(((unsigned char *)b.ptr)[99], 7);
+	kalloc_free(kv, b.ptr, KALLOC_LAYOUT(200, 16));
+}
+END_TEST
+
+/* A page block: the front's free says 0 and leaves it, the rest frees it. */
+START_TEST(kv_front_free_leaves_page_block_to_rest)
+{
+	kalloc_t *kv = kalloc_get("kv"), *page = kalloc_get("page");
+	ck_assert(kv && page);
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	front_of(kv, &d, &f);
+	unsigned char *l = DALLOC(d, (size_t)1 << 20); /* above `large` */
+	ck_assert_ptr_nonnull(l);
+	ck_assert_int_eq(kalloc_owns(page, l), 1);
+	memset(l, 0x66, (size_t)1 << 20);
+	ck_assert_int_eq(FFREE(f, l), 0);
+	ck_assert_int_eq(kalloc_owns(page, l), 1);
+	ck_assert_uint_eq(l[0], 0x66);
+	ck_assert_uint_eq(l[((size_t)1 << 20) - 1], 0x66);
+	ck_assert_int_eq(RFREE(f, l), 1);
+	ck_assert_int_ne(kalloc_owns(page, l), 1);
+}
+END_TEST
+
+/* A pointer of neither: 0 from both, untouched. */
+START_TEST(kv_front_leaves_foreign_alone)
+{
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	front_of(kalloc_get("kv"), &d, &f);
+	static unsigned char buf[256] __attribute__((aligned(64)));
+	memset(buf, 0x5a, sizeof(buf));
+	ck_assert_int_eq(FFREE(f, buf + 64), 0);
+	ck_assert_int_eq(RFREE(f, buf + 64), 0);
+	for (size_t k = 0; k < sizeof(buf); k++)
+		ck_assert_uint_eq(buf[k], 0x5a);
+}
+END_TEST
+
+/* Misuse of a front block is reported by the front's free. */
+START_TEST(kv_front_free_reports_double_free)
+{
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	front_of(kalloc_get("kv"), &d, &f);
+	unsigned char *p = FALLOC(f, 48);
+	ck_assert_int_eq(DFREE(d, p), 1);
+	FFREE(f, p);
+	ck_abort_msg("a double free of a kv front block returned");
+}
+END_TEST
+
 /* ---- refused, and the plain word ---------------------------------------- */
 
 START_TEST(direct_refused_without_entries)
@@ -348,6 +548,20 @@ static Suite *direct_suite(void)
 				    slab_direct_free_reports_large_interior_pointer,
 				    SIGABRT);
 	tcase_add_test(tc, direct_refused_without_entries);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("front");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, front_is_own_entries_without_one, 0, N_NAMES);
+	if (built("kv") && built("slab") && built("page")) {
+		tcase_add_test(tc, kv_front_is_slabs_entries);
+		tcase_add_test(tc, kv_front_follows_small_backend);
+		tcase_add_test(tc, kv_front_blocks_cross);
+		tcase_add_test(tc, kv_front_free_leaves_page_block_to_rest);
+		tcase_add_test(tc, kv_front_leaves_foreign_alone);
+		tcase_add_test_raise_signal(tc, kv_front_free_reports_double_free,
+					    SIGABRT);
+	}
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("plain word");

@@ -12,6 +12,7 @@
 #include <kalloc/linux.h>
 
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -128,6 +129,63 @@ START_TEST(frees_really_free)
 {
 	char err[4096];
 	const char *why = run_child(frees_child, NULL, err, sizeof(err));
+	ck_assert_msg(!why, "%s (stderr: %s)", why, err);
+}
+END_TEST
+
+/* The fixture's counters, read through dlsym (see fixture.c). */
+struct front_counts {
+	unsigned allocs, frees, refused;
+};
+struct lean_counts {
+	unsigned allocs, frees;
+	size_t last_align;
+};
+
+/* With a default backend that has a front (the fixture's: up to 1000
+ * bytes and 64-byte alignment), kmalloc asks the front what it takes and
+ * the fast alloc the rest; kfree asks the front first, then the rest. */
+static const char *front_child(void *arg)
+{
+	(void)arg;
+	setenv("KALLOC_BACKEND", FIXTURE("front"), 1);
+	kfree(kmalloc(100, GFP_KERNEL)); /* the first one sets the path up */
+	void *dl = dlopen(FIXTURE("front"), RTLD_NOW | RTLD_NOLOAD);
+	CHILD_REQUIRE(dl, "the fixture is not the default");
+	struct front_counts *f = dlsym(dl, "fixture_front");
+	struct lean_counts *l = dlsym(dl, "fixture_lean");
+	CHILD_REQUIRE(f && l, "fixture counters missing");
+	*f = (struct front_counts){ 0 };
+	*l = (struct lean_counts){ 0 };
+	char *small = kmalloc(100, GFP_KERNEL);
+	CHILD_REQUIRE(small, "kmalloc on the fixture failed");
+	CHILD_REQUIRE(f->allocs == 1 && l->allocs == 0,
+		      "kmalloc(100) did not take the front");
+	char *big = kmalloc(2000, GFP_KERNEL);      /* above max_size */
+	char *aligned = kmalloc(128, GFP_KERNEL);   /* above max_align */
+	CHILD_REQUIRE(big && aligned, "kmalloc on the fixture failed");
+	CHILD_REQUIRE(f->allocs == 1 && l->allocs == 2,
+		      "kmalloc beyond the front did not take the fast alloc");
+	char *z = kzalloc(50, GFP_KERNEL);
+	CHILD_REQUIRE(z && all_bytes(z, 50, 0) && f->allocs == 2,
+		      "kzalloc(50) did not take the front, or is not zeroed");
+	kfree(small);
+	kfree(z);
+	CHILD_REQUIRE(f->frees == 2 && f->refused == 0 && !mapped(small),
+		      "kfree of a front block did not take the front's free");
+	kfree(big);
+	kfree(aligned);
+	CHILD_REQUIRE(f->refused == 2 && l->frees == 2 && !mapped(big) &&
+		      !mapped(aligned),
+		      "kfree of another block did not go front, then rest");
+	dlclose(dl);
+	return NULL;
+}
+
+START_TEST(kmalloc_takes_the_front)
+{
+	char err[4096];
+	const char *why = run_child(front_child, NULL, err, sizeof(err));
 	ck_assert_msg(!why, "%s (stderr: %s)", why, err);
 }
 END_TEST
@@ -490,6 +548,7 @@ static Suite *linux_suite(void)
 	tcase_add_test(tc, zero_size_ptr);
 	tcase_add_test(tc, krealloc_zero_size);
 	tcase_add_test(tc, frees_really_free);
+	tcase_add_test(tc, kmalloc_takes_the_front);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("krealloc");

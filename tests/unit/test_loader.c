@@ -163,6 +163,123 @@ START_TEST(declined_cache_built_by_core)
 }
 END_TEST
 
+/* ---- the front (kalloc_plugin_t.front) ---------------------------------- */
+
+START_TEST(front_without_fast_table_refused)
+{
+	expect_refused(FIXTURE("frontonly"), NULL, KALLOC_EABI,
+		       (const char *[]){ FIXTURE("frontonly"), "front",
+					 "fast table", NULL });
+}
+END_TEST
+
+/* A front the plugin answers wrongly refuses it, saying what is wrong;
+ * the same file then loads with a sound front. */
+START_TEST(invalid_front_refused)
+{
+	static const struct {
+		const char *opt, *want;
+	} bad[] = {
+		{ "front=noalloc", "'alloc'" },
+		{ "front=nofree", "'free'" },
+		{ "front=align3", "power of two" },
+		{ "front=enomem", "KALLOC_ENOTSUP" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_refused(FIXTURE("front"), bad[i].opt, KALLOC_EABI,
+			       (const char *[]){ FIXTURE("front"), "front",
+						 bad[i].want, NULL });
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("front"), "front=ok", &a) == KALLOC_OK,
+		      "%s", kalloc_errmsg());
+	kalloc_close(a);
+}
+END_TEST
+
+/* kalloc_front on a handle whose front is its own fast entries. */
+static void expect_own_front(kalloc_t *a)
+{
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	ck_assert_int_eq(kalloc_direct(a, &d), KALLOC_OK);
+	ck_assert_int_eq(kalloc_front(a, &f), KALLOC_OK);
+	ck_assert(f.alloc == d.alloc && f.free == d.free);
+	ck_assert_ptr_eq(f.state, d.state);
+	ck_assert_uint_eq(f.max_size, SIZE_MAX);
+	ck_assert_uint_eq(f.max_align, 4096); /* the fixture's max_align */
+	ck_assert(f.rest_free == NULL);
+}
+
+/* ENOTSUP: no front, the fast table's entries stand in. */
+START_TEST(declined_front_is_own_entries)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open(FIXTURE("front"), "front=enotsup", &a),
+			 KALLOC_OK);
+	expect_own_front(a);
+	kalloc_close(a);
+}
+END_TEST
+
+/* A front past the descriptor's struct_size is never asked (the fixture's
+ * aborts). */
+START_TEST(front_past_struct_size_ignored)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("prefront"), NULL, &a) == KALLOC_OK,
+		      "%s", kalloc_errmsg());
+	expect_own_front(a);
+	kalloc_close(a);
+}
+END_TEST
+
+/* The plugin's front as it answered, its max_align capped by the
+ * backend's, and the fast free as the rest. */
+START_TEST(front_reaches_kalloc_front)
+{
+	void *dl = dlopen(FIXTURE("front"), RTLD_NOW);
+	ck_assert_ptr_nonnull(dl);
+	void *marker = dlsym(dl, "fixture_front"); /* the front's state */
+	ck_assert_ptr_nonnull(marker);
+	kalloc_t *a, *w;
+	ck_assert_int_eq(kalloc_open(FIXTURE("front"), NULL, &a), KALLOC_OK);
+	ck_assert_int_eq(kalloc_open(FIXTURE("front"), "front=wide", &w),
+			 KALLOC_OK);
+	kalloc_direct_t d;
+	kalloc_front_t f;
+	ck_assert_int_eq(kalloc_direct(a, &d), KALLOC_OK);
+	ck_assert_int_eq(kalloc_front(a, &f), KALLOC_OK);
+	ck_assert(f.alloc && f.free && f.alloc != d.alloc && f.free != d.free);
+	ck_assert_ptr_eq(f.state, marker);
+	ck_assert_uint_eq(f.max_size, 1000);
+	ck_assert_uint_eq(f.max_align, 64);
+	ck_assert(f.rest_free == d.free);
+	ck_assert_ptr_eq(f.rest_state, d.state);
+	ck_assert_int_eq(kalloc_front(w, &f), KALLOC_OK);
+	ck_assert_uint_eq(f.max_size, SIZE_MAX);
+	ck_assert_uint_eq(f.max_align, 4096);
+	kalloc_close(w);
+	kalloc_close(a);
+	dlclose(dl);
+}
+END_TEST
+
+START_TEST(front_refused_without_fast_entries)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open(FIXTURE("ok"), NULL, &a), KALLOC_OK);
+	kalloc_front_t f = { 0 };
+	ck_assert_int_eq(kalloc_front(a, &f), KALLOC_ENOTSUP);
+	ck_assert(f.alloc == NULL); /* untouched */
+	ck_assert_msg(strstr(kalloc_errmsg(), "fixture") &&
+		      strstr(kalloc_errmsg(), "fast"),
+		      "errmsg does not say why: '%s'", kalloc_errmsg());
+	ck_assert_int_eq(kalloc_front(a, NULL), KALLOC_EINVAL);
+	ck_assert_int_eq(kalloc_front(NULL, &f), KALLOC_EINVAL);
+	kalloc_close(a);
+}
+END_TEST
+
 START_TEST(short_descriptor_refused)
 {
 	expect_refused(FIXTURE("small"), NULL, KALLOC_EABI,
@@ -705,6 +822,15 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, failing_init_refused);
 	tcase_add_test(tc, not_a_shared_object_refused);
 	tcase_add_test(tc, working_fixture_loads_by_path);
+	suite_add_tcase(s, tc);
+
+	tc = new_tcase("front");
+	tcase_add_test(tc, front_without_fast_table_refused);
+	tcase_add_test(tc, invalid_front_refused);
+	tcase_add_test(tc, declined_front_is_own_entries);
+	tcase_add_test(tc, front_past_struct_size_ignored);
+	tcase_add_test(tc, front_reaches_kalloc_front);
+	tcase_add_test(tc, front_refused_without_fast_entries);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("default");

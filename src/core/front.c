@@ -1,0 +1,76 @@
+/*
+ * A backend's front (kalloc_front): the plugin's answer to its `front`
+ * entry, asked once after init and checked, or its own fast entries when
+ * it has none.
+ *
+ * Invariant: a handle with a fast table has a->front set before it is
+ * registered, and never changed after: alloc, free non-NULL, max_align a
+ * power of two no larger than the handle's max_align, rest_free NULL or
+ * the fast table's free.  So kalloc_front is a copy, and callers never
+ * test whether there is a front.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+#define COVERS_FRONT(p) \
+	((p)->struct_size >= offsetof(kalloc_plugin_t, front) + sizeof((p)->front))
+
+/* Why a front the plugin gave is refused, or NULL. */
+static const char *front_invalid(int err, const kalloc_plugin_front_t *f)
+{
+	static _Thread_local char why[96];
+	if (err != KALLOC_OK) {
+		snprintf(why, sizeof(why), "its front answered %d (%s), not "
+			 "KALLOC_OK nor KALLOC_ENOTSUP", err, kalloc_strerror(err));
+		return why;
+	}
+	if (!f->alloc)
+		return "its front has no 'alloc'";
+	if (!f->free)
+		return "its front has no 'free'";
+	if (f->max_align == 0 || (f->max_align & (f->max_align - 1)))
+		return "its front's max_align is not a power of two";
+	return NULL;
+}
+
+int kalloc__front_init(kalloc_t *a, const char *path)
+{
+	if (!a->fast)
+		return KALLOC_OK;
+	/* no front: the fast table everywhere, and nothing after its free */
+	a->front = (kalloc_front_t){ a->fast->alloc, a->fast->free, a->state,
+				     SIZE_MAX, a->max_align, NULL, NULL };
+	const kalloc_plugin_t *p = a->p;
+	if (!COVERS_FRONT(p) || !p->front)
+		return KALLOC_OK;
+	kalloc_plugin_front_t f = { 0 };
+	int err = p->front(a->state, &f);
+	if (err == KALLOC_ENOTSUP)
+		return KALLOC_OK;
+	const char *why = front_invalid(err, &f);
+	if (why)
+		return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path,
+				     why);
+	a->front = (kalloc_front_t){
+		f.alloc, f.free, f.state, f.max_size,
+		f.max_align < a->max_align ? f.max_align : a->max_align,
+		a->fast->free, a->state,
+	};
+	return KALLOC_OK;
+}
+
+int kalloc_front(kalloc_t *a, kalloc_front_t *out)
+{
+	if (!a || !out)
+		return kalloc__error(KALLOC_EINVAL,
+				     "kalloc_front: handle and out must not be NULL");
+	if (!a->fast)
+		return kalloc__error(KALLOC_ENOTSUP,
+				     "backend '%s' has no fast entries (its "
+				     "plugin's descriptor has no fast table), "
+				     "so no front; use kalloc_alloc and "
+				     "kalloc_free", a->p->name);
+	*out = a->front;
+	return KALLOC_OK;
+}
