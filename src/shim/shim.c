@@ -142,22 +142,16 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	return a;
 }
 
-/* The backend, opening it on first use; NULL while it is being opened. */
+/* The backend, opening it on first use; NULL while it is being opened.
+ * A free or realloc of a pointer that is neither the arena's nor the
+ * shim's opens it too: the program's first call may be a wild free, which
+ * the backend's checks (KALLOC_DEBUG=F) must see. */
 static inline kalloc_t *get_backend(void)
 {
 	if (shim_likely(atomic_load_explicit(&state, memory_order_acquire) ==
 			READY))
 		return backend;
 	return start();
-}
-
-/* The backend if it is up; a free never opens it (nothing to free yet). */
-static inline kalloc_t *ready_backend(void)
-{
-	if (shim_likely(atomic_load_explicit(&state, memory_order_acquire) ==
-			READY))
-		return backend;
-	return NULL;
 }
 
 static inline bool is_pow2(size_t x)
@@ -273,7 +267,7 @@ static inline void release(void *p, kalloc_layout_t old, const char *fn,
 	int saved = errno;
 	if (shim_unlikely(shim_map_maybe(p)) && shim_map_free(p))
 		goto out;
-	kalloc_t *a = ready_backend();
+	kalloc_t *a = get_backend();
 	if (a && !kalloc_is_sentinel(p) && direct_now()) {
 		if (!direct_free(p, old)) /* owns and free in one */
 			foreign(fn, p);
@@ -312,7 +306,7 @@ static void *do_realloc(void *p, size_t size, const void *caller)
 		if (usable)
 			return move(p, usable, size, caller);
 	}
-	kalloc_t *a = ready_backend();
+	kalloc_t *a = get_backend();
 	if (!backend_block(a, "realloc", p)) {
 		errno = ENOMEM;
 		return NULL;
@@ -549,7 +543,7 @@ SHIM_API size_t malloc_usable_size(void *p)
 		if (usable)
 			return usable;
 	}
-	kalloc_t *a = ready_backend();
+	kalloc_t *a = get_backend();
 	if (!backend_block(a, "malloc_usable_size", p))
 		return 0;
 	return kalloc_usable_size(a, p);

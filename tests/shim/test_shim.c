@@ -98,6 +98,25 @@ START_TEST(shim_serves_malloc)
 }
 END_TEST
 
+/* A C program under the shim loads no C++ runtime (new.cc binds it only
+ * when it is there): its pages would be most of the program's RSS.  Only
+ * for backends that are C themselves (tcmalloc's library is C++). */
+START_TEST(no_cxx_runtime_in_c_programs)
+{
+	const char *b = getenv("KALLOC_BACKEND");
+	if (!b || !(strstr(b, "slab") || strstr(b, "page") || strstr(b, "kv") ||
+		    strstr(b, "libc")))
+		return;
+	FILE *f = fopen("/proc/self/maps", "r");
+	ck_assert_ptr_nonnull(f);
+	char line[512];
+	while (fgets(line, sizeof(line), f))
+		ck_assert_msg(!strstr(line, "libstdc++"),
+			      "a C program under the shim maps %s", line);
+	fclose(f);
+}
+END_TEST
+
 /* ---- malloc and free -------------------------------------------------- */
 
 START_TEST(malloc_zero_is_unique)
@@ -726,6 +745,7 @@ static Suite *shim_suite(void)
 	TCase *tc = tcase_create("glibc");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, shim_serves_malloc);
+	tcase_add_test(tc, no_cxx_runtime_in_c_programs);
 	tcase_add_test(tc, malloc_zero_is_unique);
 	tcase_add_test(tc, malloc_sizes_usable_aligned);
 	tcase_add_test(tc, free_preserves_errno);
