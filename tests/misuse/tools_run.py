@@ -112,12 +112,11 @@ EXPECT = {
         # byte spoils the link without naming the victim
         "overflow_small_1": "memcheck: Invalid write; then abort",
         "overflow_small_8": "memcheck: Invalid write; then caught",
-        # slab's check fires in the frees valgrind makes after the program
-        # exited (libstdc++'s __freeres): "aborting", but the exit status
-        # stays 0
-        "write_after_free_small": "memcheck: Invalid write; then reported",
-        "write_after_free_small_reuse":
-            "memcheck: Invalid write; then reported",
+        # no later allocation of the class reaches the spoiled block (a C
+        # program under the shim loads no libstdc++, whose exit-time frees
+        # used to): memcheck's report is the catch
+        "write_after_free_small": "memcheck: Invalid write",
+        "write_after_free_small_reuse": "memcheck: Invalid write",
         # the block ends its mapping (or is unmapped): the write then faults
         "overflow_large_1": "memcheck: Invalid write; then SIGSEGV",
         "overflow_large_8": "memcheck: Invalid write; then SIGSEGV",
@@ -133,8 +132,11 @@ EXPECT = {
             "free_uninit")},
         "overflow_small_1": "memcheck: Invalid write",
         "overflow_small_8": "memcheck: Invalid write",
-        "overflow_large_1": "memcheck: Invalid write; then SIGSEGV",
-        "overflow_large_8": "memcheck: Invalid write; then SIGSEGV",
+        # whether the write past the mapping faults depends on what the
+        # process maps after it (it did while the shim loaded libstdc++):
+        # memcheck's report is the catch
+        "overflow_large_1": "memcheck: Invalid write",
+        "overflow_large_8": "memcheck: Invalid write",
         "write_after_free_small": "memcheck: Invalid write",
         "write_after_free_small_reuse": "memcheck: Invalid write",
         "write_after_free_large": "memcheck: Invalid write",
@@ -148,8 +150,11 @@ EXPECT = {
             "free_foreign_mapping", "realloc_uninit", "free_uninit")},
         "overflow_small_1": "memcheck: Invalid write; then abort",
         "overflow_small_8": "memcheck: Invalid write; then caught",
-        "overflow_large_1": "memcheck: Invalid write; then SIGSEGV",
-        "overflow_large_8": "memcheck: Invalid write; then SIGSEGV",
+        # whether the write past the mapping faults depends on what the
+        # process maps after it (it did while the shim loaded libstdc++):
+        # memcheck's report is the catch
+        "overflow_large_1": "memcheck: Invalid write",
+        "overflow_large_8": "memcheck: Invalid write",
         "write_after_free_small": "memcheck: Invalid write",
         "write_after_free_small_reuse": "memcheck: Invalid write",
         "write_after_free_large": "memcheck: Invalid write",
