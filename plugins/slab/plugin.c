@@ -229,8 +229,8 @@ static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
 {
 	struct heap *h = slab_tl_heap;
 	uint64_t idx = slab_index(s, (uintptr_t)p + s->neg_base);
-	if (!slab_tool)
-		slab_tag_free(s, p);
+	if (!slab_tool && !slab_tag_free(p))
+		slab_double_free(p, s->size);
 	if ((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
 	    atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
 		slab_free_local(h, s, p, idx, nowait);
@@ -276,11 +276,8 @@ free_in_slab(struct slab *s, void *p, bool nowait)
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ||
 		     c >= CLASS_COUNT))
 		return free_to_slab(s, p, nowait);
-	struct block *b = p;
-	uintptr_t t = slab_tag(b);
-	if (unlikely(b->tag == t))
+	if (unlikely(!slab_tag_free(p)))
 		return report_double_free(s, p);
-	b->tag = t;
 	struct mag *m = &h->mag[c];
 	__asm__("" : "+r"(m)); /* (the slot addressed from m, see mag_pop) */
 	size_t k = mag_count(m);

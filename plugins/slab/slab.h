@@ -262,13 +262,15 @@ static inline bool slab_tagged(const void *p)
 	return ((const struct block *)p)->tag == slab_tag(p);
 }
 
-/* Tags b freed; reports a double free if it was already. */
-static inline void slab_tag_free(const struct slab *s, struct block *b)
+/* Tags b freed; false, b untouched, if it was already (a double free,
+ * which the caller reports). */
+static inline bool slab_tag_free(struct block *b)
 {
 	uintptr_t t = slab_tag(b);
 	if (unlikely(b->tag == t))
-		slab_double_free(b, s->size);
+		return false;
 	b->tag = t;
+	return true;
 }
 
 /* ---- registry.c ------------------------------------------------------- */

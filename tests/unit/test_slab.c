@@ -921,7 +921,7 @@ static void free_interior(void *p)
 static void write_after_free(void *p)
 {
 	release(p);
-	memset(p, 0x41, 16); /* clobbers the encoded link */
+	memset(p, 0x41, 16); /* clobbers the link and the free tag */
 	release(alloc(64, 8, 0, NULL));
 }
 
