@@ -37,17 +37,51 @@ static size_t map_len_for(size_t hdr, size_t size)
 	return (n + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
 }
 
-/* Bytes the large cache may hold: a quarter of the live large bytes, and
- * at least LCACHE_MIN_BUDGET. */
-#define LCACHE_MIN_BUDGET ((size_t)128 << 20)
+/*
+ * Bytes the large cache may hold: the recent demand, the peak of live
+ * large bytes, halved each decay period after it was last reached, and at
+ * least LCACHE_MIN_BUDGET.  So a program churning large blocks finds
+ * as many bytes cached as it recently had live (enough for a fit in every
+ * size band it uses), and never more: a cached mapping's resident pages are
+ * at most what the program's own blocks touched.
+ */
+#define LCACHE_MIN_BUDGET ((size_t)8 << 20)
 
 /* Largest mapping grown by copying into a warm cached one. */
 #define WARM_COPY_MAX ((size_t)4 << 20)
 
+static _Atomic uint64_t demand, demand_ms;
+
+/* A new peak restarts the period: the demand halves a decay period after
+ * it was last reached. */
+static void demand_saw(uint64_t live)
+{
+	uint64_t d = atomic_load_explicit(&demand, memory_order_relaxed);
+	while (live > d)
+		if (atomic_compare_exchange_weak_explicit(&demand, &d, live,
+							  memory_order_relaxed,
+							  memory_order_relaxed)) {
+			atomic_store_explicit(&demand_ms, (uint64_t)slab_now_ms(),
+					      memory_order_relaxed);
+			return;
+		}
+}
+
 static size_t cache_budget(void)
 {
-	size_t live = atomic_load_explicit(&large_bytes, memory_order_relaxed);
-	return live / 4 > LCACHE_MIN_BUDGET ? live / 4 : LCACHE_MIN_BUDGET;
+	uint64_t live = atomic_load_explicit(&large_bytes, memory_order_relaxed);
+	uint64_t now = (uint64_t)slab_now_ms();
+	uint64_t then = atomic_load_explicit(&demand_ms, memory_order_relaxed);
+	if (now - then >= (uint64_t)slab_decay_ms &&
+	    atomic_compare_exchange_strong_explicit(&demand_ms, &then, now,
+						    memory_order_relaxed,
+						    memory_order_relaxed)) {
+		uint64_t d = atomic_load_explicit(&demand, memory_order_relaxed);
+		atomic_store_explicit(&demand, d / 2 > live ? d / 2 : live,
+				      memory_order_relaxed);
+	}
+	uint64_t d = atomic_load_explicit(&demand, memory_order_relaxed);
+	return d > LCACHE_MIN_BUDGET ? (size_t)d : LCACHE_MIN_BUDGET;
 }
 
 /*
@@ -113,7 +147,8 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 	forget_freed(large_block(l));
 	slab_register(REG_LARGE, base, true);
 	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&large_bytes, len, memory_order_relaxed);
+	demand_saw(atomic_fetch_add_explicit(&large_bytes, len,
+					     memory_order_relaxed) + len);
 	*usable = l->usable;
 	return large_block(l);
 }
@@ -181,7 +216,8 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		memset(large_block(n) + l->usable, 0, n->usable - l->usable);
 		slab_register(REG_LARGE, warm, true);
 		atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&large_bytes, got, memory_order_relaxed);
+		demand_saw(atomic_fetch_add_explicit(&large_bytes, got,
+						     memory_order_relaxed) + got);
 		slab_large_free(l);
 		*usable = n->usable;
 		return large_block(n);
@@ -208,8 +244,8 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	}
 	l->map_len = len;
 	l->usable = len - hdr;
-	atomic_fetch_add_explicit(&large_bytes, len - old_len,
-				  memory_order_relaxed);
+	demand_saw(atomic_fetch_add_explicit(&large_bytes, len - old_len,
+					     memory_order_relaxed) + len - old_len);
 	*usable = l->usable;
 	return large_block(l);
 }

@@ -9,10 +9,9 @@
  * the age list (newest first).  A request of n bytes takes an entry of
  * n..2n bytes whole (no trimming).  Its pages may be dirty, never zero.
  *
- * Bounds: at most `budget` bytes cached (the caller's: the larger of
- * LCACHE_MIN_BUDGET and a quarter of the live large bytes), the oldest
- * entries go first; an entry freed slab_decay_ms ago is unmapped on the
- * next slow path (slab_tick).  With a decay of 0 nothing is cached.
+ * Bounds: at most `budget` bytes cached (the caller's: the recent demand,
+ * large.c's cache_budget), the oldest entries go first; an entry freed
+ * slab_decay_ms ago is unmapped on the next slow path (slab_tick).  With a decay of 0 nothing is cached.
  * lcache_lock guards everything; system calls run after it is dropped.
  */
 #include "slab.h"

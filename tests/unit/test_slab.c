@@ -842,6 +842,39 @@ START_TEST(large_cache_decays)
 }
 END_TEST
 
+/* The cache holds as many bytes as the program recently had live, past any
+ * fixed cut-off (it was 128 MiB), so churn in every size band finds a fit;
+ * and never more than that demand. */
+START_TEST(large_cache_sized_by_demand)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	enum { N = 40 };
+	char *p[N];
+	for (int i = 0; i < N; i++) { /* 320 MiB live, a page of it touched */
+		p[i] = alloc((size_t)8 << 20, 8, 0, NULL);
+		p[i][0] = 1;
+	}
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	uint64_t cached = stat_of("slab", "large_cached_bytes");
+	ck_assert_msg(cached >= (uint64_t)N << 23, "%ju bytes cached of %d MiB "
+		      "freed", (uintmax_t)cached, N * 8);
+	ck_assert_msg(cached <= ((uint64_t)N << 23) + ((uint64_t)N << 16),
+		      "%ju bytes cached, more than the demand", (uintmax_t)cached);
+
+	/* the same demand again, sizes of 4-8 MiB: every one a cached mapping */
+	uint64_t hits = stat_of("slab", "large_cache_hits");
+	for (int i = 0; i < N; i++)
+		p[i] = alloc(((size_t)4 << 20) + ((size_t)i << 16), 8, 0, NULL);
+	ck_assert_uint_eq(stat_of("slab", "large_cache_hits"), hits + N);
+	ck_assert_uint_eq(stat_of("slab", "large_cached_bytes"), 0);
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	close_slab();
+}
+END_TEST
+
 /* ---- misuse: reported with the pointer, then abort ----------------------- */
 
 typedef void (*misuse_fn)(void *p);
@@ -1190,6 +1223,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, large_cache_reuses_mappings);
 	tcase_add_test(tc, large_growth_copies_into_a_cached_mapping);
 	tcase_add_test(tc, large_cache_decays);
+	tcase_add_test(tc, large_cache_sized_by_demand);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowait");
