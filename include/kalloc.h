@@ -345,6 +345,40 @@ typedef struct kalloc_front {
  */
 KALLOC_API int kalloc_front(kalloc_t *a, kalloc_front_t *out);
 
+/*
+ * A backend's malloc entries: its direct entries in the shapes of malloc(3)
+ * and free(3), for a malloc replacement (the LD_PRELOAD shim) to jump to
+ * with the program's own arguments: no state, no layout, no usable length.
+ * With d filled by kalloc_direct on the same handle, and under d's contract
+ * (use them only while *d.plain is non-zero; errno):
+ *
+ *   malloc(size) is d.alloc(d.state, {size ? size : 1, 16}).ptr: a block
+ *       of at least size bytes, 16-aligned, unique for 0; NULL with errno
+ *       ENOMEM on failure;
+ *   free(ptr), ptr > 4095, is d.free(d.state, ptr, KALLOC_LAYOUT_UNKNOWN):
+ *       1 when it freed ptr; 0, touching nothing, when ptr is outside all
+ *       of the backend's memory (as d.free's 0).
+ *
+ * They stand in the front's place (kalloc_front, f on the same handle):
+ * malloc only for sizes up to f.max_size (when f.max_align >= 16; the
+ * others go to d.alloc), and a free that answers 0 goes on to f.rest_free
+ * when it is not NULL.  (A backend without a front: every size, and no
+ * rest.)  Blocks cross freely between these, the front, d and the kalloc_*
+ * calls.  A backend offers them when its plugin has them (kalloc_plugin_t's
+ * malloc_entries); they serve the handle for its life.
+ */
+typedef struct kalloc_malloc {
+	void *(*malloc)(size_t size);
+	int (*free)(void *ptr);
+} kalloc_malloc_t;
+
+/*
+ * Fills *out with the backend's malloc entries: KALLOC_OK, or
+ * KALLOC_ENOTSUP (with errmsg, *out untouched) when it has none (then use
+ * kalloc_front), or KALLOC_EINVAL when a or out is NULL.
+ */
+KALLOC_API int kalloc_malloc_entries(kalloc_t *a, kalloc_malloc_t *out);
+
 /* ---- statistics (KALLOC_STATS=1, or the open option "stats=1") -------- */
 
 typedef struct kalloc_stats {

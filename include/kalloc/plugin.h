@@ -11,6 +11,7 @@
  *             .fast = &fast,    // optional
  *             .cache = &cache,  // optional: object caches of its own
  *             .front = front,   // optional: another backend's fast entries
+ *             .malloc_entries = m, // optional: malloc and free as such
  *     };
  *
  * The model is SQLite's sqlite3_mem_methods and VFS: a versioned struct of
@@ -27,7 +28,7 @@
  * The core loads the file with dlopen and refuses it, naming the file and
  * the reason, when abi_version differs, struct_size is too small, a
  * required entry is missing, `fast` is set with one entry missing, or
- * `cache` or `front` come without `fast`.
+ * `cache`, `front` or `malloc_entries` come without `fast`.
  *
  * What the core guarantees to ops->realloc on every call:
  *   - layout.align is a power of two <= max_align; layout.size <= max_size,
@@ -167,6 +168,10 @@ typedef struct kalloc_host {
 	 * returns err. */
 	int (*error)(int err, const char *fmt, ...)
 		__attribute__((format(printf, 2, 3)));
+	/* Appended: read it only when struct_size covers it.  That backend's
+	 * malloc entries (kalloc_malloc_entries); KALLOC_ENOTSUP when it has
+	 * none. */
+	int (*malloc_entries)(kalloc_t *a, kalloc_malloc_t *out);
 } kalloc_host_t;
 
 /* The required table.  Entries marked optional may be NULL. */
@@ -323,6 +328,24 @@ typedef struct kalloc_plugin_front {
 	size_t max_align; /* a power of two: alignments up to it */
 } kalloc_plugin_front_t;
 
+/*
+ * The optional malloc entries (kalloc_malloc_t, <kalloc.h>): malloc and free
+ * in their own shapes, for the malloc shim to jump to with the program's
+ * arguments: an entry that needs no state, no layout and no usable length
+ * costs a fraction of a fast call.  Only with the fast table.
+ *
+ *   malloc_entries(state, out): asked once, by the core, right after init
+ *       (and the front).  KALLOC_OK with both entries set: they serve this
+ *       instance, as kalloc_malloc_t says, for its whole life;
+ *       KALLOC_ENOTSUP: none.  Any other answer, or an entry NULL, refuses
+ *       the plugin.  A plugin whose entries would need an instance's state
+ *       answers ENOTSUP.
+ *
+ * malloc's blocks are 16-aligned whatever the size (malloc(1) too), and
+ * free keeps errno, as the fast free does.  With a front they stand for
+ * the front's entries (sizes up to its max_size, frees of its blocks):
+ * kv answers with slab's, which it gets through host->malloc_entries.
+ */
 typedef struct kalloc_plugin {
 	uint32_t abi_version; /* KALLOC_PLUGIN_ABI */
 	uint32_t struct_size; /* sizeof(kalloc_plugin_t) as compiled */
@@ -339,6 +362,8 @@ typedef struct kalloc_plugin {
 	const kalloc_plugin_cache_t *cache; /* optional: NULL or every entry */
 	/* Appended after cache, read the same way: optional, only with fast. */
 	int (*front)(void *state, kalloc_plugin_front_t *out);
+	/* Appended after front, read the same way: optional, only with fast. */
+	int (*malloc_entries)(void *state, kalloc_malloc_t *out);
 } kalloc_plugin_t;
 
 #define KALLOC_PLUGIN_HEADER \

@@ -1,7 +1,8 @@
 /*
- * A backend's front (kalloc_front): the plugin's answer to its `front`
- * entry, asked once after init and checked, or its own fast entries when
- * it has none.
+ * What a backend's direct callers call: its front (kalloc_front), the
+ * plugin's answer to its `front` entry or its own fast entries when it has
+ * none; and its malloc entries (kalloc_malloc_entries), when the plugin
+ * answers its `malloc_entries`.  Both asked once after init and checked.
  *
  * Invariant: a handle with a fast table has a->front set before it is
  * registered, and never changed after: alloc, free non-NULL, max_align a
@@ -13,8 +14,8 @@
 
 #include <stdio.h>
 
-#define COVERS_FRONT(p) \
-	((p)->struct_size >= offsetof(kalloc_plugin_t, front) + sizeof((p)->front))
+#define COVERS_MEMBER(p, m) \
+	((p)->struct_size >= offsetof(kalloc_plugin_t, m) + sizeof((p)->m))
 
 /* Why a front the plugin gave is refused, or NULL. */
 static const char *front_invalid(int err, const kalloc_plugin_front_t *f)
@@ -34,6 +35,36 @@ static const char *front_invalid(int err, const kalloc_plugin_front_t *f)
 	return NULL;
 }
 
+/* a->malloc from the plugin's malloc_entries, when it answers them. */
+static int malloc_entries_init(kalloc_t *a, const char *path)
+{
+	const kalloc_plugin_t *p = a->p;
+	if (!COVERS_MEMBER(p, malloc_entries) || !p->malloc_entries)
+		return KALLOC_OK;
+	kalloc_malloc_t m = { 0 };
+	int err = p->malloc_entries(a->state, &m);
+	if (err == KALLOC_ENOTSUP)
+		return KALLOC_OK;
+	const char *why = NULL;
+	static _Thread_local char answer[96];
+	if (err != KALLOC_OK) {
+		snprintf(answer, sizeof(answer), "its malloc_entries answered "
+			 "%d (%s), not KALLOC_OK nor KALLOC_ENOTSUP", err,
+			 kalloc_strerror(err));
+		why = answer;
+	} else if (!m.malloc) {
+		why = "its malloc entries have no 'malloc'";
+	} else if (!m.free) {
+		why = "its malloc entries have no 'free'";
+	}
+	if (why)
+		return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path,
+				     why);
+	a->malloc = m;
+	a->has_malloc = true;
+	return KALLOC_OK;
+}
+
 int kalloc__front_init(kalloc_t *a, const char *path)
 {
 	if (!a->fast)
@@ -42,12 +73,12 @@ int kalloc__front_init(kalloc_t *a, const char *path)
 	a->front = (kalloc_front_t){ a->fast->alloc, a->fast->free, a->state,
 				     SIZE_MAX, a->max_align, NULL, NULL };
 	const kalloc_plugin_t *p = a->p;
-	if (!COVERS_FRONT(p) || !p->front)
-		return KALLOC_OK;
+	if (!COVERS_MEMBER(p, front) || !p->front)
+		return malloc_entries_init(a, path);
 	kalloc_plugin_front_t f = { 0 };
 	int err = p->front(a->state, &f);
 	if (err == KALLOC_ENOTSUP)
-		return KALLOC_OK;
+		return malloc_entries_init(a, path);
 	const char *why = front_invalid(err, &f);
 	if (why)
 		return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path,
@@ -57,7 +88,7 @@ int kalloc__front_init(kalloc_t *a, const char *path)
 		f.max_align < a->max_align ? f.max_align : a->max_align,
 		a->fast->free, a->state,
 	};
-	return KALLOC_OK;
+	return malloc_entries_init(a, path);
 }
 
 int kalloc_front(kalloc_t *a, kalloc_front_t *out)
@@ -72,5 +103,19 @@ int kalloc_front(kalloc_t *a, kalloc_front_t *out)
 				     "so no front; use kalloc_alloc and "
 				     "kalloc_free", a->p->name);
 	*out = a->front;
+	return KALLOC_OK;
+}
+
+int kalloc_malloc_entries(kalloc_t *a, kalloc_malloc_t *out)
+{
+	if (!a || !out)
+		return kalloc__error(KALLOC_EINVAL, "kalloc_malloc_entries: "
+				     "handle and out must not be NULL");
+	if (!a->has_malloc)
+		return kalloc__error(KALLOC_ENOTSUP,
+				     "backend '%s' has no malloc entries (its "
+				     "plugin's descriptor answers none); use "
+				     "kalloc_front", a->p->name);
+	*out = a->malloc;
 	return KALLOC_OK;
 }

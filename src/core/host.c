@@ -96,4 +96,5 @@ const kalloc_host_t kalloc__host = {
 	.log = host_log,
 	.corruption = host_corruption,
 	.error = host_error,
+	.malloc_entries = kalloc_malloc_entries,
 };

@@ -54,6 +54,8 @@ struct kalloc {
 	const kalloc_plugin_cache_t *cache; /* NULL or every entry */
 	kalloc_front_t front;  /* with fast: what kalloc_front hands out, set
 				* once after init (front.c) */
+	kalloc_malloc_t malloc; /* with has_malloc: kalloc_malloc_entries' */
+	bool has_malloc;
 	void *state;
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
@@ -182,8 +184,8 @@ HIDDEN void kalloc__register(kalloc_t *a);
 HIDDEN void kalloc__unregister(kalloc_t *a);
 
 /* front.c: a->front from the plugin's front, or from its fast table when
- * it has none; KALLOC_EABI (errmsg naming path) when the front is
- * invalid.  Once, after init. */
+ * it has none, and a->malloc from its malloc_entries; KALLOC_EABI (errmsg
+ * naming path) when either answer is invalid.  Once, after init. */
 HIDDEN int kalloc__front_init(kalloc_t *a, const char *path);
 
 /* direct.c: each handle's plain word.  The inputs of a->plain change only

@@ -308,6 +308,9 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 	else if (COVERS(p, front) && p->front && !p->fast)
 		why = "front without a fast table (the pointers its free "
 		      "refuses go to the fast free)";
+	else if (COVERS(p, malloc_entries) && p->malloc_entries && !p->fast)
+		why = "malloc_entries without a fast table (they are its "
+		      "entries in malloc's shape)";
 	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))
 		why = "max_align is not a power of two";
 	else if (p->flags & ~KALLOC_PLUGIN_FLAGS)

@@ -280,6 +280,151 @@ START_TEST(front_refused_without_fast_entries)
 }
 END_TEST
 
+/* ---- the malloc entries (kalloc_plugin_t.malloc_entries) ----------------- */
+
+START_TEST(malloc_entries_without_fast_table_refused)
+{
+	expect_refused(FIXTURE("mallocentonly"), NULL, KALLOC_EABI,
+		       (const char *[]){ FIXTURE("mallocentonly"),
+					 "malloc_entries", "fast table", NULL });
+}
+END_TEST
+
+/* Malloc entries the plugin answers wrongly refuse it, saying what is
+ * wrong; the same file then loads with sound ones. */
+START_TEST(invalid_malloc_entries_refused)
+{
+	static const struct {
+		const char *opt, *want, *also;
+	} bad[] = {
+		{ "malloc=nomalloc", "no 'malloc'", "malloc entries" },
+		{ "malloc=nofree", "no 'free'", "malloc entries" },
+		{ "malloc=enomem", "malloc_entries answered", "KALLOC_ENOTSUP" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_refused(FIXTURE("mallocent"), bad[i].opt, KALLOC_EABI,
+			       (const char *[]){ FIXTURE("mallocent"),
+						 bad[i].want, bad[i].also,
+						 NULL });
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("mallocent"), "malloc=ok", &a) ==
+			      KALLOC_OK, "%s", kalloc_errmsg());
+	kalloc_close(a);
+}
+END_TEST
+
+/* The fixture's counts of its malloc entries' calls. */
+struct fixture_malloc {
+	unsigned allocs, frees;
+};
+
+/* A pointer the fixture never made. */
+static long not_a_block = 0x5a5a;
+
+/* The plugin's entries as it answered them; their blocks are the
+ * backend's, which the kalloc_* calls take, and the other way round. */
+START_TEST(malloc_entries_reach_kalloc_malloc_entries)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("mallocent"), NULL, &a) == KALLOC_OK,
+		      "%s", kalloc_errmsg());
+	void *dl = dlopen(FIXTURE("mallocent"), RTLD_NOW | RTLD_NOLOAD);
+	ck_assert_ptr_nonnull(dl);
+	const struct fixture_malloc *n = dlsym(dl, "fixture_malloc");
+	ck_assert_ptr_nonnull(n);
+	const struct fixture_malloc before = *n;
+
+	kalloc_malloc_t m = { 0 };
+	ck_assert_msg(kalloc_malloc_entries(a, &m) == KALLOC_OK, "%s",
+		      kalloc_errmsg());
+	ck_assert(m.malloc && m.free);
+	void *p0 = m.malloc(0), *p1 = m.malloc(100);
+	ck_assert_ptr_nonnull(p0);
+	ck_assert_ptr_nonnull(p1);
+	ck_assert_ptr_ne(p0, p1);
+	ck_assert_msg(((uintptr_t)p0 | (uintptr_t)p1) % 16 == 0,
+		      "blocks %p %p not 16-aligned", p0, p1);
+	ck_assert_uint_eq(n->allocs, before.allocs + 2);
+	ck_assert_uint_eq(n->frees, before.frees);
+	size_t len0 = kalloc_usable_size(a, p0), len1 = kalloc_usable_size(a, p1);
+	ck_assert_uint_ge(len0, 1);
+	ck_assert_uint_ge(len1, 100);
+	memset(p0, 0xa5, len0);
+	memset(p1, 0x5a, len1);
+
+	/* malloc's block freed by the core, the core's by free */
+	kalloc_free(a, p1, KALLOC_LAYOUT_UNKNOWN);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(64, 16), 0, &b),
+			 KALLOC_OK);
+	memset(b.ptr, 0x33, 64);
+	ck_assert_int_eq(m.free(b.ptr), 1);
+	ck_assert_uint_eq(n->frees, before.frees + 1);
+	ck_assert_int_eq(m.free(p0), 1);
+	ck_assert_uint_eq(n->frees, before.frees + 2);
+
+	/* a pointer the fixture never made: 0, untouched */
+	ck_assert_int_eq(m.free(&not_a_block), 0);
+	ck_assert_int_eq(not_a_block, 0x5a5a);
+	ck_assert_uint_eq(n->frees, before.frees + 2);
+	ck_assert_uint_eq(n->allocs, before.allocs + 2);
+	dlclose(dl);
+	kalloc_close(a);
+}
+END_TEST
+
+/* kalloc_malloc_entries on a handle without malloc entries: ENOTSUP,
+ * saying so, *out untouched; the handle works as ever. */
+static void expect_no_malloc_entries(kalloc_t *a)
+{
+	kalloc_malloc_t m = { 0 };
+	ck_assert_int_eq(kalloc_malloc_entries(a, &m), KALLOC_ENOTSUP);
+	ck_assert(m.malloc == NULL && m.free == NULL); /* untouched */
+	ck_assert_msg(kalloc_errmsg()[0] && strstr(kalloc_errmsg(), "fixture"),
+		      "errmsg does not say why: '%s'", kalloc_errmsg());
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(100, 16), 0, &b),
+			 KALLOC_OK);
+	ck_assert_uint_ge(b.len, 100);
+	memset(b.ptr, 0x5a, 100);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(100, 16));
+}
+
+/* ENOTSUP: no malloc entries. */
+START_TEST(declined_malloc_entries_none)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("mallocent"), "malloc=enotsup", &a) ==
+			      KALLOC_OK, "%s", kalloc_errmsg());
+	expect_no_malloc_entries(a);
+	kalloc_close(a);
+}
+END_TEST
+
+/* Malloc entries past the descriptor's struct_size are never asked (the
+ * fixture's aborts). */
+START_TEST(malloc_entries_past_struct_size_ignored)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("premallocent"), NULL, &a) ==
+			      KALLOC_OK, "%s", kalloc_errmsg());
+	expect_no_malloc_entries(a);
+	kalloc_close(a);
+}
+END_TEST
+
+START_TEST(malloc_entries_null_arguments)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open(FIXTURE("mallocent"), NULL, &a), KALLOC_OK);
+	kalloc_malloc_t m = { 0 };
+	ck_assert_int_eq(kalloc_malloc_entries(NULL, &m), KALLOC_EINVAL);
+	ck_assert(m.malloc == NULL && m.free == NULL);
+	ck_assert_int_eq(kalloc_malloc_entries(a, NULL), KALLOC_EINVAL);
+	kalloc_close(a);
+}
+END_TEST
+
 START_TEST(short_descriptor_refused)
 {
 	expect_refused(FIXTURE("small"), NULL, KALLOC_EABI,
@@ -831,6 +976,15 @@ static Suite *loader_suite(void)
 	tcase_add_test(tc, front_past_struct_size_ignored);
 	tcase_add_test(tc, front_reaches_kalloc_front);
 	tcase_add_test(tc, front_refused_without_fast_entries);
+	suite_add_tcase(s, tc);
+
+	tc = new_tcase("malloc_entries");
+	tcase_add_test(tc, malloc_entries_without_fast_table_refused);
+	tcase_add_test(tc, invalid_malloc_entries_refused);
+	tcase_add_test(tc, malloc_entries_reach_kalloc_malloc_entries);
+	tcase_add_test(tc, declined_malloc_entries_none);
+	tcase_add_test(tc, malloc_entries_past_struct_size_ignored);
+	tcase_add_test(tc, malloc_entries_null_arguments);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("default");
