@@ -320,6 +320,31 @@ static const kalloc_plugin_ops_t ops = {
 	.stats = je_stats,
 };
 
+/*
+ * The malloc entries: jemalloc's malloc and free, with requests under 16
+ * bytes raised to 16 (its 8-byte class is 8-aligned), when every larger
+ * class is a multiple of 16.
+ */
+static void *je_malloc16(size_t size)
+{
+	return je.malloc(size < 16 ? 16 : size);
+}
+
+static int je_free1(void *ptr)
+{
+	je.free(ptr);
+	return 1;
+}
+
+static int malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	if (je.plain_align < 16)
+		return KALLOC_ENOTSUP;
+	*out = (kalloc_malloc_t){ je_malloc16, je_free1 };
+	return KALLOC_OK;
+}
+
 static const kalloc_plugin_fast_t fast = {
 	.alloc = je_fast_alloc,
 	.free = je_fast_free,
@@ -335,4 +360,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,
 	.fast = &fast,
+	.malloc_entries = malloc_entries,
 };

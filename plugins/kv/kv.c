@@ -29,6 +29,8 @@
  *     tells its blocks (slab), kv names that backend's fast entries, up to
  *     the threshold, so that the shim and kmalloc call them with nothing
  *     of kv in between, and kv's fast free only for what they refuse.
+ *     Its malloc entries are that backend's malloc entries, in the same
+ *     place.
  *
  * Honors ZERO only: NOWAIT/ATOMIC would need both backends to honor them, and
  * the host gives no way to ask a backend what it honors.
@@ -298,6 +300,20 @@ static int kv_front(void *state, kalloc_plugin_front_t *out)
 	return KALLOC_OK;
 }
 
+/* The malloc entries stand for the front's (kalloc_malloc_t): the small
+ * backend's own, when it has them. */
+static int kv_malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	const struct kv *kv = state;
+	const kalloc_host_t *host = kv->host;
+	kalloc_plugin_front_t front;
+	if (kv_front(state, &front) != KALLOC_OK ||
+	    host->struct_size < offsetof(kalloc_host_t, malloc_entries) +
+					sizeof(host->malloc_entries))
+		return KALLOC_ENOTSUP;
+	return host->malloc_entries(kv->small, out);
+}
+
 static size_t kv_usable_size(void *state, const void *ptr)
 {
 	const struct kv *kv = state;
@@ -417,4 +433,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.ops = &ops,
 	.fast = &fast,
 	.front = kv_front,
+	.malloc_entries = kv_malloc_entries,
 };

@@ -167,6 +167,23 @@ static size_t libc_usable_size(void *state, const void *ptr)
 	return libc.malloc_usable_size((void *)ptr);
 }
 
+/* The malloc entries: malloc(3) itself (16-aligned, malloc(0) a unique
+ * block, ENOMEM) and free(3). */
+static int libc_free1(void *ptr)
+{
+	libc.free(ptr);
+	return 1;
+}
+
+static int malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	if (MALLOC_ALIGN < 16)
+		return KALLOC_ENOTSUP;
+	*out = (kalloc_malloc_t){ libc.malloc, libc_free1 };
+	return KALLOC_OK;
+}
+
 static const kalloc_plugin_ops_t ops = {
 	.init = libc_init,
 	.fini = libc_fini,
@@ -189,4 +206,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,
 	.fast = &fast,
+	.malloc_entries = malloc_entries,
 };

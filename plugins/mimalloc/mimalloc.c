@@ -329,6 +329,39 @@ static const kalloc_plugin_ops_t ops = {
 	.stats = plug_stats,
 };
 
+/*
+ * The malloc entries: mi_malloc and mi_free, with requests under 16 bytes
+ * raised to 16 (its 8-byte class is 8-aligned), when every larger class
+ * is a multiple of 16 (plain.align); above PTRDIFF_MAX, ENOMEM here.
+ */
+static __attribute__((noinline, cold)) void *too_big(void)
+{
+	errno = ENOMEM; /* mi_malloc's errno above PTRDIFF_MAX is not */
+	return NULL;
+}
+
+static void *plug_malloc16(size_t size)
+{
+	if (size > PTRDIFF_MAX)
+		return too_big();
+	return mi_malloc(size < 16 ? 16 : size);
+}
+
+static int plug_free1(void *ptr)
+{
+	mi_free(ptr);
+	return 1;
+}
+
+static int malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	if (plain.align < 16)
+		return KALLOC_ENOTSUP;
+	*out = (kalloc_malloc_t){ plug_malloc16, plug_free1 };
+	return KALLOC_OK;
+}
+
 static const kalloc_plugin_fast_t fast = {
 	.alloc = plug_fast_alloc,
 	.free = plug_fast_free,
@@ -344,4 +377,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,
 	.fast = &fast,
+	.malloc_entries = malloc_entries,
 };

@@ -559,16 +559,67 @@ static __attribute__((noinline)) int free_outside_chunks(void *p)
 	return 1;
 }
 
-static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
+/* The fast free's body: the chunk test, the interior test, the magazine. */
+static inline __attribute__((always_inline)) int free_fast(void *p)
 {
-	(void)state;
-	(void)old; /* the slab knows the size: nothing to look up */
 	if (unlikely(!slab_in_chunk(p)))
 		return free_outside_chunks(p);
 	struct slab *s = slab_of(chunk_of(p), p);
 	if (unlikely(slab_block_index(s, p) < 0))
 		return report_bad_free(p);
 	return free_in_slab(s, p, false); /* reports a double free */
+}
+
+static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
+{
+	(void)state;
+	(void)old; /* the slab knows the size: nothing to look up */
+	return free_fast(p);
+}
+
+/*
+ * The malloc entries: the fast entries for malloc's layout {size, 16}
+ * (size 0 as 1), without the words malloc does not have.  A request of n
+ * bytes with alignment 16 takes the class of round_up(n, 16), whose index
+ * in slab_class_small is that size / 8.
+ */
+static __attribute__((noinline)) void *malloc_other(size_t size)
+{
+	return fast_alloc_other(size ? size : 1, 16).ptr;
+}
+
+/* The magazine is empty (a call of its own: the path keeps no frame). */
+static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
+						   size_t size)
+{
+	return fast_alloc_slab(h, c, KALLOC_LAYOUT(size, 16)).ptr;
+}
+
+static void *slab_malloc(size_t size)
+{
+	struct heap *h = slab_tl_heap;
+	if (likely(size - 1 < CLASS_SMALL_MAX &&
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
+		size_t c = slab_class_small[((size + 15) >> 3) & ~(size_t)1];
+		struct mag *m = &h->mag[c];
+		size_t k = mag_count(m);
+		if (likely(k))
+			return mag_pop(m, k);
+		return malloc_slab(h, c, size);
+	}
+	return malloc_other(size);
+}
+
+static int slab_free(void *p)
+{
+	return free_fast(p);
+}
+
+static int slab_malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state; /* one slab allocator per process */
+	*out = (kalloc_malloc_t){ slab_malloc, slab_free };
+	return KALLOC_OK;
 }
 
 /*
@@ -738,4 +789,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.ops = &ops,
 	.fast = &fast,
 	.cache = &cache,
+	.malloc_entries = slab_malloc_entries,
 };

@@ -377,6 +377,31 @@ static const kalloc_plugin_ops_t ops = {
 	.stats = tc_stats,
 };
 
+/*
+ * The malloc entries: tc_malloc and tc_free, with requests under 16 bytes
+ * raised to 16 (its 8-byte class is 8-aligned), when every larger class
+ * is a multiple of 16 (plain_align; 0 when the host replaced tcmalloc).
+ */
+static void *tc_malloc16(size_t size)
+{
+	return tc.malloc(size < 16 ? 16 : size);
+}
+
+static int tc_free1(void *ptr)
+{
+	tc.free(ptr);
+	return 1;
+}
+
+static int malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	if (tc.plain_align < 16)
+		return KALLOC_ENOTSUP;
+	*out = (kalloc_malloc_t){ tc_malloc16, tc_free1 };
+	return KALLOC_OK;
+}
+
 static const kalloc_plugin_fast_t fast = {
 	.alloc = tc_fast_alloc,
 	.free = tc_fast_free,
@@ -392,4 +417,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.max_size = PTRDIFF_MAX,
 	.ops = &ops,
 	.fast = &fast,
+	.malloc_entries = malloc_entries,
 };

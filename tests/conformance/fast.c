@@ -6,7 +6,9 @@
  * untouched when the backend declares it can tell; and the front
  * (kalloc_front, the plugin's `front`), when it has one, as the fast
  * entries within its limits, its free taking its own blocks and leaving
- * every other one, untouched, to the rest.
+ * every other one, untouched, to the rest; and the malloc entries
+ * (kalloc_malloc_entries), when it has them, as the fast entries of
+ * malloc's layout in the front's place, on one thread and across two.
  *
  * G16: the misuse a backend declares it detects (kalloc_info's detects)
  * is reported and aborts, through kalloc_free and through the fast free,
@@ -15,6 +17,7 @@
 #include "conform.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -210,6 +213,188 @@ START_TEST(g15_front_as_fast_entries)
 }
 END_TEST
 
+/* ---- the malloc entries (kalloc_malloc_entries) ---------------------- */
+
+/* The malloc entries, or false when the backend has none (optional). */
+static bool malloc_entries(kalloc_malloc_t *m, kalloc_front_t *f)
+{
+	REQUIRE(kalloc_front(conform_a, f) == KALLOC_OK,
+		"kalloc_direct works, kalloc_front refuses: %s", kalloc_errmsg());
+	int err = kalloc_malloc_entries(conform_a, m);
+	if (err == KALLOC_ENOTSUP) {
+		REQUIRE(kalloc_errmsg()[0], "ENOTSUP from kalloc_malloc_entries "
+			"without a message");
+		return false;
+	}
+	REQUIRE(err == KALLOC_OK && m->malloc && m->free,
+		"kalloc_malloc_entries: %d (%s)", err, kalloc_errmsg());
+	return true;
+}
+
+/* The largest size malloc entries take: the front's, with malloc's
+ * alignment within it. */
+static size_t malloc_max(const kalloc_front_t *f)
+{
+	return f->max_align >= 16 ? f->max_size : 0;
+}
+
+/* A malloc block as the fast alloc of {size ? size : 1, 16} would be. */
+static struct blk malloc_blk(const kalloc_malloc_t *m, size_t size)
+{
+	void *p = m->malloc(size);
+	size_t n = size ? size : 1;
+	REQUIRE(p && !kalloc_is_sentinel(p), "malloc(%zu) gave %p", size, p);
+	REQUIRE(is_aligned(p, 16), "malloc(%zu) = %p: not 16-aligned", size, p);
+	size_t usable = kalloc_usable_size(conform_a, p);
+	REQUIRE(usable >= n, "malloc(%zu): usable_size %zu", size, usable);
+	struct blk b = { p, n, n, 16, 0 };
+	return b;
+}
+
+/* malloc as the fast alloc of {size ? size : 1, 16}: aligned, long enough,
+ * unique for 0; its blocks freed by its free (1), kalloc_free and the fast
+ * free; the backend's other blocks freed by its free or, when it answers 0,
+ * the front's rest; a foreign pointer left alone (declared FOREIGN_FREE). */
+START_TEST(g15_malloc_entries_as_fast_entries)
+{
+	kalloc_direct_t d = fast_entries();
+	kalloc_front_t f;
+	kalloc_malloc_t m;
+	if (!malloc_entries(&m, &f))
+		return;
+	size_t max = malloc_max(&f);
+	void *z1 = m.malloc(0), *z2 = m.malloc(0);
+	REQUIRE(z1 && z2 && z1 != z2, "malloc(0) twice: %p, %p", z1, z2);
+	REQUIRE(m.free(z1) == 1 && m.free(z2) == 1, "free of malloc(0) blocks");
+	for (size_t i = 0; i < N_SIZES; i++) {
+		if (sizes[i] > max)
+			continue;
+		struct blk b = malloc_blk(&m, sizes[i]);
+		blk_stamp(&b, i);
+		blk_verify(&b, "malloc block");
+		if (i % 3 == 0)
+			REQUIRE(m.free(b.p) == 1, "free of malloc(%zu) returned 0",
+				sizes[i]);
+		else if (i % 3 == 1)
+			blk_free(&b, i & 4);
+		else
+			REQUIRE(d.free(d.state, b.p, KALLOC_LAYOUT_UNKNOWN) == 1,
+				"fast free of malloc(%zu) returned 0", sizes[i]);
+	}
+	for (size_t i = 0; i < N_SIZES; i++) {
+		struct blk b = fast_alloc(&d, sizes[i], 16);
+		blk_stamp(&b, i);
+		if (!m.free(b.p)) {
+			REQUIRE(f.rest_free, "free refused a block of {%zu, 16} "
+				"with no rest free", sizes[i]);
+			blk_verify(&b, "block the malloc free refused");
+			REQUIRE(f.rest_free(f.rest_state, b.p,
+					    KALLOC_LAYOUT_UNKNOWN) == 1,
+				"rest free of a block {%zu, 16} returned 0",
+				sizes[i]);
+		}
+	}
+	if (max == SIZE_MAX) {
+		errno = 0;
+		void *p = m.malloc(SIZE_MAX - 4096);
+		REQUIRE(!p && errno == ENOMEM, "malloc(SIZE_MAX - 4096) gave %p, "
+			"errno %d", p, errno);
+	}
+	if (!(conform_info.detects & KALLOC_DETECT_FOREIGN_FREE))
+		return;
+	static unsigned char buf[512] __attribute__((aligned(4096)));
+	memset(buf, 0x5a, sizeof(buf));
+	REQUIRE(m.free(buf + 64) == 0, "free of a static buffer returned 1");
+	for (size_t k = 0; k < sizeof(buf); k++)
+		REQUIRE(buf[k] == 0x5a, "foreign buffer written at %zu", k);
+}
+END_TEST
+
+/* Two threads allocate through malloc, each block checked for alignment
+ * and stamped, and each frees the other's: a per-thread cache that
+ * misaligns or loses a block only under threads shows here. */
+#define MT_BLOCKS 4000
+struct mt_arg {
+	kalloc_malloc_t m;
+	size_t max;
+	unsigned seed;
+	void *blocks[MT_BLOCKS];
+	size_t sizes[MT_BLOCKS];
+	int bad; /* 1 misaligned, 2 NULL */
+};
+
+static void *mt_alloc(void *p)
+{
+	struct mt_arg *a = p;
+	uint64_t x = a->seed * 0x9e3779b97f4a7c15ull + 1;
+	for (int i = 0; i < MT_BLOCKS; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t n = (i % 64 == 63 ? 40000 : 0) + (x >> 40) % 600;
+		if (n > a->max)
+			n = a->max;
+		void *q = a->m.malloc(n);
+		if (!q) {
+			a->bad = 2;
+			return NULL;
+		}
+		if ((uintptr_t)q & 15)
+			a->bad = 1;
+		memset(q, (int)(i & 255), n);
+		a->blocks[i] = q;
+		a->sizes[i] = n;
+	}
+	return NULL;
+}
+
+static void *mt_free(void *p)
+{
+	struct mt_arg *a = p;
+	for (int i = 0; i < MT_BLOCKS; i++) {
+		unsigned char *q = a->blocks[i];
+		for (size_t k = 0; k < a->sizes[i]; k += 97)
+			if (q[k] != (unsigned char)(i & 255))
+				a->bad = 3;
+		if (!a->m.free(q))
+			a->bad = 4;
+	}
+	return NULL;
+}
+
+START_TEST(g15_malloc_entries_threads)
+{
+	kalloc_front_t f;
+	kalloc_malloc_t m;
+	if (!malloc_entries(&m, &f))
+		return;
+	static struct mt_arg args[2];
+	pthread_t t[2];
+	for (int round = 0; round < 3; round++) {
+		for (unsigned k = 0; k < 2; k++) {
+			args[k] = (struct mt_arg){ .m = m, .max = malloc_max(&f),
+						   .seed = round * 2 + k + 1 };
+			REQUIRE(pthread_create(&t[k], NULL, mt_alloc, &args[k]) == 0,
+				"pthread_create");
+		}
+		for (int k = 0; k < 2; k++)
+			pthread_join(t[k], NULL);
+		for (int k = 0; k < 2; k++)
+			REQUIRE(!args[k].bad, "thread %d: %s", k,
+				args[k].bad == 1 ? "a misaligned block" :
+						   "malloc returned NULL");
+		/* each thread frees the other's blocks */
+		for (unsigned k = 0; k < 2; k++)
+			REQUIRE(pthread_create(&t[k], NULL, mt_free, &args[1 - k]) == 0,
+				"pthread_create");
+		for (int k = 0; k < 2; k++)
+			pthread_join(t[k], NULL);
+		for (int k = 0; k < 2; k++)
+			REQUIRE(!args[k].bad, "blocks of thread %d: %s", k,
+				args[k].bad == 3 ? "content changed before the free" :
+						   "free returned 0 for a block");
+	}
+}
+END_TEST
+
 TCase *g15_fast(void)
 {
 	TCase *tc = conform_tcase("G15");
@@ -218,6 +403,8 @@ TCase *g15_fast(void)
 	tcase_add_test(tc, g15_fast_alloc_failure);
 	tcase_add_test(tc, g15_fast_free_leaves_foreign_alone);
 	tcase_add_test(tc, g15_front_as_fast_entries);
+	tcase_add_test(tc, g15_malloc_entries_as_fast_entries);
+	tcase_add_test(tc, g15_malloc_entries_threads);
 	return tc;
 }
 

@@ -15,6 +15,9 @@
  *                       errno to ENOMEM (a malloc must)               -> G15
  *   MOCK_SILENT_DOUBLE_FREE declares DOUBLE_FREE but ignores a free of a
  *                       block it freed recently                       -> G16
+ *   MOCK_MALLOC_UNDER_16 malloc entries whose blocks under 16 bytes are
+ *                       8-aligned (a library's 8-byte class served as
+ *                       it is)                                        -> G15
  *
  * The mutation set (tests/README.md, "Mutants"): each one fault in an
  * otherwise correct backend.
@@ -64,6 +67,8 @@
 #define MOCK_NAME "broken_fast"
 #elif defined(MOCK_SILENT_DOUBLE_FREE)
 #define MOCK_NAME "silent_double_free"
+#elif defined(MOCK_MALLOC_UNDER_16)
+#define MOCK_NAME "malloc_under_16"
 #elif defined(MOCK_ALIGN_ABOVE_64)
 #define MOCK_NAME "align_above_64"
 #define MOCK_SHIFTED
@@ -426,7 +431,8 @@ static const kalloc_plugin_fast_t fast = {
 	.free = mock_fast_free,
 };
 #define MOCK_FAST &fast
-#elif defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE)
+#elif defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE) || \
+	defined(MOCK_MALLOC_UNDER_16)
 static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
@@ -464,6 +470,39 @@ static const kalloc_plugin_fast_t fast = {
 #define MOCK_FAST &fast
 #else
 #define MOCK_FAST NULL
+#endif
+
+#ifdef MOCK_MALLOC_UNDER_16
+/* Blocks of 16 bytes more than asked; under 16 bytes the pointer handed
+ * out is 8 bytes in (the fault), and free takes it back from there. */
+static void *mock_malloc(size_t size)
+{
+	kalloc_buf_t b;
+	if (size > ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, KALLOC_LAYOUT(size + 16, 16),
+			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return size < 16 ? (char *)b.ptr + 8 : b.ptr;
+}
+
+static int mock_malloc_free(void *ptr)
+{
+	if ((uintptr_t)ptr & 15)
+		ptr = (char *)ptr - 8;
+	return host->free(inner, ptr, KALLOC_LAYOUT_UNKNOWN);
+}
+
+static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free };
+	return KALLOC_OK;
+}
+#define MOCK_MALLOC_ENTRIES mock_malloc_entries
+#else
+#define MOCK_MALLOC_ENTRIES NULL
 #endif
 
 #ifdef MOCK_SILENT_DOUBLE_FREE
@@ -516,4 +555,5 @@ KALLOC_PLUGIN_EXPORT const kalloc_plugin_t kalloc_plugin = {
 	.detects = MOCK_DETECTS,
 	.ops = &ops,
 	.fast = MOCK_FAST,
+	.malloc_entries = MOCK_MALLOC_ENTRIES,
 };
