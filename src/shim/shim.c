@@ -31,8 +31,10 @@
  * it takes go to its alloc, every free to its free, then to the rest free
  * on a 0 (kv's small sizes are slab's, with nothing of kv in between);
  * a backend without a front has its own entries there, so no branch asks
- * whether there is one.  Every other call goes to the core; blocks cross
- * freely between the paths.
+ * whether there is one.  malloc and free jump to the backend's malloc
+ * entries (kalloc_malloc_entries) in the front's place, or to the shim's
+ * wrappers of the front when it has none.  Every other call goes to the
+ * core; blocks cross freely between the paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -87,8 +89,32 @@ static kalloc_direct_t direct;
  * with direct, before plain. */
 static kalloc_front_t front;
 static size_t front_malloc_max;
+/* What malloc and free jump to while plain, in the front's place: the
+ * backend's malloc entries (kalloc_malloc_entries), or front_malloc and
+ * front_free when it has none.  Written with direct, before plain. */
+static kalloc_malloc_t entries;
 static const volatile int never;
 static const volatile int *_Atomic plain = &never;
+
+/* The direct free of p: the front's, then the rest; 0 when neither takes
+ * p (the backend can tell it is not its own). */
+static inline int direct_free(void *p, kalloc_layout_t old)
+{
+	return front.free(front.state, p, old) ||
+	       (front.rest_free && front.rest_free(front.rest_state, p, old));
+}
+
+/* The front's entries in malloc's shape, for a backend without malloc
+ * entries.  size >= 1, within front_malloc_max. */
+static void *front_malloc(size_t size)
+{
+	return front.alloc(front.state, KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN)).ptr;
+}
+
+static int front_free(void *p)
+{
+	return front.free(front.state, p, KALLOC_LAYOUT_UNKNOWN);
+}
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
 static atomic_bool constructed;
@@ -131,6 +157,8 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	if (has_direct) {
 		front_malloc_max = front.max_align >= SHIM_MALLOC_ALIGN ?
 				   front.max_size : 0;
+		if (kalloc_malloc_entries(a, &entries) != KALLOC_OK)
+			entries = (kalloc_malloc_t){ front_malloc, front_free };
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	}
 	backend = a;
@@ -250,14 +278,6 @@ static inline void *alloc(size_t size, size_t align, bool zero,
 	return b.ptr;
 }
 
-/* The direct free of p: the front's, then the rest; 0 when neither takes
- * p (the backend can tell it is not its own). */
-static inline int direct_free(void *p, kalloc_layout_t old)
-{
-	return front.free(front.state, p, old) ||
-	       (front.rest_free && front.rest_free(front.rest_state, p, old));
-}
-
 /* Frees p (not NULL) with the layout it was made with, or unknown. */
 static inline void release(void *p, kalloc_layout_t old, const char *fn,
 			   const void *caller)
@@ -374,6 +394,13 @@ static __attribute__((noinline)) void *malloc_core(size_t size,
 	return alloc(size, SHIM_MALLOC_ALIGN, false, caller);
 }
 
+/* A size the front does not take (0 too, as 1): the fast alloc. */
+static __attribute__((noinline)) void *malloc_rest(size_t size)
+{
+	return direct.alloc(direct.state,
+			    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
+}
+
 /* malloc and free test the plain word, then go to the backend's front or
  * fast entries: they are most of a program's calls.  Otherwise they test
  * one word (fast) before going to the core.  Every other case takes alloc
@@ -384,10 +411,8 @@ SHIM_API void *malloc(size_t size)
 		/* 1 <= size <= front_malloc_max in one compare: size 0 wraps
 		 * and goes the other way, as 1 (malloc(0) is a real block) */
 		if (shim_likely(size - 1 < front_malloc_max))
-			return front.alloc(front.state,
-					   KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN)).ptr;
-		return direct.alloc(direct.state,
-				    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
+			return entries.malloc(size);
+		return malloc_rest(size);
 	}
 	return malloc_core(size ? size : 1, CALLER);
 }
@@ -441,13 +466,15 @@ SHIM_API void free(void *p)
 	if (shim_likely(direct_now() && u > 4095)) {
 		/* the fast free keeps errno (plugin.h) */
 		if (shim_likely(backend_free_first)) {
-			if (shim_unlikely(!front.free(front.state, p,
-						     KALLOC_LAYOUT_UNKNOWN)))
+			if (shim_unlikely(!entries.free(p)))
 				free_unowned(p);
 			return;
 		}
 		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
-			if (shim_unlikely(!direct_free(p, KALLOC_LAYOUT_UNKNOWN)))
+			if (shim_unlikely(!entries.free(p) &&
+					  !(front.rest_free &&
+					    front.rest_free(front.rest_state, p,
+							    KALLOC_LAYOUT_UNKNOWN))))
 				foreign("free", p);
 			return;
 		}
