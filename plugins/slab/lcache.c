@@ -11,7 +11,12 @@
  *
  * Bounds: at most `budget` bytes cached (the caller's: the recent demand,
  * large.c's cache_budget), the oldest entries go first; an entry freed
- * slab_decay_ms ago is unmapped on the next slow path (slab_tick).  With a decay of 0 nothing is cached.
+ * slab_decay_ms ago is unmapped on the next slow path (slab_tick).  And the
+ * cache gives way to fresh memory: a slab span on units that are not
+ * resident (n bytes the program is about to fault in) unmaps the oldest 2n
+ * bytes of entries (twice: an entry is often resident only in part).  So a
+ * program's freed large blocks are not held while it faults in other
+ * memory, and its RSS does not carry both.  With a decay of 0 nothing is cached.
  * lcache_lock guards everything; system calls run after it is dropped.
  */
 #include "slab.h"
@@ -151,6 +156,25 @@ bool slab_lcache_put(void *base, size_t len, size_t budget)
 	pthread_mutex_unlock(&slab_lcache_lock);
 	unmap_all(out);
 	return true;
+}
+
+void slab_lcache_yield(size_t len)
+{
+	if (!atomic_load_explicit(&total_stat, memory_order_relaxed))
+		return;
+	struct cached *out = NULL;
+	size_t freed = 0;
+	pthread_mutex_lock(&slab_lcache_lock);
+	while (oldest && freed < len) {
+		struct cached *c = oldest;
+		unlink_entry(c);
+		freed += c->len;
+		c->anext = out;
+		out = c;
+	}
+	atomic_store_explicit(&total_stat, total, memory_order_relaxed);
+	pthread_mutex_unlock(&slab_lcache_lock);
+	unmap_all(out);
 }
 
 void slab_lcache_decay(void)

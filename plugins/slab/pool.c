@@ -76,13 +76,20 @@ int slab_pool_init(void)
 	return reserve ? KALLOC_OK : KALLOC_ENOMEM;
 }
 
+/* Units the last span_take found clean: pages the span's use will fault
+ * in (pool_lock). */
+static unsigned taken_clean;
+
 static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 			      struct heap *h)
 {
 	const struct class_info *ci = &slab_classes[cls];
+	taken_clean = ci->span;
 	for (unsigned k = 0; k < ci->span; k++) {
 		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
-		units_dirty -= us_test(&c->dirty_units, u + k);
+		unsigned dirty = us_test(&c->dirty_units, u + k);
+		units_dirty -= dirty;
+		taken_clean -= dirty;
 	}
 	units_used += ci->span;
 	us_assign(&c->free_units, u, ci->span, false);
@@ -194,6 +201,7 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 	} else {
 		pthread_mutex_lock(&slab_pool_lock);
 	}
+	taken_clean = 0;
 	struct slab *s = take_run(chunks, cls, h);
 	if (!s && !nowait) {
 		struct chunk *c = chunk_new(false);
@@ -207,9 +215,12 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 	}
 	if (!s && atomic && reserve) /* (never linked: next is NULL) */
 		s = take_run(reserve, cls, h);
+	size_t fresh = s ? (size_t)taken_clean * SLAB_UNIT : 0;
 	if (!nowait)
 		maybe_purge_locked();
 	pthread_mutex_unlock(&slab_pool_lock);
+	if (fresh && !nowait) /* the large cache gives way (lcache.c) */
+		slab_lcache_yield(2 * fresh);
 	return s;
 }
 

@@ -467,6 +467,9 @@ HIDDEN void *slab_lcache_get(size_t len, bool nowait, size_t *got);
 HIDDEN bool slab_lcache_put(void *base, size_t len, size_t budget);
 /* Unmaps the entries freed at least the decay ago. */
 HIDDEN void slab_lcache_decay(void);
+/* Slab is about to fault in len bytes it did not hold resident: unmaps the
+ * oldest entries, len bytes of them or all. */
+HIDDEN void slab_lcache_yield(size_t len);
 HIDDEN int slab_lcache_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- block helpers (the fast paths, plugin.c and alloc.c) -------------- */

@@ -875,6 +875,39 @@ START_TEST(large_cache_sized_by_demand)
 }
 END_TEST
 
+/* Freed large mappings give way to memory slab faults in afresh: spans on
+ * units that were not resident unmap cached entries (twice their size), so
+ * a program's RSS does not carry its freed large blocks into a phase of
+ * small ones. */
+START_TEST(large_cache_gives_way_to_fresh_spans)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	enum { N = 16, SMALL = 2048, COUNT = 2048 };
+	char *p[N];
+	for (int i = 0; i < N; i++) {
+		size_t len;
+		p[i] = alloc(1 << 20, 8, 0, &len);
+		memset(p[i], 1, len);
+	}
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	uint64_t before = stat_of("slab", "large_cached_bytes");
+	ck_assert_uint_ge(before, (uint64_t)N << 20);
+	/* 4 MiB of small blocks, on spans no one used before */
+	static void *small[COUNT];
+	for (int i = 0; i < COUNT; i++)
+		small[i] = alloc(SMALL, 8, 0, NULL);
+	uint64_t after = stat_of("slab", "large_cached_bytes");
+	ck_assert_msg(after + 2 * (uint64_t)SMALL * COUNT <= before + (1 << 20),
+		      "cached %ju bytes before 4 MiB of fresh spans, %ju after",
+		      (uintmax_t)before, (uintmax_t)after);
+	for (int i = 0; i < COUNT; i++)
+		release(small[i]);
+	close_slab();
+}
+END_TEST
+
 /* ---- misuse: reported with the pointer, then abort ----------------------- */
 
 typedef void (*misuse_fn)(void *p);
@@ -1224,6 +1257,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, large_growth_copies_into_a_cached_mapping);
 	tcase_add_test(tc, large_cache_decays);
 	tcase_add_test(tc, large_cache_sized_by_demand);
+	tcase_add_test(tc, large_cache_gives_way_to_fresh_spans);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowait");
