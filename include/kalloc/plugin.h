@@ -65,6 +65,8 @@
 
 #include <kalloc.h>
 
+#include <errno.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -381,6 +383,15 @@ typedef struct kalloc_plugin {
 static inline int kalloc_aligned(const void *p, size_t align)
 {
 	return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+/* A malloc entry's answer to a size above PTRDIFF_MAX: NULL with errno
+ * ENOMEM (some libraries and memory tools return NULL and leave errno).
+ * Test the size first, so the library's malloc stays a tail call. */
+static inline void *kalloc_malloc_too_big(void)
+{
+	errno = ENOMEM;
+	return NULL;
 }
 
 /* Bytes of content a resize keeps: min(old size, new size), where an

@@ -323,10 +323,13 @@ static const kalloc_plugin_ops_t ops = {
 /*
  * The malloc entries: jemalloc's malloc and free, with requests under 16
  * bytes raised to 16 (its 8-byte class is 8-aligned), when every larger
- * class is a multiple of 16.
+ * class is a multiple of 16; above PTRDIFF_MAX, ENOMEM here (under
+ * valgrind its malloc is the tool's, which leaves errno).
  */
 static void *je_malloc16(size_t size)
 {
+	if (size > PTRDIFF_MAX)
+		return kalloc_malloc_too_big();
 	return je.malloc(size < 16 ? 16 : size);
 }
 

@@ -145,7 +145,9 @@ static int libc_realloc(void *state, void *ptr, kalloc_layout_t l,
 static kalloc_buf_t libc_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	void *p = fresh(l.size, l.align);
+	/* (above max_size: refused here, not handed to malloc, which a
+	 * memory tool reports) */
+	void *p = l.size <= PTRDIFF_MAX ? fresh(l.size, l.align) : NULL;
 	if (!p)
 		errno = ENOMEM;
 	return (kalloc_buf_t){ p, p ? l.size : 0 };
@@ -167,8 +169,16 @@ static size_t libc_usable_size(void *state, const void *ptr)
 	return libc.malloc_usable_size((void *)ptr);
 }
 
-/* The malloc entries: malloc(3) itself (16-aligned, malloc(0) a unique
- * block, ENOMEM) and free(3). */
+/* The malloc entries: malloc(3) (16-aligned, malloc(0) a unique block,
+ * ENOMEM), but above PTRDIFF_MAX ENOMEM here (a memory tool's malloc
+ * reports such a size and leaves errno); and free(3). */
+static void *libc_malloc_entry(size_t size)
+{
+	if (size > PTRDIFF_MAX)
+		return kalloc_malloc_too_big();
+	return libc.malloc(size);
+}
+
 static int libc_free1(void *ptr)
 {
 	libc.free(ptr);
@@ -180,7 +190,7 @@ static int malloc_entries(void *state, kalloc_malloc_t *out)
 	(void)state;
 	if (MALLOC_ALIGN < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ libc.malloc, libc_free1 };
+	*out = (kalloc_malloc_t){ libc_malloc_entry, libc_free1 };
 	return KALLOC_OK;
 }
 

@@ -334,16 +334,10 @@ static const kalloc_plugin_ops_t ops = {
  * raised to 16 (its 8-byte class is 8-aligned), when every larger class
  * is a multiple of 16 (plain.align); above PTRDIFF_MAX, ENOMEM here.
  */
-static __attribute__((noinline, cold)) void *too_big(void)
-{
-	errno = ENOMEM; /* mi_malloc's errno above PTRDIFF_MAX is not */
-	return NULL;
-}
-
 static void *plug_malloc16(size_t size)
 {
-	if (size > PTRDIFF_MAX)
-		return too_big();
+	if (size > PTRDIFF_MAX) /* mi_malloc's errno there is not ENOMEM */
+		return kalloc_malloc_too_big();
 	return mi_malloc(size < 16 ? 16 : size);
 }
 

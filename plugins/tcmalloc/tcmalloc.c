@@ -315,7 +315,9 @@ static int tc_realloc_entry(void *state, void *ptr, kalloc_layout_t l,
  * allocation, and release. */
 static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l)
 {
-	void *p = fresh(l);
+	/* (above max_size: refused here, not handed to a replaced malloc,
+	 * which a memory tool reports) */
+	void *p = l.size <= PTRDIFF_MAX ? fresh(l) : NULL;
 	if (!p) {
 		errno = ENOMEM;
 		return (kalloc_buf_t){ NULL, 0 };
@@ -380,10 +382,13 @@ static const kalloc_plugin_ops_t ops = {
 /*
  * The malloc entries: tc_malloc and tc_free, with requests under 16 bytes
  * raised to 16 (its 8-byte class is 8-aligned), when every larger class
- * is a multiple of 16 (plain_align; 0 when the host replaced tcmalloc).
+ * is a multiple of 16 (plain_align; 0 when the host replaced tcmalloc);
+ * above PTRDIFF_MAX, ENOMEM here.
  */
 static void *tc_malloc16(size_t size)
 {
+	if (size > PTRDIFF_MAX)
+		return kalloc_malloc_too_big();
 	return tc.malloc(size < 16 ? 16 : size);
 }
 
