@@ -16,8 +16,9 @@
  * resident (n bytes the program is about to fault in) unmaps the oldest 2n
  * bytes of entries (twice: an entry is often resident only in part).  So a
  * program's freed large blocks are not held while it faults in other
- * memory, and its RSS does not carry both.  With a decay of 0 nothing is cached.
- * lcache_lock guards everything; system calls run after it is dropped.
+ * memory, and its RSS does not carry both.  With a decay of 0 nothing is
+ * cached.  lcache_lock guards everything; system calls run after it is
+ * dropped.
  */
 #include "slab.h"
 
