@@ -67,6 +67,13 @@ static void demand_saw(uint64_t live)
 		}
 }
 
+/* n more bytes of large blocks live (a new block, or a grown one). */
+static void live_grew(size_t n)
+{
+	demand_saw(atomic_fetch_add_explicit(&large_bytes, n,
+					     memory_order_relaxed) + n);
+}
+
 static size_t cache_budget(void)
 {
 	uint64_t live = atomic_load_explicit(&large_bytes, memory_order_relaxed);
@@ -147,8 +154,7 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 	forget_freed(large_block(l));
 	slab_register(REG_LARGE, base, true);
 	atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
-	demand_saw(atomic_fetch_add_explicit(&large_bytes, len,
-					     memory_order_relaxed) + len);
+	live_grew(len);
 	*usable = l->usable;
 	return large_block(l);
 }
@@ -216,8 +222,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		memset(large_block(n) + l->usable, 0, n->usable - l->usable);
 		slab_register(REG_LARGE, warm, true);
 		atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
-		demand_saw(atomic_fetch_add_explicit(&large_bytes, got,
-						     memory_order_relaxed) + got);
+		live_grew(got);
 		slab_large_free(l);
 		*usable = n->usable;
 		return large_block(n);
@@ -244,8 +249,7 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	}
 	l->map_len = len;
 	l->usable = len - hdr;
-	demand_saw(atomic_fetch_add_explicit(&large_bytes, len - old_len,
-					     memory_order_relaxed) + len - old_len);
+	live_grew(len - old_len);
 	*usable = l->usable;
 	return large_block(l);
 }

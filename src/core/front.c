@@ -14,18 +14,21 @@
 
 #include <stdio.h>
 
-#define COVERS_MEMBER(p, m) \
-	((p)->struct_size >= offsetof(kalloc_plugin_t, m) + sizeof((p)->m))
+/* Why an entry's answer other than KALLOC_OK and KALLOC_ENOTSUP refuses
+ * the plugin. */
+static const char *bad_answer(const char *entry, int err)
+{
+	static _Thread_local char why[96];
+	snprintf(why, sizeof(why), "its %s answered %d (%s), not KALLOC_OK "
+		 "nor KALLOC_ENOTSUP", entry, err, kalloc_strerror(err));
+	return why;
+}
 
 /* Why a front the plugin gave is refused, or NULL. */
 static const char *front_invalid(int err, const kalloc_plugin_front_t *f)
 {
-	static _Thread_local char why[96];
-	if (err != KALLOC_OK) {
-		snprintf(why, sizeof(why), "its front answered %d (%s), not "
-			 "KALLOC_OK nor KALLOC_ENOTSUP", err, kalloc_strerror(err));
-		return why;
-	}
+	if (err != KALLOC_OK)
+		return bad_answer("front", err);
 	if (!f->alloc)
 		return "its front has no 'alloc'";
 	if (!f->free)
@@ -39,46 +42,39 @@ static const char *front_invalid(int err, const kalloc_plugin_front_t *f)
 static int malloc_entries_init(kalloc_t *a, const char *path)
 {
 	const kalloc_plugin_t *p = a->p;
-	if (!COVERS_MEMBER(p, malloc_entries) || !p->malloc_entries)
+	if (!DESC_COVERS(p, malloc_entries) || !p->malloc_entries)
 		return KALLOC_OK;
 	kalloc_malloc_t m = { 0 };
 	int err = p->malloc_entries(a->state, &m);
 	if (err == KALLOC_ENOTSUP)
 		return KALLOC_OK;
 	const char *why = NULL;
-	static _Thread_local char answer[96];
-	if (err != KALLOC_OK) {
-		snprintf(answer, sizeof(answer), "its malloc_entries answered "
-			 "%d (%s), not KALLOC_OK nor KALLOC_ENOTSUP", err,
-			 kalloc_strerror(err));
-		why = answer;
-	} else if (!m.malloc) {
+	if (err != KALLOC_OK)
+		why = bad_answer("malloc_entries", err);
+	else if (!m.malloc)
 		why = "its malloc entries have no 'malloc'";
-	} else if (!m.free) {
+	else if (!m.free)
 		why = "its malloc entries have no 'free'";
-	}
 	if (why)
 		return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path,
 				     why);
 	a->malloc = m;
-	a->has_malloc = true;
 	return KALLOC_OK;
 }
 
-int kalloc__front_init(kalloc_t *a, const char *path)
+/* a->front from the plugin's front, or its fast table's entries. */
+static int front_init(kalloc_t *a, const char *path)
 {
-	if (!a->fast)
-		return KALLOC_OK;
 	/* no front: the fast table everywhere, and nothing after its free */
 	a->front = (kalloc_front_t){ a->fast->alloc, a->fast->free, a->state,
 				     SIZE_MAX, a->max_align, NULL, NULL };
 	const kalloc_plugin_t *p = a->p;
-	if (!COVERS_MEMBER(p, front) || !p->front)
-		return malloc_entries_init(a, path);
+	if (!DESC_COVERS(p, front) || !p->front)
+		return KALLOC_OK;
 	kalloc_plugin_front_t f = { 0 };
 	int err = p->front(a->state, &f);
 	if (err == KALLOC_ENOTSUP)
-		return malloc_entries_init(a, path);
+		return KALLOC_OK;
 	const char *why = front_invalid(err, &f);
 	if (why)
 		return kalloc__error(KALLOC_EABI, "refusing plugin %s: %s", path,
@@ -88,7 +84,15 @@ int kalloc__front_init(kalloc_t *a, const char *path)
 		f.max_align < a->max_align ? f.max_align : a->max_align,
 		a->fast->free, a->state,
 	};
-	return malloc_entries_init(a, path);
+	return KALLOC_OK;
+}
+
+int kalloc__front_init(kalloc_t *a, const char *path)
+{
+	if (!a->fast)
+		return KALLOC_OK;
+	int err = front_init(a, path);
+	return err ? err : malloc_entries_init(a, path);
 }
 
 int kalloc_front(kalloc_t *a, kalloc_front_t *out)
@@ -111,7 +115,7 @@ int kalloc_malloc_entries(kalloc_t *a, kalloc_malloc_t *out)
 	if (!a || !out)
 		return kalloc__error(KALLOC_EINVAL, "kalloc_malloc_entries: "
 				     "handle and out must not be NULL");
-	if (!a->has_malloc)
+	if (!a->malloc.malloc)
 		return kalloc__error(KALLOC_ENOTSUP,
 				     "backend '%s' has no malloc entries (its "
 				     "plugin's descriptor answers none); use "

@@ -54,8 +54,8 @@ struct kalloc {
 	const kalloc_plugin_cache_t *cache; /* NULL or every entry */
 	kalloc_front_t front;  /* with fast: what kalloc_front hands out, set
 				* once after init (front.c) */
-	kalloc_malloc_t malloc; /* with has_malloc: kalloc_malloc_entries' */
-	bool has_malloc;
+	kalloc_malloc_t malloc; /* kalloc_malloc_entries': both NULL, or both
+				 * set once after init (front.c) */
 	void *state;
 	void *dl;              /* dlopen handle, dlclose'd at kalloc_close */
 	char *path;            /* plugin file */
@@ -182,6 +182,11 @@ HIDDEN extern const kalloc_host_t kalloc__host;
 HIDDEN void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx);
 HIDDEN void kalloc__register(kalloc_t *a);
 HIDDEN void kalloc__unregister(kalloc_t *a);
+
+/* Does descriptor p, compiled with its struct_size, have member `field`
+ * (one appended after the first ABI)? */
+#define DESC_COVERS(p, field) \
+	((p)->struct_size >= offsetof(kalloc_plugin_t, field) + sizeof((p)->field))
 
 /* front.c: a->front from the plugin's front, or from its fast table when
  * it has none, and a->malloc from its malloc_entries; KALLOC_EABI (errmsg

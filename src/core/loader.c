@@ -232,14 +232,11 @@ static int resolve(const char *backend, char *path, size_t cap)
 
 /* ---- descriptor checks ------------------------------------------------ */
 
-#define COVERS(p, field) \
-	((p)->struct_size >= offsetof(kalloc_plugin_t, field) + sizeof((p)->field))
-
 /* The cache table, if the descriptor has one: NULL for a descriptor
  * compiled before it was appended. */
 static const kalloc_plugin_cache_t *cache_table(const kalloc_plugin_t *p)
 {
-	return COVERS(p, cache) ? p->cache : NULL;
+	return DESC_COVERS(p, cache) ? p->cache : NULL;
 }
 
 /* Why a cache table is refused (an entry missing), or NULL. */
@@ -280,7 +277,7 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 			 "rebuild it against <kalloc/plugin.h> " KALLOC_VERSION_STRING,
 			 (unsigned)p->abi_version, KALLOC_PLUGIN_ABI);
 		why = buf;
-	} else if (!COVERS(p, fast)) {
+	} else if (!DESC_COVERS(p, fast)) {
 		snprintf(buf, sizeof(buf),
 			 "descriptor is %u bytes, smaller than the ABI's %zu",
 			 (unsigned)p->struct_size,
@@ -305,10 +302,11 @@ static int check_descriptor(const kalloc_plugin_t *p, const char *path)
 				       "entries, or no table)";
 	else if ((why = cache_table_missing(p)))
 		;
-	else if (COVERS(p, front) && p->front && !p->fast)
+	else if (DESC_COVERS(p, front) && p->front && !p->fast)
 		why = "front without a fast table (the pointers its free "
 		      "refuses go to the fast free)";
-	else if (COVERS(p, malloc_entries) && p->malloc_entries && !p->fast)
+	else if (DESC_COVERS(p, malloc_entries) && p->malloc_entries &&
+		 !p->fast)
 		why = "malloc_entries without a fast table (they are its "
 		      "entries in malloc's shape)";
 	else if (p->max_align == 0 || (p->max_align & (p->max_align - 1)))

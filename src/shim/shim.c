@@ -463,21 +463,15 @@ static __attribute__((noinline)) void free_unowned(void *p)
 SHIM_API void free(void *p)
 {
 	uintptr_t u = (uintptr_t)p;
-	if (shim_likely(direct_now() && u > 4095)) {
+	/* the backend's free first when a 0 from it says "not mine";
+	 * otherwise only once the arena and the mappings are ruled out */
+	if (shim_likely(direct_now() && u > 4095) &&
+	    shim_likely(backend_free_first ||
+			(!shim_map_maybe(p) && !shim_boot_owns(p)))) {
 		/* the fast free keeps errno (plugin.h) */
-		if (shim_likely(backend_free_first)) {
-			if (shim_unlikely(!entries.free(p)))
-				free_unowned(p);
-			return;
-		}
-		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
-			if (shim_unlikely(!entries.free(p) &&
-					  !(front.rest_free &&
-					    front.rest_free(front.rest_state, p,
-							    KALLOC_LAYOUT_UNKNOWN))))
-				foreign("free", p);
-			return;
-		}
+		if (shim_unlikely(!entries.free(p)))
+			free_unowned(p);
+		return;
 	}
 	free_core(p, CALLER);
 }
