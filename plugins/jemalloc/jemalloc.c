@@ -44,6 +44,7 @@
 #include <string.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
 
 static char version[96];
 
@@ -269,13 +270,16 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l
 static kalloc_buf_t je_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	if (likely(l.align <= je.plain_align && l.size <= je.classes.max)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = je.malloc(n);
-		if (likely(p))
-			return (kalloc_buf_t){ p, je.classes.len[(n + 7) >> 3] };
-	}
-	return fast_alloc_other(l);
+	if (unlikely(l.align > je.plain_align || l.size > je.classes.max))
+		return fast_alloc_other(l);
+	/* the length first: nothing but it is kept across the call */
+	size_t n = l.size < l.align ? l.align : l.size;
+	size_t len = je.classes.len[(n + 7) >> 3];
+	void *p = je.malloc(n);
+	if (likely(p))
+		return (kalloc_buf_t){ p, len };
+	errno = ENOMEM; /* (a memory tool's malloc may leave it) */
+	return (kalloc_buf_t){ NULL, 0 };
 }
 
 /* jemalloc cannot tell its blocks from others: every pointer is freed.

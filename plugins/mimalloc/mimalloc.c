@@ -285,13 +285,16 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l
 static kalloc_buf_t plug_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	if (likely(l.align <= plain.align && l.size <= plain.classes.max)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = mi_malloc(n);
-		if (likely(p))
-			return (kalloc_buf_t){ p, plain.classes.len[(n + 7) >> 3] };
-	}
-	return fast_alloc_other(l);
+	if (unlikely(l.align > plain.align || l.size > plain.classes.max))
+		return fast_alloc_other(l);
+	/* the length first: nothing but it is kept across the call */
+	size_t n = l.size < l.align ? l.align : l.size;
+	size_t len = plain.classes.len[(n + 7) >> 3];
+	void *p = mi_malloc(n);
+	if (likely(p))
+		return (kalloc_buf_t){ p, len };
+	errno = ENOMEM; /* (a memory tool's malloc may leave it) */
+	return (kalloc_buf_t){ NULL, 0 };
 }
 
 /* mi_free takes any pointer it is given: every pointer is freed. */

@@ -62,6 +62,7 @@
 #define REPLACED_MAX_ALIGN ((size_t)1 << 24)
 
 #define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
 
 /* Below this alignment tcmalloc's page-level blocks never start. */
 #define PAGE_MASK ((uintptr_t)4096 - 1)
@@ -329,13 +330,16 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(kalloc_layout_t l
 static kalloc_buf_t tc_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	if (likely(l.align <= tc.plain_align && l.size <= tc.classes.max)) {
-		size_t n = l.size < l.align ? l.align : l.size;
-		void *p = tc.malloc(n);
-		if (likely(p))
-			return (kalloc_buf_t){ p, tc.classes.len[(n + 7) >> 3] };
-	}
-	return fast_alloc_other(l);
+	if (unlikely(l.align > tc.plain_align || l.size > tc.classes.max))
+		return fast_alloc_other(l);
+	/* the length first: nothing but it is kept across the call */
+	size_t n = l.size < l.align ? l.align : l.size;
+	size_t len = tc.classes.len[(n + 7) >> 3];
+	void *p = tc.malloc(n);
+	if (likely(p))
+		return (kalloc_buf_t){ p, len };
+	errno = ENOMEM; /* (a memory tool's malloc may leave it) */
+	return (kalloc_buf_t){ NULL, 0 };
 }
 
 /* tcmalloc cannot tell its blocks from others: every pointer is freed.

@@ -110,16 +110,31 @@ not_a_block(kalloc_t *a, const void *ptr)
 			   "block of it (a double free)", a->p->name);
 }
 
-/* Frees a real block without instrumentation: the fast free, or realloc. */
+/* Frees a real block by the plugin's realloc (no fast entries). */
+static __attribute__((noinline)) void realloc_free(kalloc_t *a, void *ptr,
+						   kalloc_layout_t old)
+{
+	kalloc_buf_t ignored;
+	a->ops->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+}
+
+/* Frees a real block without instrumentation: the fast free, or realloc.
+ * a and ptr wait in memory across the fast free, for its rare 0: no
+ * register to save, none to restore. */
 static inline void plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
 {
 	if (likely(a->fast)) {
-		if (unlikely(!a->fast->free(a->state, ptr, old)))
-			not_a_block(a, ptr);
+		struct {
+			kalloc_t *a;
+			void *ptr;
+		} c = { a, ptr };
+		int ok = a->fast->free(a->state, ptr, old);
+		__asm__("" : "+m"(c)); /* c is read back from memory */
+		if (unlikely(!ok))
+			not_a_block(c.a, c.ptr);
 		return;
 	}
-	kalloc_buf_t ignored;
-	a->ops->realloc(a->state, ptr, KALLOC_LAYOUT(0, 1), old, 0, &ignored);
+	realloc_free(a, ptr, old);
 }
 
 void kalloc__plain_free(kalloc_t *a, void *ptr, kalloc_layout_t old)
@@ -308,27 +323,68 @@ static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
  */
 #define IN_REGS(size, align) __asm__("" : "+r"(size), "+r"(align))
 
-/* A plain-path call, kept in memory for the rare outcomes (plain_result):
- * the fast path then holds no registers across the plugin's call but out. */
+/* A plain-path call, kept in memory across the plugin's call: the fast
+ * path then holds no register across it (no callee-saved register to
+ * save), and the rare outcomes (plain_result) read it there. */
 struct plain_call {
 	kalloc_t *a;
 	size_t size, align;
 	kalloc_flags_t flags;
+	kalloc_buf_t *out;
 };
 
-/* The plain path's rare outcomes: a failure, or a result that may be a
+/* The plain path's rare outcomes: a failure, or a result b that may be a
  * sentinel. */
 __attribute__((noinline)) static int
-plain_result(const struct plain_call *c, int err, kalloc_buf_t *out)
+plain_result(const struct plain_call *c, int err, kalloc_buf_t b)
 {
 	kalloc_layout_t layout = KALLOC_LAYOUT(c->size, c->align);
 	if (err)
 		return backend_failed(c->a, err, layout, c->flags);
-	if (!kalloc_is_sentinel(out->ptr))
+	*c->out = b;
+	if (!kalloc_is_sentinel(b.ptr))
 		return KALLOC_OK;
 	err = kalloc__retire_sentinel(c->a, layout,
-				      c->flags & KALLOC_PLUGIN_FLAGS, false, out);
+				      c->flags & KALLOC_PLUGIN_FLAGS, false,
+				      c->out);
 	return err ? backend_failed(c->a, err, layout, c->flags) : KALLOC_OK;
+}
+
+/*
+ * The fast alloc: a call of its own, which kalloc_alloc reaches by a jump
+ * with its arguments where they are, and which keeps the call in memory
+ * across the plugin's call: no register to save, none to restore.
+ */
+static __attribute__((noinline)) int plain_fast(kalloc_t *a, size_t size,
+						size_t al, kalloc_flags_t flags,
+						kalloc_buf_t *out)
+{
+	struct plain_call c = { a, size, al, flags, out };
+	kalloc_buf_t b = a->fast->alloc(a->state, KALLOC_LAYOUT(size, al));
+	__asm__("" : "+m"(c)); /* c is read back from memory */
+	if (likely(NOT_SENTINEL(b.ptr))) {
+		*c.out = b;
+		return KALLOC_OK;
+	}
+	return plain_result(&c, b.ptr ? KALLOC_OK : KALLOC_ENOMEM, b);
+}
+
+/* The plain path with a plugin flag, or a plugin without fast entries. */
+static __attribute__((noinline)) int plain_realloc(kalloc_t *a, size_t size,
+						   size_t al,
+						   kalloc_flags_t flags,
+						   kalloc_buf_t *out)
+{
+	struct plain_call c = { a, size, al, flags, out };
+	kalloc_buf_t b;
+	int err = plugin_realloc(a, NULL, KALLOC_LAYOUT(size, al),
+				 KALLOC_LAYOUT_UNKNOWN,
+				 flags & KALLOC_PLUGIN_FLAGS, &b);
+	if (likely(!err && NOT_SENTINEL(b.ptr))) {
+		*out = b;
+		return KALLOC_OK;
+	}
+	return plain_result(&c, err, b);
 }
 
 /*
@@ -347,27 +403,9 @@ do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 		   !(atomic_load_explicit(&a->features, memory_order_relaxed) |
 		     atomic_load_explicit(&kalloc__fail_armed,
 					  memory_order_relaxed)))) {
-		struct plain_call c = { a, size, al, flags };
-		__asm__("" : : "m"(c));
-		kalloc_flags_t pf = flags & KALLOC_PLUGIN_FLAGS;
-		int err;
-		if (likely(a->fast && !pf)) {
-			kalloc_buf_t b = a->fast->alloc(a->state,
-							KALLOC_LAYOUT(size, al));
-			if (likely(NOT_SENTINEL(b.ptr))) {
-				*out = b;
-				return KALLOC_OK;
-			}
-			if (!b.ptr)
-				return plain_result(&c, KALLOC_ENOMEM, out);
-			*out = b;
-			return plain_result(&c, KALLOC_OK, out);
-		}
-		err = plugin_realloc(a, NULL, KALLOC_LAYOUT(size, al),
-				     KALLOC_LAYOUT_UNKNOWN, pf, out);
-		if (likely(!err && NOT_SENTINEL(out->ptr)))
-			return KALLOC_OK;
-		return plain_result(&c, err, out);
+		if (likely(a->fast && !(flags & KALLOC_PLUGIN_FLAGS)))
+			return plain_fast(a, size, al, flags, out);
+		return plain_realloc(a, size, al, flags, out);
 	}
 	if (size == 0 && NOT_SENTINEL(ptr) && (old.size || !old.align) && al &&
 	    !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {

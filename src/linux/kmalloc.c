@@ -149,7 +149,8 @@ static inline bool direct_now(void)
 	return *atomic_load_explicit(&kplain, memory_order_acquire);
 }
 
-static void *k_malloc_core(const void *caller, size_t size, gfp_t flags)
+static __attribute__((noinline)) void *k_malloc_core(const void *caller,
+						    size_t size, gfp_t flags)
 {
 	pthread_once(&kdirect_once, kdirect_init);
 	return alloc_on(caller, k_alloc(), size, kmalloc_align(size), flags);
@@ -164,26 +165,44 @@ static inline bool direct_gfp(gfp_t flags)
 	       __GFP_DIRECT_RECLAIM;
 }
 
+/*
+ * The direct allocation.  The call waits in memory across the entry's call
+ * (for a failure, which takes the core's path): no register to save, none
+ * to restore.
+ */
+static __attribute__((noinline)) void *k_malloc_direct(const void *caller,
+						       size_t size,
+						       size_t align,
+						       gfp_t flags)
+{
+	struct {
+		const void *caller;
+		size_t size;
+		gfp_t flags;
+	} c = { caller, size, flags };
+	kalloc_layout_t l = KALLOC_LAYOUT(size, align);
+	kalloc_buf_t b;
+	if (likely(size <= kfront.max_size && align <= kfront.max_align))
+		b = kfront.alloc(kfront.state, l);
+	else
+		b = kdirect.alloc(kdirect.state, l);
+	__asm__("" : "+m"(c)); /* c is read back from memory */
+	if (unlikely(!b.ptr))
+		return k_malloc_core(c.caller, c.size, c.flags);
+	if (c.flags & __GFP_ZERO) /* the whole block, as ksize() tells it */
+		return memset(b.ptr, 0, b.len);
+	return b.ptr;
+}
+
 static inline void *k_malloc(const void *caller, size_t size, gfp_t flags)
 {
 	if (!size)
 		return ZERO_SIZE_PTR;
-	bool zero = flags & __GFP_ZERO;
 	size_t align = kmalloc_align(size);
-	if (likely(direct_gfp(flags) && (!zero || size <= DIRECT_ZERO_MAX) &&
-		   direct_now() && align <= kdirect_max_align)) {
-		kalloc_layout_t l = KALLOC_LAYOUT(size, align);
-		kalloc_buf_t b;
-		if (likely(size <= kfront.max_size && align <= kfront.max_align))
-			b = kfront.alloc(kfront.state, l);
-		else
-			b = kdirect.alloc(kdirect.state, l);
-		if (likely(b.ptr)) {
-			if (zero) /* the whole block, as ksize() tells it */
-				memset(b.ptr, 0, b.len);
-			return b.ptr;
-		}
-	}
+	if (likely(direct_gfp(flags) &&
+		   (!(flags & __GFP_ZERO) || size <= DIRECT_ZERO_MAX) &&
+		   direct_now() && align <= kdirect_max_align))
+		return k_malloc_direct(caller, size, align, flags);
 	return k_malloc_core(caller, size, flags);
 }
 
@@ -204,18 +223,36 @@ static void *k_array(const void *caller, size_t n, size_t size, gfp_t flags)
 	return overflowed ? NULL : k_malloc(caller, bytes, flags);
 }
 
+/* A free the front did not take: its rest free, else the core's, which
+ * says what the pointer is. */
+static __attribute__((noinline)) void k_free_rest(const void *caller,
+						  const void *p)
+{
+	if (kfront.rest_free && kfront.rest_free(kfront.rest_state, (void *)p,
+						 KALLOC_LAYOUT_UNKNOWN))
+		return;
+	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
 static inline void k_free(const void *caller, const void *p)
 {
 	if (ZERO_OR_NULL_PTR(p))
 		return;
-	/* the direct free answers 0, touching nothing, for a pointer its
-	 * backend can tell is not its own: the core then says what it is */
-	if (likely(direct_now()) &&
-	    (kfront.free(kfront.state, (void *)p, KALLOC_LAYOUT_UNKNOWN) ||
-	     (kfront.rest_free && kfront.rest_free(kfront.rest_state, (void *)p,
-						   KALLOC_LAYOUT_UNKNOWN))))
+	if (unlikely(!direct_now())) {
+		kalloc_free_at(caller, k_alloc(), (void *)p,
+			       KALLOC_LAYOUT_UNKNOWN);
 		return;
-	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	}
+	/* the direct free answers 0, touching nothing, for a pointer its
+	 * backend can tell is not its own; the call waits in memory across
+	 * it, as in k_malloc_direct */
+	struct {
+		const void *caller, *p;
+	} c = { caller, p };
+	int ok = kfront.free(kfront.state, (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	__asm__("" : "+m"(c));
+	if (unlikely(!ok))
+		k_free_rest(c.caller, c.p);
 }
 
 /* len bytes of s and a terminating NUL. */
