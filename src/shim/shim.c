@@ -463,15 +463,21 @@ static __attribute__((noinline)) void free_unowned(void *p)
 SHIM_API void free(void *p)
 {
 	uintptr_t u = (uintptr_t)p;
-	/* the backend's free first when a 0 from it says "not mine";
-	 * otherwise only once the arena and the mappings are ruled out */
-	if (shim_likely(direct_now() && u > 4095) &&
-	    shim_likely(backend_free_first ||
-			(!shim_map_maybe(p) && !shim_boot_owns(p)))) {
-		/* the fast free keeps errno (plugin.h) */
-		if (shim_unlikely(!entries.free(p)))
-			free_unowned(p);
-		return;
+	/* the fast free keeps errno (plugin.h) */
+	if (shim_likely(direct_now() && u > 4095)) {
+		/* the backend's free first when a 0 from it says "not mine" */
+		if (backend_free_first) {
+			if (shim_unlikely(!entries.free(p)))
+				free_unowned(p);
+			return;
+		}
+		/* otherwise once the arena and the mappings are ruled out; a
+		 * backend that cannot tell takes every pointer (answers 1):
+		 * a tail call */
+		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
+			entries.free(p);
+			return;
+		}
 	}
 	free_core(p, CALLER);
 }
