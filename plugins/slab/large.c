@@ -5,15 +5,19 @@
  * or `align` bytes of header space for larger alignments; the block follows.
  * Pages never touched stay unbacked, so the header space costs one page.
  *
- * Fresh and grown pages come from the kernel zeroed: callers need not zero
- * beyond the old usable length.  Growth up to WARM_COPY_MAX first looks
- * for a cached mapping to copy into (resident pages: a copy costs less than
- * the page faults of fresh ones, as a vector growing 1.5x at a time writes
- * them all), zeroing what it adds; then it tries mremap in place, then
- * moves the pages to a new granule with mremap (no copy); shrinking unmaps
- * the tail.  A freed mapping goes to the large cache (lcache.c) when it fits
- * there; a reused one is dirty, and may be up to twice the length asked.
- * Under NOWAIT only in-place no-ops and reuse from the cache run.
+ * Growth up to WARM_COPY_MAX first looks for a cached mapping to copy into
+ * (resident pages: a copy costs less than the page faults of fresh ones,
+ * as a vector growing 1.5x at a time writes them all); then it tries
+ * mremap in place, then moves the pages to a new granule with mremap (no
+ * copy).  Grown pages come from the kernel zeroed; a cached mapping's are
+ * zeroed when the caller asks (ZERO), so callers zero only up to the old
+ * usable length.  A growing block (realloc) takes a cached mapping of up
+ * to three times the length asked, and a later realloc keeps the mapping
+ * while the block fills two thirds of it: a vector growing 1.5x at a time
+ * takes its next steps in place.  Shrinking below that unmaps the tail.
+ * A freed mapping goes to the large cache (lcache.c) when it fits there; a
+ * reused one is dirty.  Under NOWAIT only in-place no-ops and reuse from
+ * the cache run.
  */
 #include "slab.h"
 
@@ -46,6 +50,15 @@ static size_t map_len_for(size_t hdr, size_t size)
  * at most what the program's own blocks touched.
  */
 #define LCACHE_MIN_BUDGET ((size_t)8 << 20)
+
+/* The longest cached mapping a request for len bytes takes: 2 len, and
+ * 3 len for a growing block (realloc), which will likely grow into it in
+ * place (a vector growing 1.5x at a time takes its next steps there). */
+static size_t cache_fit(size_t len, bool growing)
+{
+	size_t k = growing ? 3 : 2;
+	return len <= SIZE_MAX / k ? k * len : SIZE_MAX;
+}
 
 /* Largest mapping grown by copying into a warm cached one. */
 #define WARM_COPY_MAX ((size_t)4 << 20)
@@ -129,8 +142,8 @@ bool slab_large_was_freed(const void *p)
 	return false;
 }
 
-void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
-		       bool *zeroed)
+void *slab_large_alloc(size_t size, size_t align, bool nowait, bool growing,
+		       size_t *usable, bool *zeroed)
 {
 	size_t hdr = header_space(align);
 	size_t len = map_len_for(hdr, size);
@@ -138,7 +151,7 @@ void *slab_large_alloc(size_t size, size_t align, bool nowait, size_t *usable,
 		return NULL;
 	slab_tick(nowait);
 	size_t got;
-	char *base = slab_lcache_get(len, nowait, &got);
+	char *base = slab_lcache_get(len, cache_fit(len, growing), nowait, &got);
 	*zeroed = !base;
 	if (base)
 		len = got;
@@ -185,7 +198,7 @@ void slab_large_free(struct large *l)
 }
 
 void *slab_large_resize(struct large *l, size_t size, size_t align,
-			bool nowait, size_t *usable)
+			bool nowait, bool zero, size_t *usable)
 {
 	char *base = (char *)l;
 	size_t hdr = l->hdr_len;
@@ -196,7 +209,9 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		return NULL;
 	size_t old_len = l->map_len;
 	if (len <= old_len) {
-		if (!nowait && len < old_len) {
+		/* the tail goes when it is over a third of the mapping: a
+		 * block growing into a larger cached mapping keeps it */
+		if (!nowait && old_len - len > old_len / 3) {
 			slab_unmap(base + len, old_len - len);
 			l->map_len = len;
 			l->usable = len - hdr;
@@ -209,9 +224,11 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 	if (nowait)
 		return NULL;
 	size_t got;
-	char *warm = len <= WARM_COPY_MAX ? slab_lcache_get(len, false, &got) :
-					    NULL;
-	if (warm) { /* dirty pages: zero what the block gains */
+	char *warm = len <= WARM_COPY_MAX ?
+			     slab_lcache_get(len, cache_fit(len, true), false,
+					     &got) :
+			     NULL;
+	if (warm) { /* dirty pages: zero what the block gains, if asked */
 		struct large *n = (struct large *)warm;
 		n->kind = KIND_LARGE;
 		n->map_len = got;
@@ -219,7 +236,9 @@ void *slab_large_resize(struct large *l, size_t size, size_t align,
 		forget_freed(large_block(n));
 		n->usable = got - hdr;
 		memcpy(large_block(n), large_block(l), l->usable);
-		memset(large_block(n) + l->usable, 0, n->usable - l->usable);
+		if (zero)
+			memset(large_block(n) + l->usable, 0,
+			       n->usable - l->usable);
 		slab_register(REG_LARGE, warm, true);
 		atomic_fetch_add_explicit(&large_count, 1, memory_order_relaxed);
 		live_grew(got);

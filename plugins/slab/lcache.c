@@ -7,16 +7,17 @@
  * a struct cached instead of a struct large.  Entries sit on two lists:
  * their bin's (by length, four bins per power of two, newest first) and
  * the age list (newest first).  A request of n bytes takes an entry of
- * n..2n bytes whole (no trimming).  Its pages may be dirty, never zero.
+ * n..2n bytes whole (no trimming), a growing block's (realloc) one of
+ * n..3n: it will likely grow into it, in place.  Its pages may be dirty,
+ * never zero.
  *
  * Bounds: at most `budget` bytes cached (the caller's: the recent demand,
  * large.c's cache_budget), the oldest entries go first; an entry freed
  * slab_decay_ms ago is unmapped on the next slow path (slab_tick).  And the
  * cache gives way to fresh memory: a slab span on units that are not
- * resident (n bytes the program is about to fault in) unmaps the oldest 2n
- * bytes of entries (twice: an entry is often resident only in part).  So a
- * program's freed large blocks are not held while it faults in other
- * memory, and its RSS does not carry both.  With a decay of 0 nothing is
+ * resident (n bytes the program is about to fault in) unmaps the oldest n
+ * bytes of entries.  So a program's freed large blocks are not held while
+ * it faults in as much other memory, and its RSS does not carry both.  With a decay of 0 nothing is
  * cached.  lcache_lock guards everything; system calls run after it is
  * dropped.
  */
@@ -97,7 +98,7 @@ static void unmap_all(struct cached *c)
 	}
 }
 
-void *slab_lcache_get(size_t len, bool nowait, size_t *got)
+void *slab_lcache_get(size_t len, size_t max_len, bool nowait, size_t *got)
 {
 	if (slab_tool) /* a memory tool: freed mappings go back at once */
 		return NULL;
@@ -110,11 +111,11 @@ void *slab_lcache_get(size_t len, bool nowait, size_t *got)
 		pthread_mutex_lock(&slab_lcache_lock);
 	}
 	struct cached *found = NULL;
-	unsigned b = bin_of(len);
-	for (unsigned k = b; k <= b + SUB_BINS && k < BINS && !found; k++) {
+	for (unsigned k = bin_of(len); k <= bin_of(max_len) && k < BINS && !found;
+	     k++) {
 		struct cached *c = bins[k];
 		for (int i = 0; c && i < SCAN; c = c->bnext, i++)
-			if (c->len >= len && c->len / 2 <= len) {
+			if (c->len >= len && c->len <= max_len) {
 				found = c;
 				break;
 			}

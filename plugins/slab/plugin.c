@@ -84,9 +84,10 @@ static void slab_fini(void *state)
 
 /* ---- allocation --------------------------------------------------------- */
 
-/* c: the class, or -1 for a large block of (size, align). */
+/* c: the class, or -1 for a large block of (size, align); growing: the
+ * block replaces a smaller one (realloc). */
 static int alloc_slow(int c, size_t size, size_t align, kalloc_flags_t f,
-		      kalloc_buf_t *out, bool *zeroed)
+		      bool growing, kalloc_buf_t *out, bool *zeroed)
 {
 	bool nowait = f & (KALLOC_NOWAIT | KALLOC_ATOMIC);
 	bool atomic = f & KALLOC_ATOMIC;
@@ -94,7 +95,8 @@ static int alloc_slow(int c, size_t size, size_t align, kalloc_flags_t f,
 	size_t len = 0;
 	*zeroed = false;
 	if (c < 0) {
-		p = slab_large_alloc(size, align, nowait, &len, zeroed);
+		p = slab_large_alloc(size, align, nowait, growing, &len,
+				     zeroed);
 	} else {
 		struct heap *h = slab_heap_acquire(nowait);
 		if (h == HEAP_TEARDOWN)
@@ -119,7 +121,8 @@ static __attribute__((noinline)) int alloc_block_slow(int c, size_t size,
 						    kalloc_buf_t *out)
 {
 	bool zeroed;
-	int err = alloc_slow(c, size, align, f, out, &zeroed);
+	int err = alloc_slow(c, size, align, f, kept && kept < size, out,
+			     &zeroed);
 	if (!err && slab_tool) { /* every allocation comes here (slab.h) */
 		slab_tool->alloc(out->ptr, size, out->len, f & KALLOC_ZERO);
 		out->len = size;
@@ -335,7 +338,8 @@ resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
 		if (smaller && move_block(ptr, l, f, kept, nowait, out))
 			return KALLOC_OK;
 		if (!s) /* unmaps the tail pages (not under NOWAIT) */
-			slab_large_resize(lg, l.size, l.align, nowait, &usable);
+			slab_large_resize(lg, l.size, l.align, nowait, false,
+					  &usable);
 		if (f & KALLOC_ZERO)
 			memset((char *)ptr + kept, 0, usable - kept);
 		*out = (kalloc_buf_t){ ptr, usable };
@@ -346,7 +350,8 @@ resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
 		 * (not under a memory tool: a move must be an allocation and
 		 * a free, which the tool is told of) */
 		size_t len;
-		void *p = slab_large_resize(lg, l.size, l.align, nowait, &len);
+		void *p = slab_large_resize(lg, l.size, l.align, nowait,
+					    f & KALLOC_ZERO, &len);
 		if (p) {
 			if (f & KALLOC_ZERO)
 				memset((char *)p + kept, 0, usable - kept);

@@ -220,7 +220,7 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 		maybe_purge_locked();
 	pthread_mutex_unlock(&slab_pool_lock);
 	if (fresh && !nowait) /* the large cache gives way (lcache.c) */
-		slab_lcache_yield(2 * fresh);
+		slab_lcache_yield(fresh);
 	return s;
 }
 

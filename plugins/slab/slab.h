@@ -412,17 +412,20 @@ HIDDEN void slab_heap_mag_held(uint64_t held[CLASS_COUNT]);
 
 /* ---- large.c ---------------------------------------------------------- */
 
-/* *zeroed: the block comes from the kernel (else from the cache, dirty). */
 /* Was p the start of one of the last large blocks freed (and none since)? */
 HIDDEN bool slab_large_was_freed(const void *p);
 /* Drops what slab_large_was_freed remembers in [base, base + len). */
 HIDDEN void slab_large_forget_range(const void *base, size_t len);
+/* A new large block; growing: it replaces a smaller block (realloc), and
+ * may take a longer cached mapping.  *zeroed: the block comes from the
+ * kernel (else from the cache, dirty). */
 HIDDEN void *slab_large_alloc(size_t size, size_t align, bool nowait,
-			      size_t *usable, bool *zeroed);
+			      bool growing, size_t *usable, bool *zeroed);
 HIDDEN void slab_large_free(struct large *l);
-/* Resizes in place (or by moving pages); NULL if it cannot. */
+/* Resizes in place (or by moving pages); NULL if it cannot.  zero: the
+ * bytes the block gains must read as zero. */
 HIDDEN void *slab_large_resize(struct large *l, size_t size, size_t align,
-			       bool nowait, size_t *usable);
+			       bool nowait, bool zero, size_t *usable);
 HIDDEN int slab_large_stats(kalloc_stats_fn fn, void *ctx);
 
 /* ---- kcache.c: object caches' classes (the plugin's cache table) ------ */
@@ -459,9 +462,10 @@ static inline struct block *mag_pop(struct mag *m, size_t k)
 /* ---- lcache.c --------------------------------------------------------- */
 
 HIDDEN extern pthread_mutex_t slab_lcache_lock;
-/* A cached mapping of len..2*len bytes (its length in *got), unregistered
- * and dirty, or NULL (nowait: trylock). */
-HIDDEN void *slab_lcache_get(size_t len, bool nowait, size_t *got);
+/* A cached mapping of len..max_len bytes (its length in *got),
+ * unregistered and dirty, or NULL (nowait: trylock). */
+HIDDEN void *slab_lcache_get(size_t len, size_t max_len, bool nowait,
+			     size_t *got);
 /* Keeps an unregistered mapping for reuse; false if the caller must unmap
  * it.  Unmaps the oldest entries beyond budget bytes or past the decay. */
 HIDDEN bool slab_lcache_put(void *base, size_t len, size_t budget);
