@@ -12,14 +12,16 @@
  * never zero.
  *
  * Bounds: at most `budget` bytes cached (the caller's: the recent demand,
- * large.c's cache_budget), the oldest entries go first; an entry freed
- * slab_decay_ms ago is unmapped on the next slow path (slab_tick).  And the
- * cache gives way to fresh memory: a slab span on units that are not
- * resident (n bytes the program is about to fault in) unmaps the oldest n
- * bytes of entries.  So a program's freed large blocks are not held while
- * it faults in as much other memory, and its RSS does not carry both.  With a decay of 0 nothing is
- * cached.  lcache_lock guards everything; system calls run after it is
- * dropped.
+ * large.c's cache_budget), the oldest entries go first; but a mapping
+ * that would push out more than half of what is cached is not kept (one
+ * buffer freed at its peak is worth less than the many blocks it would
+ * displace).  An entry freed slab_decay_ms ago is unmapped on the next
+ * slow path (slab_tick).  And the cache gives way to fresh memory: a slab
+ * span on units that are not resident (n bytes the program is about to
+ * fault in) unmaps the oldest n bytes of entries, so a program's freed
+ * large blocks are not held while it faults in as much other memory, and
+ * its RSS does not carry both.  With a decay of 0 nothing is cached.
+ * lcache_lock guards everything; system calls run after it is dropped.
  */
 #include "slab.h"
 
@@ -143,6 +145,13 @@ bool slab_lcache_put(void *base, size_t len, size_t budget)
 	c->bin = bin_of(len);
 	c->bprev = c->aprev = NULL;
 	pthread_mutex_lock(&slab_lcache_lock);
+	if (total + len > budget && total + len - budget > total / 2) {
+		/* it would displace most of the cache: one long mapping
+		 * (a buffer grown to its peak) is worth less than the many
+		 * it would push out */
+		pthread_mutex_unlock(&slab_lcache_lock);
+		return false;
+	}
 	c->bnext = bins[c->bin];
 	if (c->bnext)
 		c->bnext->bprev = c;

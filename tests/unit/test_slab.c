@@ -926,6 +926,42 @@ START_TEST(large_growth_takes_a_longer_cached_mapping)
 }
 END_TEST
 
+/* A mapping freed at a peak far above what the cache holds does not push
+ * the cached blocks out: one buffer is worth less than the many. */
+START_TEST(large_cache_keeps_many_over_one_long)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	enum { N = 8 };
+	char *p[N];
+	for (int i = 0; i < N; i++)
+		p[i] = alloc(1 << 20, 8, 0, NULL);
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	uint64_t cached = stat_of("slab", "large_cached_bytes");
+	ck_assert_uint_ge(cached, (uint64_t)N << 20);
+	char *big = alloc(64 << 20, 8, 0, NULL);
+	release(big);
+	ck_assert_uint_eq(stat_of("slab", "large_cached_bytes"), cached);
+	/* the blocks are still there to reuse */
+	uint64_t hits = stat_of("slab", "large_cache_hits");
+	for (int i = 0; i < N; i++)
+		p[i] = alloc(1 << 20, 8, 0, NULL);
+	ck_assert_uint_eq(stat_of("slab", "large_cache_hits"), hits + N);
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	/* alone, a long mapping is kept */
+	for (int i = 0; i < N; i++)
+		p[i] = alloc(1 << 20, 8, 0, NULL);
+	big = alloc(64 << 20, 8, 0, NULL);
+	release(big);
+	ck_assert_uint_ge(stat_of("slab", "large_cached_bytes"), 64 << 20);
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	close_slab();
+}
+END_TEST
+
 /* Freed large mappings give way to memory slab faults in afresh: spans on
  * units that were not resident unmap as many bytes of cached entries, so a
  * program's RSS does not carry its freed large blocks into a phase of
@@ -1309,6 +1345,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, large_cache_decays);
 	tcase_add_test(tc, large_cache_sized_by_demand);
 	tcase_add_test(tc, large_growth_takes_a_longer_cached_mapping);
+	tcase_add_test(tc, large_cache_keeps_many_over_one_long);
 	tcase_add_test(tc, large_cache_gives_way_to_fresh_spans);
 	suite_add_tcase(s, tc);
 
