@@ -340,12 +340,25 @@ static void *do_realloc(void *p, size_t size, const void *caller)
 	return b.ptr;
 }
 
-/* align: a power of two (any size). */
-static void *alloc_aligned(size_t align, size_t size, const void *caller)
+/* An aligned allocation the front does not take. */
+static __attribute__((noinline)) void *alloc_aligned_rest(size_t align,
+							  size_t size,
+							  const void *caller)
+{
+	return alloc(size ? size : 1, align, false, caller);
+}
+
+/* align: a power of two (any size).  The front's alloc when it takes the
+ * layout, as malloc's path does (1 <= size in the same compare). */
+static inline void *alloc_aligned(size_t align, size_t size,
+				  const void *caller)
 {
 	if (align < SHIM_MALLOC_ALIGN)
 		align = SHIM_MALLOC_ALIGN;
-	return alloc(size ? size : 1, align, false, caller);
+	if (shim_likely(direct_now() && size - 1 < front.max_size &&
+			align <= front.max_align))
+		return front.alloc(front.state, KALLOC_LAYOUT(size, align)).ptr;
+	return alloc_aligned_rest(align, size, caller);
 }
 
 #define CALLER __builtin_return_address(0)
@@ -507,17 +520,45 @@ SHIM_API void *reallocarray(void *p, size_t n, size_t size)
 	return do_realloc(p, bytes, CALLER);
 }
 
-SHIM_API int posix_memalign(void **out, size_t align, size_t size)
+/* posix_memalign past the front, or before it is up. */
+static __attribute__((noinline)) int memalign_rest(void **out, size_t align,
+						   size_t size,
+						   const void *caller)
 {
-	if (!is_pow2(align) || align % sizeof(void *))
-		return EINVAL; /* *out untouched */
 	int saved = errno; /* POSIX: it reports through its result only */
-	void *p = alloc_aligned(align, size, CALLER);
+	void *p = alloc_aligned_rest(align, size, caller);
 	errno = saved;
 	if (!p)
 		return ENOMEM;
 	*out = p;
 	return 0;
+}
+
+SHIM_API int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (!is_pow2(align) || align % sizeof(void *))
+		return EINVAL; /* *out untouched */
+	if (align < SHIM_MALLOC_ALIGN)
+		align = SHIM_MALLOC_ALIGN;
+	if (shim_likely(direct_now() && size - 1 < front.max_size &&
+			align <= front.max_align)) {
+		/* out and errno wait in memory across the call, as in the
+		 * core's plain path: no register to save */
+		struct {
+			void **out;
+			int *errp;
+			int err;
+		} c = { out, &errno, errno };
+		void *p = front.alloc(front.state,
+				      KALLOC_LAYOUT(size, align)).ptr;
+		__asm__("" : "+m"(c));
+		*c.errp = c.err;
+		if (shim_unlikely(!p))
+			return ENOMEM;
+		*c.out = p;
+		return 0;
+	}
+	return memalign_rest(out, align, size, CALLER);
 }
 
 /* C11: a power-of-two alignment, else EINVAL (as glibc 2.38 and later). */
