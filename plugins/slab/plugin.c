@@ -526,6 +526,24 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
 	return fast_alloc_other(l.size, l.align);
 }
 
+/* A block of a class above CLASS_SMALL_MAX from the thread's magazine
+ * (classes by slab_class_big), else any other way. */
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_big(kalloc_layout_t l)
+{
+	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
+	struct heap *h = slab_tl_heap;
+	if (likely(n - 1 < CLASS_MAX && l.align <= CLASS_MAX_ALIGN &&
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
+		size_t c = slab_class_big[(n + 127) >> 7];
+		struct mag *m = &h->mag[c];
+		size_t k = mag_count(m);
+		if (likely(k))
+			return (kalloc_buf_t){ mag_pop(m, k), m->size };
+		return fast_alloc_slab(h, c, l);
+	}
+	return fast_alloc_other(l.size, l.align);
+}
+
 /* A small block from the thread's magazine: the result in two registers,
  * nothing but the magazine touched, no frame.  (n - 1 < CLASS_SMALL_MAX
  * also rules out a size that wrapped to 0 when rounded.) */
@@ -543,7 +561,7 @@ static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 			return (kalloc_buf_t){ mag_pop(m, k), m->size };
 		return fast_alloc_slab(h, c, l);
 	}
-	return fast_alloc_other(l.size, l.align);
+	return fast_alloc_big(l);
 }
 
 /* A pointer outside slab's chunks: a large block, or none of slab's. */
@@ -588,16 +606,29 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
  * bytes with alignment 16 takes the class of round_up(n, 16), whose index
  * in slab_class_small is that size / 8.
  */
-static __attribute__((noinline)) void *malloc_other(size_t size)
-{
-	return fast_alloc_other(size ? size : 1, 16).ptr;
-}
-
 /* The magazine is empty (a call of its own: the path keeps no frame). */
 static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
 						   size_t size)
 {
 	return fast_alloc_slab(h, c, KALLOC_LAYOUT(size, 16)).ptr;
+}
+
+/* Above CLASS_SMALL_MAX: a class by slab_class_big, whose sizes are
+ * multiples of 128 (so (size + 127) / 128 indexes it as round_up(size,
+ * 16) would), from the magazine; else any other way. */
+static __attribute__((noinline)) void *malloc_other(size_t size)
+{
+	struct heap *h = slab_tl_heap;
+	if (likely(size - 1 < CLASS_MAX &&
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
+		size_t c = slab_class_big[(size + 127) >> 7];
+		struct mag *m = &h->mag[c];
+		size_t k = mag_count(m);
+		if (likely(k))
+			return mag_pop(m, k);
+		return malloc_slab(h, c, size);
+	}
+	return fast_alloc_other(size ? size : 1, 16).ptr;
 }
 
 static void *slab_malloc(size_t size)
