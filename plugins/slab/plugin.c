@@ -526,21 +526,27 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
 	return fast_alloc_other(l.size, l.align);
 }
 
-/* A block of a class above CLASS_SMALL_MAX from the thread's magazine
- * (classes by slab_class_big), else any other way. */
+/* A block of class c for the fast alloc: the magazine's newest, else the
+ * current slab's next (or any other way). */
+static inline __attribute__((always_inline)) kalloc_buf_t
+fast_take(struct heap *h, size_t c, kalloc_layout_t l)
+{
+	struct mag *m = &h->mag[c];
+	size_t k = mag_count(m);
+	if (likely(k))
+		return (kalloc_buf_t){ mag_pop(m, k), m->size };
+	return fast_alloc_slab(h, c, l);
+}
+
+/* A block of a class above CLASS_SMALL_MAX (classes by slab_class_big),
+ * else any other way. */
 static __attribute__((noinline)) kalloc_buf_t fast_alloc_big(kalloc_layout_t l)
 {
 	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
 	struct heap *h = slab_tl_heap;
 	if (likely(n - 1 < CLASS_MAX && l.align <= CLASS_MAX_ALIGN &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		size_t c = slab_class_big[(n + 127) >> 7];
-		struct mag *m = &h->mag[c];
-		size_t k = mag_count(m);
-		if (likely(k))
-			return (kalloc_buf_t){ mag_pop(m, k), m->size };
-		return fast_alloc_slab(h, c, l);
-	}
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+		return fast_take(h, slab_class_big[(n + 127) >> 7], l);
 	return fast_alloc_other(l.size, l.align);
 }
 
@@ -553,14 +559,8 @@ static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
 	struct heap *h = slab_tl_heap;
 	if (likely(n - 1 < CLASS_SMALL_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		size_t c = slab_class_small[(n + 7) >> 3];
-		struct mag *m = &h->mag[c];
-		size_t k = mag_count(m);
-		if (likely(k))
-			return (kalloc_buf_t){ mag_pop(m, k), m->size };
-		return fast_alloc_slab(h, c, l);
-	}
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+		return fast_take(h, slab_class_small[(n + 7) >> 3], l);
 	return fast_alloc_big(l);
 }
 
@@ -613,21 +613,26 @@ static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
 	return fast_alloc_slab(h, c, KALLOC_LAYOUT(size, 16)).ptr;
 }
 
+/* A block of class c for malloc, as fast_take. */
+static inline __attribute__((always_inline)) void *
+malloc_take(struct heap *h, size_t c, size_t size)
+{
+	struct mag *m = &h->mag[c];
+	size_t k = mag_count(m);
+	if (likely(k))
+		return mag_pop(m, k);
+	return malloc_slab(h, c, size);
+}
+
 /* Above CLASS_SMALL_MAX: a class by slab_class_big, whose sizes are
  * multiples of 128 (so (size + 127) / 128 indexes it as round_up(size,
- * 16) would), from the magazine; else any other way. */
+ * 16) would); else any other way. */
 static __attribute__((noinline)) void *malloc_other(size_t size)
 {
 	struct heap *h = slab_tl_heap;
 	if (likely(size - 1 < CLASS_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		size_t c = slab_class_big[(size + 127) >> 7];
-		struct mag *m = &h->mag[c];
-		size_t k = mag_count(m);
-		if (likely(k))
-			return mag_pop(m, k);
-		return malloc_slab(h, c, size);
-	}
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+		return malloc_take(h, slab_class_big[(size + 127) >> 7], size);
 	return fast_alloc_other(size ? size : 1, 16).ptr;
 }
 
@@ -635,14 +640,10 @@ static void *slab_malloc(size_t size)
 {
 	struct heap *h = slab_tl_heap;
 	if (likely(size - 1 < CLASS_SMALL_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN)) {
-		size_t c = slab_class_small[((size + 15) >> 3) & ~(size_t)1];
-		struct mag *m = &h->mag[c];
-		size_t k = mag_count(m);
-		if (likely(k))
-			return mag_pop(m, k);
-		return malloc_slab(h, c, size);
-	}
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+		return malloc_take(h,
+				   slab_class_small[((size + 15) >> 3) & ~(size_t)1],
+				   size);
 	return malloc_other(size);
 }
 
