@@ -224,24 +224,6 @@ static __attribute__((noinline)) void free_large(struct large *l)
 	slab_large_free(l);
 }
 
-/* A free that does not go to a magazine: an object cache's block (the
- * core keeps its magazines), or a thread without a heap (tearing down, or
- * under a memory tool, which sees every free). */
-static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
-						  bool nowait)
-{
-	struct heap *h = slab_tl_heap;
-	uint64_t idx = slab_index(s, (uintptr_t)p + s->neg_base);
-	if (!slab_tool && !slab_tag_free(p))
-		slab_double_free(p, s->size);
-	if ((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
-	    atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
-		slab_free_local(h, s, p, idx, nowait);
-	else
-		slab_remote_free(s, p, idx);
-	return 1;
-}
-
 /* The magazine is full: its older half goes back to the slabs first. */
 static __attribute__((noinline)) int free_spill(struct heap *h, struct mag *m,
 						void *p, bool nowait)
@@ -266,6 +248,49 @@ static __attribute__((noipa, cold)) int report_bad_free(void *p)
 	slab_bad_free(p);
 }
 
+/* Pushes p, a kmalloc block of class c (checked), onto h's magazine. */
+static inline __attribute__((always_inline)) int
+free_to_mag(struct heap *h, struct slab *s, void *p, size_t c, bool nowait)
+{
+	if (unlikely(!slab_tag_free(p)))
+		return report_double_free(s, p);
+	struct mag *m = &h->mag[c];
+	__asm__("" : "+r"(m)); /* (the slot addressed from m, see mag_pop) */
+	size_t k = mag_count(m);
+	if (unlikely(k == m->cap))
+		return free_spill(h, m, p, nowait);
+	m->slot[k] = p;
+	mag_set_count(m, k + 1);
+	return 1;
+}
+
+/*
+ * A free that does not go to a magazine: an object cache's block (the
+ * core keeps its magazines), or a thread without a heap (tearing down, or
+ * under a memory tool, which sees every free).  A thread that has not
+ * allocated yet gets its heap here, as at its first allocation: a thread
+ * that only frees (a consumer) then keeps what it frees and gives it back
+ * in runs, one atomic push per run, instead of one per block.
+ */
+static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
+						  bool nowait)
+{
+	struct heap *h = slab_tl_heap;
+	if (!h && s->cls < CLASS_COUNT && !slab_tool &&
+	    (uintptr_t)(h = slab_heap_acquire(nowait)) >
+		    (uintptr_t)HEAP_TEARDOWN)
+		return free_to_mag(h, s, p, s->cls, nowait);
+	uint64_t idx = slab_index(s, (uintptr_t)p + s->neg_base);
+	if (!slab_tool && !slab_tag_free(p))
+		slab_double_free(p, s->size);
+	if ((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
+	    atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
+		slab_free_local(h, s, p, idx, nowait);
+	else
+		slab_remote_free(s, p, idx);
+	return 1;
+}
+
 /*
  * Frees p, a block of s (checked): a thread with a heap keeps a kmalloc
  * block in its magazine, whichever heap's slab it is from.  Returns 1.
@@ -279,16 +304,7 @@ free_in_slab(struct slab *s, void *p, bool nowait)
 	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ||
 		     c >= CLASS_COUNT))
 		return free_to_slab(s, p, nowait);
-	if (unlikely(!slab_tag_free(p)))
-		return report_double_free(s, p);
-	struct mag *m = &h->mag[c];
-	__asm__("" : "+r"(m)); /* (the slot addressed from m, see mag_pop) */
-	size_t k = mag_count(m);
-	if (unlikely(k == m->cap))
-		return free_spill(h, m, p, nowait);
-	m->slot[k] = p;
-	mag_set_count(m, k + 1);
-	return 1;
+	return free_to_mag(h, s, p, c, nowait);
 }
 
 static inline __attribute__((always_inline)) void free_block(void *p,

@@ -494,6 +494,57 @@ START_TEST(thread_exit_blocks_live_on)
 }
 END_TEST
 
+/* A thread that only frees gets a heap at its first free, as at a first
+ * allocation: it keeps what it frees in its magazines and gives it back in
+ * runs.  Its frees of another thread's blocks all land (the blocks are
+ * reused once it has ended). */
+#define FREED_ONLY 256
+static void *freed_only[FREED_ONLY];
+static pthread_barrier_t freer_barrier;
+
+static void *free_only(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < FREED_ONLY; i++)
+		release(freed_only[i]);
+	pthread_barrier_wait(&freer_barrier); /* the heaps are counted */
+	pthread_barrier_wait(&freer_barrier);
+	return NULL;
+}
+
+START_TEST(free_only_thread_gets_a_heap)
+{
+	open_slab();
+	for (int i = 0; i < FREED_ONLY; i++) {
+		freed_only[i] = alloc(48, 8, 0, NULL);
+		memset(freed_only[i], 0x3c, 48);
+	}
+	uint64_t before = stat_of("slab", "heaps");
+	pthread_barrier_init(&freer_barrier, NULL, 2);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, free_only, NULL), 0);
+	pthread_barrier_wait(&freer_barrier);
+	uint64_t during = stat_of("slab", "heaps");
+	pthread_barrier_wait(&freer_barrier);
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&freer_barrier);
+	if (!RUNNING_ON_VALGRIND) /* (no heaps of their own under a tool) */
+		ck_assert_msg(during == before + 1,
+			      "%ju heaps before a thread that only frees, %ju "
+			      "while it lives", (uintmax_t)before,
+			      (uintmax_t)during);
+	/* every block came back: a second round of the same size fits in
+	 * the memory of the first */
+	uint64_t slabs = stat_of("kmalloc-48", "num_slabs");
+	for (int i = 0; i < FREED_ONLY; i++)
+		freed_only[i] = alloc(48, 8, 0, NULL);
+	ck_assert_uint_eq(stat_of("kmalloc-48", "num_slabs"), slabs);
+	for (int i = 0; i < FREED_ONLY; i++)
+		release(freed_only[i]);
+	close_slab();
+}
+END_TEST
+
 /* ---- memory goes back to the OS ----------------------------------------- */
 
 #define RSS_BLOCKS (64 * 4096) /* 64 MiB of 256-byte blocks */
@@ -1327,6 +1378,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, cross_thread_frees_under_churn);
 	tcase_add_test(tc, thread_exit_blocks_live_on);
+	tcase_add_test(tc, free_only_thread_gets_a_heap);
 	tcase_add_test(tc, fork_from_multithreaded_parent);
 	suite_add_tcase(s, tc);
 
