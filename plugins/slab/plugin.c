@@ -622,7 +622,9 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
  * bytes with alignment 16 takes the class of round_up(n, 16), whose index
  * in slab_class_small is that size / 8.
  */
-/* The magazine is empty (a call of its own: the path keeps no frame). */
+
+/* The magazine is empty (a call of its own: the path keeps no frame, which
+ * fast_take(...).ptr would not allow). */
 static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
 						   size_t size)
 {
