@@ -237,9 +237,14 @@ KALLOC_API int kalloc_owns(kalloc_t *a, const void *ptr);
 KALLOC_API int kalloc_checks_frees(const kalloc_t *a);
 
 /*
- * The zero-size sentinel for an alignment: a non-NULL address equal to
- * max(align, 16) that is never dereferenced (the kernel's ZERO_SIZE_PTR is
- * 16, Rust's dangling pointer is `align`).  Recognised by every call.
+ * The zero-size sentinel for an alignment: a non-NULL address that is never
+ * dereferenced, aligned to `align`, and where no block of any backend can
+ * be.  For align <= 4096 it is max(align, 16), in page 0 (the kernel's
+ * ZERO_SIZE_PTR is 16, Rust's dangling pointer is `align`); for larger
+ * alignments it is one address in the top GiB of the address space (the
+ * kernel's half), 0xffffffffc0000000, a multiple of every alignment a
+ * handle takes.  A backend's block may be at any other address, a power of
+ * two too.  Recognised by every call.
  */
 #define KALLOC_ZERO_SIZE_PTR ((void *)16)
 KALLOC_API void *kalloc_sentinel(size_t align);

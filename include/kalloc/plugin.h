@@ -251,8 +251,7 @@ typedef struct kalloc_plugin_fast {
  *       freed.
  *   alloc(state, cls, flags): one object and its usable length, as
  *       realloc would allocate one (ZERO, NOWAIT, ATOMIC as declared), or
- *       {NULL, 0} when it has no memory, as the fast alloc; never at a
- *       sentinel address (kalloc_is_sentinel).
+ *       {NULL, 0} when it has no memory, as the fast alloc.
  *   alloc_bulk(state, cls, flags, n, objs): n objects, or none: returns n,
  *       or 0 with every object it took given back.
  *   free_bulk(state, cls, n, objs): frees n live objects of the class,

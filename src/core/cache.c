@@ -672,8 +672,6 @@ static void *new_object(const void *caller, struct kalloc_cache *c,
 		else
 			b = c->d.alloc(c->d.state, c->obj);
 		obj = b.ptr;
-		if (unlikely(kalloc_is_sentinel(obj)))
-			obj = NULL; /* rare: the full path retires it */
 	}
 	if (!obj)
 		obj = from_backend(caller, c, flags);

@@ -21,20 +21,22 @@ void *kalloc_sentinel(size_t align)
 {
 	if (!is_pow2(align) || align < 16)
 		align = 16;
-	if (align > CORE_MAX_ALIGN)
-		align = CORE_MAX_ALIGN;
+	if (align > SENTINEL_LOW_MAX)
+		return (void *)SENTINEL_HIGH;
 	return (void *)align;
 }
 
 /*
- * Sentinels are the addresses max(align, 16) for align <= CORE_MAX_ALIGN, and
- * anything up to 16 (the kernel's ZERO_OR_NULL_PTR).  No backend block starts
- * at such an address: the core checks every result (see retire_sentinel).
+ * Sentinels are the addresses max(align, 16) for align <= 4096, anything
+ * up to 16 (the kernel's ZERO_OR_NULL_PTR), and SENTINEL_HIGH for larger
+ * alignments: page 0 and the top of the address space, where no process
+ * maps memory, so no block of any backend is ever at one.
  */
 int kalloc_is_sentinel(const void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	return p && (p <= 16 || (is_pow2(p) && p <= CORE_MAX_ALIGN));
+	return p && (p <= 16 || (is_pow2(p) && p <= SENTINEL_LOW_MAX) ||
+		     p == SENTINEL_HIGH);
 }
 
 int kalloc_layout_array(size_t n, size_t size, size_t align,
@@ -164,32 +166,6 @@ static void release(const void *caller, kalloc_t *a, void *ptr,
 }
 
 /*
- * The backend's result *out sits at a sentinel address (only possible if it
- * maps memory at a tiny power-of-two address).  Keep that block forever and
- * hand out another, carrying its content when it is a moved block.  (Should
- * that fail too, a moved block's old copy is already gone: rare enough.)
- */
-int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l, kalloc_flags_t f,
-			    bool moved, kalloc_buf_t *out)
-{
-	kalloc_buf_t b;
-	int err = a->ops->realloc(a->state, NULL, l, KALLOC_LAYOUT_UNKNOWN, f, &b);
-	if (err)
-		return err;
-	if (kalloc_is_sentinel(b.ptr))
-		return KALLOC_ENOMEM;
-	if (moved)
-		memcpy(b.ptr, out->ptr, l.size);
-	static void *_Atomic retired[64]; /* reachable, so never "lost" */
-	static atomic_uint n_retired;
-	unsigned i = atomic_fetch_add(&n_retired, 1);
-	if (i < 64)
-		atomic_store(&retired[i], out->ptr);
-	*out = b;
-	return KALLOC_OK;
-}
-
-/*
  * KALLOC_NOFAIL's wait between attempts: a yield, then sleeps growing to
  * 10 ms; one warning (unless NOWARN) once the wait passes a second.
  */
@@ -297,24 +273,17 @@ static int realloc_once(const void *caller, kalloc_t *a, void *ptr,
 			      plugin_realloc(a, ptr, layout, old, pf, out);
 	if (unlikely(err))
 		return backend_failed(a, err, layout, flags);
-	if (unlikely(kalloc_is_sentinel(out->ptr))) {
-		err = kalloc__retire_sentinel(a, layout, pf, ptr != NULL, out);
-		if (err)
-			return fail(a, kalloc__error(err, "%s", kalloc_strerror(err)),
-				    layout, flags);
-	}
 	return KALLOC_OK;
 }
 
 /*
- * Rules a sentinel out in one cheap test: p & (p - 1) clears p's lowest set
- * bit, so a result above 16 means p is no power of two and above 32.  (Any
- * real block passes, wherever it is mapped: a bound on the address alone
- * would send every block of a low-mapped heap, as under valgrind or in a
- * non-PIE program's brk heap, to the slow path.)  False for a few non-
- * sentinels (powers of two, 17..32), which the slow path then tells apart.
+ * Rules a sentinel out in one cheap test: an address outside [SENTINEL_HIGH,
+ * SENTINEL_LOW_MAX] (NULL is inside), the range shifted to start at 0.
+ * False for the non-sentinels of that range, which no block can be at: the
+ * slow path tells them apart.
  */
-#define NOT_SENTINEL(p) (((uintptr_t)(p) & ((uintptr_t)(p) - 1)) > 16)
+#define NOT_SENTINEL(p) \
+	((uintptr_t)(p) - SENTINEL_HIGH > SENTINEL_LOW_MAX - SENTINEL_HIGH)
 
 /*
  * A layout argument's two words, as registers.  GCC 12 otherwise stores a
@@ -333,21 +302,12 @@ struct plain_call {
 	kalloc_buf_t *out;
 };
 
-/* The plain path's rare outcomes: a failure, or a result b that may be a
- * sentinel. */
-__attribute__((noinline)) static int
-plain_result(const struct plain_call *c, int err, kalloc_buf_t b)
+/* The plain path's rare outcome: the plugin failed with err. */
+__attribute__((noinline)) static int plain_failed(const struct plain_call *c,
+						  int err)
 {
-	kalloc_layout_t layout = KALLOC_LAYOUT(c->size, c->align);
-	if (err)
-		return backend_failed(c->a, err, layout, c->flags);
-	*c->out = b;
-	if (!kalloc_is_sentinel(b.ptr))
-		return KALLOC_OK;
-	err = kalloc__retire_sentinel(c->a, layout,
-				      c->flags & KALLOC_PLUGIN_FLAGS, false,
-				      c->out);
-	return err ? backend_failed(c->a, err, layout, c->flags) : KALLOC_OK;
+	return backend_failed(c->a, err, KALLOC_LAYOUT(c->size, c->align),
+			      c->flags);
 }
 
 /*
@@ -362,11 +322,11 @@ static __attribute__((noinline)) int plain_fast(kalloc_t *a, size_t size,
 	struct plain_call c = { a, size, al, flags, out };
 	kalloc_buf_t b = a->fast->alloc(a->state, KALLOC_LAYOUT(size, al));
 	__asm__("" : "+m"(c)); /* c is read back from memory */
-	if (likely(NOT_SENTINEL(b.ptr))) {
+	if (likely(b.ptr)) {
 		*c.out = b;
 		return KALLOC_OK;
 	}
-	return plain_result(&c, b.ptr ? KALLOC_OK : KALLOC_ENOMEM, b);
+	return plain_failed(&c, KALLOC_ENOMEM);
 }
 
 /* The plain path with a plugin flag, or a plugin without fast entries. */
@@ -380,11 +340,11 @@ static __attribute__((noinline)) int plain_realloc(kalloc_t *a, size_t size,
 	int err = plugin_realloc(a, NULL, KALLOC_LAYOUT(size, al),
 				 KALLOC_LAYOUT_UNKNOWN,
 				 flags & KALLOC_PLUGIN_FLAGS, &b);
-	if (likely(!err && NOT_SENTINEL(b.ptr))) {
+	if (likely(!err)) {
 		*out = b;
 		return KALLOC_OK;
 	}
-	return plain_result(&c, err, b);
+	return plain_failed(&c, err);
 }
 
 /*

@@ -21,8 +21,18 @@
 /* Flags the core handles itself, whatever the backend declares. */
 #define CORE_FLAGS (KALLOC_NOWARN | KALLOC_HIGHMEM | KALLOC_ACCOUNT | KALLOC_NOFAIL)
 
-/* Largest alignment any handle accepts; sentinels are recognised up to it. */
+/* Largest alignment any handle accepts. */
 #define CORE_MAX_ALIGN ((size_t)1 << 30)
+
+/* The zero-size sentinels (kalloc_sentinel): max(align, 16) in page 0 up to
+ * SENTINEL_LOW_MAX, else SENTINEL_HIGH, a multiple of every alignment a
+ * handle accepts, in the top GiB (the kernel's half of the address space).
+ * No process maps memory at either, so no backend's block is ever at a
+ * sentinel, and the core never checks a backend's result for one. */
+#define SENTINEL_LOW_MAX ((uintptr_t)4096)
+#define SENTINEL_HIGH ((uintptr_t)0 - CORE_MAX_ALIGN)
+_Static_assert(sizeof(void *) == 8, "the high sentinel needs a 64-bit "
+	       "address space");
 
 /* Instrumentation of a handle (kalloc_t.features); 0 means the plain path. */
 #define FEAT_STATS   (1u << 0) /* counters (stats.c) */
@@ -99,10 +109,6 @@ HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
 HIDDEN void kalloc__block_lock_all(void);
 HIDDEN void kalloc__block_unlock_all(void);
 
-/* dispatch.c */
-HIDDEN int kalloc__retire_sentinel(kalloc_t *a, kalloc_layout_t l,
-				   kalloc_flags_t f, bool moved,
-				   kalloc_buf_t *out);
 
 /* track.c: the instrumented path, taken when features or ACCOUNT or an
  * injected failure may apply. */

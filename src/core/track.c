@@ -172,8 +172,6 @@ int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,
 		err = cls ? kalloc__class_alloc(a, cls, pf, &nb) :
 			    a->ops->realloc(a->state, ptr, bl, bo, pf, &nb);
 	}
-	if (!err && kalloc_is_sentinel(nb.ptr))
-		err = kalloc__retire_sentinel(a, bl, pf, ptr != NULL, &nb);
 	if (err) {
 		if (dom && layout.size > old_charge)
 			kalloc__uncharge(dom, layout.size - old_charge);
