@@ -525,9 +525,7 @@ static __attribute__((noinline)) int memalign_rest(void **out, size_t align,
 						   size_t size,
 						   const void *caller)
 {
-	int saved = errno; /* POSIX: it reports through its result only */
 	void *p = alloc_aligned_rest(align, size, caller);
-	errno = saved;
 	if (!p)
 		return ENOMEM;
 	*out = p;
@@ -542,17 +540,15 @@ SHIM_API int posix_memalign(void **out, size_t align, size_t size)
 		align = SHIM_MALLOC_ALIGN;
 	if (shim_likely(direct_now() && size - 1 < front.max_size &&
 			align <= front.max_align)) {
-		/* out and errno wait in memory across the call, as in the
-		 * core's plain path: no register to save */
+		/* out waits in memory across the call, as in the core's
+		 * plain path: no register to save.  errno is left as malloc
+		 * leaves it: ENOMEM after a failure, as glibc's does. */
 		struct {
 			void **out;
-			int *errp;
-			int err;
-		} c = { out, &errno, errno };
+		} c = { out };
 		void *p = front.alloc(front.state,
 				      KALLOC_LAYOUT(size, align)).ptr;
 		__asm__("" : "+m"(c));
-		*c.errp = c.err;
 		if (shim_unlikely(!p))
 			return ENOMEM;
 		*c.out = p;
