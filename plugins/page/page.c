@@ -571,9 +571,31 @@ static int do_realloc(struct page *pg, void *ptr, kalloc_layout_t l,
 		      kalloc_buf_t *out);
 
 /*
- * realloc under a memory tool (plugin.h): the same, with the tool told.
- * A resize passes the recorded request as the old layout, so page copies
- * and zeroes nothing of the off-limits tail but what it opens first.
+ * A resize under a memory tool: a new block, the content copied, then the
+ * old block told freed before it is freed.  (A resize in do_realloc
+ * releases pages first, the old block's or a shrunk block's tail; another
+ * thread could map them and tell the tool of its block before this one's
+ * news reached the tool, which would then take that block for freed.)
+ */
+static int tool_move(struct page *pg, void *ptr, size_t req, kalloc_layout_t l,
+		     kalloc_flags_t flags, kalloc_buf_t *out)
+{
+	kalloc_buf_t b, none;
+	int err = do_realloc(pg, NULL, l, KALLOC_LAYOUT_UNKNOWN, flags, &b);
+	if (err)
+		return err;
+	PAGE_TOOL(pg)->alloc(b.ptr, l.size, b.len, flags & KALLOC_ZERO);
+	memcpy(b.ptr, ptr, req < l.size ? req : l.size);
+	PAGE_TOOL(pg)->free(ptr);
+	do_realloc(pg, ptr, KALLOC_LAYOUT(0, 1), KALLOC_LAYOUT_UNKNOWN, 0, &none);
+	*out = (kalloc_buf_t){ b.ptr, l.size };
+	return KALLOC_OK;
+}
+
+/*
+ * realloc under a memory tool (plugin.h): the same, with the tool told,
+ * always before page gives memory back.  Every resize moves (tool_move),
+ * as the tools' own realloc does.
  */
 static __attribute__((noinline)) int tool_realloc(struct page *pg, void *ptr,
 						kalloc_layout_t l,
@@ -583,23 +605,14 @@ static __attribute__((noinline)) int tool_realloc(struct page *pg, void *ptr,
 {
 	size_t req = 0, had = 0;
 	bool live = ptr && block_sizes(pg, ptr, &req, &had);
-	if (live && l.size == 0)
-		PAGE_TOOL(pg)->free(ptr);
-	if (live && l.size) {
-		PAGE_TOOL(pg)->open((char *)ptr + req, had - req);
-		old = KALLOC_LAYOUT(req, 1);
-	}
-	int err = do_realloc(pg, ptr, l, old, flags, out);
-	if (err || l.size == 0) {
-		if (err && live)
-			PAGE_TOOL(pg)->hide((char *)ptr + req, had - req);
-		return err;
-	}
+	if (live && l.size)
+		return tool_move(pg, ptr, req, l, flags, out);
 	if (live)
-		PAGE_TOOL(pg)->resized(ptr, had, out->ptr, l.size, out->len,
-				  flags & KALLOC_ZERO);
-	else
-		PAGE_TOOL(pg)->alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
+		PAGE_TOOL(pg)->free(ptr);
+	int err = do_realloc(pg, ptr, l, old, flags, out);
+	if (err || l.size == 0)
+		return err;
+	PAGE_TOOL(pg)->alloc(out->ptr, l.size, out->len, flags & KALLOC_ZERO);
 	out->len = l.size;
 	return KALLOC_OK;
 }
