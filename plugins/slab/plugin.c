@@ -534,50 +534,56 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(size_t size,
  * (fast_alloc_other). */
 static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
 							   size_t c,
-							   kalloc_layout_t l)
+							   size_t size,
+							   size_t align)
 {
 	struct slab *s = h->cur[c];
 	if (likely(s->free))
 		return (kalloc_buf_t){ slab_pop(s), s->size };
-	return fast_alloc_other(l.size, l.align);
+	return fast_alloc_other(size, align);
 }
 
 /* A block of class c for the fast alloc: the magazine's newest, else the
  * current slab's next (or any other way). */
 static inline __attribute__((always_inline)) kalloc_buf_t
-fast_take(struct heap *h, size_t c, kalloc_layout_t l)
+fast_take(struct heap *h, size_t c, size_t size, size_t align)
 {
 	struct mag *m = &h->mag[c];
 	size_t k = mag_count(m);
 	if (likely(k))
 		return (kalloc_buf_t){ mag_pop(m, k), m->size };
-	return fast_alloc_slab(h, c, l);
+	return fast_alloc_slab(h, c, size, align);
 }
 
 /* A block of a class above CLASS_SMALL_MAX (classes by slab_class_big),
  * else any other way. */
-static __attribute__((noinline)) kalloc_buf_t fast_alloc_big(kalloc_layout_t l)
+static __attribute__((noinline)) kalloc_buf_t fast_alloc_big(size_t size,
+							    size_t align)
 {
-	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
+	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely(n - 1 < CLASS_MAX && l.align <= CLASS_MAX_ALIGN &&
+	if (likely(n - 1 < CLASS_MAX && align <= CLASS_MAX_ALIGN &&
 		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
-		return fast_take(h, slab_class_big[(n + 127) >> 7], l);
-	return fast_alloc_other(l.size, l.align);
+		return fast_take(h, slab_class_big[(n + 127) >> 7], size, align);
+	return fast_alloc_other(size, align);
 }
 
 /* A small block from the thread's magazine: the result in two registers,
  * nothing but the magazine touched, no frame.  (n - 1 < CLASS_SMALL_MAX
- * also rules out a size that wrapped to 0 when rounded.) */
+ * also rules out a size that wrapped to 0 when rounded.)  The layout's
+ * words are taken as registers: GCC 12 otherwise spills the struct to the
+ * stack and reloads it for the calls of the rare paths. */
 static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
-	size_t n = (l.size + l.align - 1) & ~(l.align - 1);
+	size_t size = l.size, align = l.align;
+	__asm__("" : "+r"(size), "+r"(align));
+	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
 	if (likely(n - 1 < CLASS_SMALL_MAX &&
 		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
-		return fast_take(h, slab_class_small[(n + 7) >> 3], l);
-	return fast_alloc_big(l);
+		return fast_take(h, slab_class_small[(n + 7) >> 3], size, align);
+	return fast_alloc_big(size, align);
 }
 
 /* A pointer outside slab's chunks: a large block, or none of slab's. */
@@ -628,7 +634,7 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
 						   size_t size)
 {
-	return fast_alloc_slab(h, c, KALLOC_LAYOUT(size, 16)).ptr;
+	return fast_alloc_slab(h, c, size, 16).ptr;
 }
 
 /* A block of class c for malloc, as fast_take. */
