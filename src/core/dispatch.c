@@ -349,24 +349,37 @@ static __attribute__((noinline)) int plain_realloc(kalloc_t *a, size_t size,
 
 /*
  * The plain path: a fresh allocation with a valid layout, flags the plugin
- * takes as they are, and no instrumentation goes straight to the plugin:
- * its fast alloc when no plugin flag is asked for, else its realloc.
- * (max_size <= SIZE_MAX / 2 and max_align <= CORE_MAX_ALIGN, so size +
- * align cannot overflow here.)  Everything else takes realloc_slow.
+ * takes as they are, and no instrumentation goes straight to the plugin
+ * (plain_alloc).  (max_size <= SIZE_MAX / 2 and max_align <= CORE_MAX_ALIGN,
+ * so size + align cannot overflow there.)  Everything else takes
+ * realloc_slow.
  */
+static inline __attribute__((always_inline)) bool
+plain_ok(kalloc_t *a, size_t size, size_t al, kalloc_flags_t flags)
+{
+	return size - 1 < a->max_size && al - 1 < a->max_align &&
+	       !(al & (al - 1)) && !(flags & ~a->direct_flags) &&
+	       !(atomic_load_explicit(&a->features, memory_order_relaxed) |
+		 atomic_load_explicit(&kalloc__fail_armed, memory_order_relaxed));
+}
+
+/* The plugin's fast alloc when no plugin flag is asked for, else its
+ * realloc. */
+static inline __attribute__((always_inline)) int
+plain_alloc(kalloc_t *a, size_t size, size_t al, kalloc_flags_t flags,
+	    kalloc_buf_t *out)
+{
+	if (likely(a->fast && !(flags & KALLOC_PLUGIN_FLAGS)))
+		return plain_fast(a, size, al, flags, out);
+	return plain_realloc(a, size, al, flags, out);
+}
+
 static inline __attribute__((always_inline)) int
 do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 	   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
 {
-	if (likely(!ptr && size - 1 < a->max_size && al - 1 < a->max_align &&
-		   !(al & (al - 1)) && !(flags & ~a->direct_flags) &&
-		   !(atomic_load_explicit(&a->features, memory_order_relaxed) |
-		     atomic_load_explicit(&kalloc__fail_armed,
-					  memory_order_relaxed)))) {
-		if (likely(a->fast && !(flags & KALLOC_PLUGIN_FLAGS)))
-			return plain_fast(a, size, al, flags, out);
-		return plain_realloc(a, size, al, flags, out);
-	}
+	if (likely(!ptr && plain_ok(a, size, al, flags)))
+		return plain_alloc(a, size, al, flags, out);
 	if (size == 0 && NOT_SENTINEL(ptr) && (old.size || !old.align) && al &&
 	    !(al & (al - 1)) && al <= CORE_MAX_ALIGN) {
 		release(caller, a, ptr, old); /* a free: instrumented or not */
@@ -375,6 +388,17 @@ do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 	}
 	return realloc_slow(caller, a, ptr, KALLOC_LAYOUT(size, al), old, flags,
 			    out);
+}
+
+/* kalloc_alloc's other cases, in six words: the call is a jump, so the
+ * plain path needs no frame (realloc_slow's nine words would take one). */
+static __attribute__((noinline)) int alloc_slow(const void *caller,
+						kalloc_t *a, size_t size,
+						size_t al, kalloc_flags_t flags,
+						kalloc_buf_t *out)
+{
+	return realloc_slow(caller, a, NULL, KALLOC_LAYOUT(size, al),
+			    KALLOC_LAYOUT_UNKNOWN, flags, out);
 }
 
 int kalloc_realloc(kalloc_t *a, void *ptr, kalloc_layout_t layout,
@@ -400,8 +424,10 @@ int kalloc_alloc(kalloc_t *a, kalloc_layout_t layout, kalloc_flags_t flags,
 {
 	size_t size = layout.size, align = layout.align;
 	IN_REGS(size, align);
-	return do_realloc(__builtin_return_address(0), a, NULL, size, align,
-			  KALLOC_LAYOUT_UNKNOWN, flags, out);
+	if (likely(plain_ok(a, size, align, flags)))
+		return plain_alloc(a, size, align, flags, out);
+	return alloc_slow(__builtin_return_address(0), a, size, align, flags,
+			  out);
 }
 
 /* Every free the plain path below does not take. */

@@ -234,13 +234,21 @@ static __attribute__((noinline)) void k_free_rest(const void *caller,
 	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
 }
 
+/* A free while the direct path is off (not started, instrumented, fault
+ * injection armed): the core's.  A call of its own, so that k_free keeps
+ * no register across a call. */
+static __attribute__((noinline)) void k_free_core(const void *caller,
+						  const void *p)
+{
+	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
 static inline void k_free(const void *caller, const void *p)
 {
 	if (ZERO_OR_NULL_PTR(p))
 		return;
 	if (unlikely(!direct_now())) {
-		kalloc_free_at(caller, k_alloc(), (void *)p,
-			       KALLOC_LAYOUT_UNKNOWN);
+		k_free_core(caller, p);
 		return;
 	}
 	/* the direct free answers 0, touching nothing, for a pointer its
