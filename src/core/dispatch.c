@@ -374,6 +374,8 @@ plain_alloc(kalloc_t *a, size_t size, size_t al, kalloc_flags_t flags,
 	return plain_realloc(a, size, al, flags, out);
 }
 
+/* kalloc_realloc's body: the plain path when it may; a free (new size 0)
+ * of a real block; realloc_slow for everything else. */
 static inline __attribute__((always_inline)) int
 do_realloc(const void *caller, kalloc_t *a, void *ptr, size_t size, size_t al,
 	   kalloc_layout_t old, kalloc_flags_t flags, kalloc_buf_t *out)
