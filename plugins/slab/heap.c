@@ -30,6 +30,7 @@ static pthread_mutex_t fallback_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *all_heaps; /* every heap but the fallback */
 static struct heap *abandoned; /* heaps without a thread */
 static struct heap fallback;   /* for threads past their teardown */
+static bool fallback_ready;    /* fallback set up (fallback_lock) */
 static char *arena;            /* uncarved heap memory */
 static size_t arena_left;
 static unsigned heap_count;
@@ -93,7 +94,6 @@ int slab_heap_init(void)
 	pthread_mutex_lock(&heaps_lock);
 	int err = KALLOC_OK;
 	if (!heap_key_ok) {
-		heap_reset(&fallback);
 		if (pthread_key_create(&heap_key, heap_destructor) == 0)
 			heap_key_ok = true;
 		else
@@ -140,6 +140,17 @@ struct heap *slab_heap_acquire(bool nowait)
 	return h;
 }
 
+/* The fallback heap, set up at its first use (fallback_lock held): most
+ * programs never use it, and setting it up touches 6 pages. */
+static struct heap *fallback_heap(void)
+{
+	if (!fallback_ready) {
+		heap_reset(&fallback);
+		fallback_ready = true;
+	}
+	return &fallback;
+}
+
 void *slab_fallback_alloc(unsigned cls, bool nowait, bool atomic)
 {
 	if (nowait) {
@@ -148,9 +159,10 @@ void *slab_fallback_alloc(unsigned cls, bool nowait, bool atomic)
 	} else {
 		pthread_mutex_lock(&fallback_lock);
 	}
-	struct slab *s = fallback.cur[cls];
+	struct heap *fb = fallback_heap();
+	struct slab *s = fb->cur[cls];
 	void *p = s->free ? slab_pop_slow(s) :
-			    slab_alloc_slow(&fallback, cls, nowait, atomic);
+			    slab_alloc_slow(fb, cls, nowait, atomic);
 	pthread_mutex_unlock(&fallback_lock);
 	return p;
 }
@@ -178,7 +190,8 @@ void slab_tick(bool nowait)
 			slab_drain(h, false);
 	pthread_mutex_unlock(&heaps_lock);
 	if (pthread_mutex_trylock(&fallback_lock) == 0) {
-		slab_drain(&fallback, false);
+		if (fallback_ready) /* else it has no slabs */
+			slab_drain(&fallback, false);
 		pthread_mutex_unlock(&fallback_lock);
 	}
 	slab_pool_purge();
