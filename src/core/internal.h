@@ -109,7 +109,6 @@ HIDDEN size_t kalloc__block_foreach(void (*fn)(const struct kalloc_block *,
 HIDDEN void kalloc__block_lock_all(void);
 HIDDEN void kalloc__block_unlock_all(void);
 
-
 /* track.c: the instrumented path, taken when features or ACCOUNT or an
  * injected failure may apply. */
 HIDDEN int kalloc__track_realloc(const void *caller, kalloc_t *a, void *ptr,

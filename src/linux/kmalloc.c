@@ -223,6 +223,15 @@ static void *k_array(const void *caller, size_t n, size_t size, gfp_t flags)
 	return overflowed ? NULL : k_malloc(caller, bytes, flags);
 }
 
+/* A free while the direct path is off (not started, instrumented, fault
+ * injection armed): the core's.  A call of its own, so that k_free keeps
+ * no register across a call. */
+static __attribute__((noinline)) void k_free_core(const void *caller,
+						  const void *p)
+{
+	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+}
+
 /* A free the front did not take: its rest free, else the core's, which
  * says what the pointer is. */
 static __attribute__((noinline)) void k_free_rest(const void *caller,
@@ -231,16 +240,7 @@ static __attribute__((noinline)) void k_free_rest(const void *caller,
 	if (kfront.rest_free && kfront.rest_free(kfront.rest_state, (void *)p,
 						 KALLOC_LAYOUT_UNKNOWN))
 		return;
-	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
-}
-
-/* A free while the direct path is off (not started, instrumented, fault
- * injection armed): the core's.  A call of its own, so that k_free keeps
- * no register across a call. */
-static __attribute__((noinline)) void k_free_core(const void *caller,
-						  const void *p)
-{
-	kalloc_free_at(caller, k_alloc(), (void *)p, KALLOC_LAYOUT_UNKNOWN);
+	k_free_core(caller, p);
 }
 
 static inline void k_free(const void *caller, const void *p)

@@ -348,15 +348,22 @@ static __attribute__((noinline)) void *alloc_aligned_rest(size_t align,
 	return alloc(size ? size : 1, align, false, caller);
 }
 
+/* Does the front take {size, align} now?  (1 <= size in the same compare,
+ * as malloc's path; align at least SHIM_MALLOC_ALIGN.) */
+static inline bool front_takes(size_t size, size_t align)
+{
+	return direct_now() && size - 1 < front.max_size &&
+	       align <= front.max_align;
+}
+
 /* align: a power of two (any size).  The front's alloc when it takes the
- * layout, as malloc's path does (1 <= size in the same compare). */
+ * layout. */
 static inline void *alloc_aligned(size_t align, size_t size,
 				  const void *caller)
 {
 	if (align < SHIM_MALLOC_ALIGN)
 		align = SHIM_MALLOC_ALIGN;
-	if (shim_likely(direct_now() && size - 1 < front.max_size &&
-			align <= front.max_align))
+	if (shim_likely(front_takes(size, align)))
 		return front.alloc(front.state, KALLOC_LAYOUT(size, align)).ptr;
 	return alloc_aligned_rest(align, size, caller);
 }
@@ -538,8 +545,7 @@ SHIM_API int posix_memalign(void **out, size_t align, size_t size)
 		return EINVAL; /* *out untouched */
 	if (align < SHIM_MALLOC_ALIGN)
 		align = SHIM_MALLOC_ALIGN;
-	if (shim_likely(direct_now() && size - 1 < front.max_size &&
-			align <= front.max_align)) {
+	if (shim_likely(front_takes(size, align))) {
 		/* out waits in memory across the call, as in the core's
 		 * plain path: no register to save.  errno is left as malloc
 		 * leaves it: ENOMEM after a failure, as glibc's does. */
