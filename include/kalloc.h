@@ -362,19 +362,26 @@ KALLOC_API int kalloc_front(kalloc_t *a, kalloc_front_t *out);
  *       ENOMEM on failure;
  *   free(ptr), ptr > 4095, is d.free(d.state, ptr, KALLOC_LAYOUT_UNKNOWN):
  *       1 when it freed ptr; 0, touching nothing, when ptr is outside all
- *       of the backend's memory (as d.free's 0).
+ *       of the backend's memory (as d.free's 0);
+ *   aligned(align, size), optional (NULL: none), with 1 <= size and
+ *       align a power of two >= 16, is d.alloc(d.state, {size, align}).ptr:
+ *       posix_memalign's block, NULL with errno ENOMEM on failure.  A
+ *       library that must look up a block's length pays nothing for it
+ *       here.
  *
  * They stand in the front's place (kalloc_front, f on the same handle):
  * malloc only for sizes up to f.max_size (when f.max_align >= 16; the
- * others go to d.alloc), and a free that answers 0 goes on to f.rest_free
- * when it is not NULL.  (A backend without a front: every size, and no
- * rest.)  Blocks cross freely between these, the front, d and the kalloc_*
- * calls.  A backend offers them when its plugin has them (kalloc_plugin_t's
- * malloc_entries); they serve the handle for its life.
+ * others go to d.alloc), aligned only for sizes up to f.max_size and
+ * alignments up to f.max_align, and a free that answers 0 goes on to
+ * f.rest_free when it is not NULL.  (A backend without a front: every
+ * size, and no rest.)  Blocks cross freely between these, the front, d and
+ * the kalloc_* calls.  A backend offers them when its plugin has them
+ * (kalloc_plugin_t's malloc_entries); they serve the handle for its life.
  */
 typedef struct kalloc_malloc {
 	void *(*malloc)(size_t size);
 	int (*free)(void *ptr);
+	void *(*aligned)(size_t align, size_t size);
 } kalloc_malloc_t;
 
 /*

@@ -336,11 +336,13 @@ typedef struct kalloc_plugin_front {
  * costs a fraction of a fast call.  Only with the fast table.
  *
  *   malloc_entries(state, out): asked once, by the core, right after init
- *       (and the front).  KALLOC_OK with both entries set: they serve this
- *       instance, as kalloc_malloc_t says, for its whole life;
- *       KALLOC_ENOTSUP: none.  Any other answer, or an entry NULL, refuses
- *       the plugin.  A plugin whose entries would need an instance's state
- *       answers ENOTSUP.
+ *       (and the front), with *out zeroed.  KALLOC_OK with malloc and
+ *       free set (aligned is optional): they serve this instance, as
+ *       kalloc_malloc_t says, for its whole life; KALLOC_ENOTSUP: none.
+ *       Any other answer, or malloc or free NULL, refuses the plugin.  A
+ *       plugin whose entries would need an instance's state answers
+ *       ENOTSUP.  (A plugin built before `aligned` was appended writes
+ *       two entries and leaves it NULL.)
  *
  * malloc's blocks are 16-aligned whatever the size (malloc(1) too), and
  * free keeps errno, as the fast free does.  With a front they stand for

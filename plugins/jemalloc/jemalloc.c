@@ -29,8 +29,8 @@
  * malloc and free).  So requests that need no flag, alignment up to 16
  * and no ZERO, go to jemalloc's own malloc, free and sdallocx(..., 0)
  * (see req_for).  Under the LD_PRELOAD shim "malloc" is the shim: the
- * plugin takes jemalloc's malloc and free by dlsym from jemalloc's own
- * handle, and falls back to mallocx/dallocx if that fails.  Usable lengths
+ * plugin takes jemalloc's malloc, free and aligned_alloc by dlsym from
+ * jemalloc's own handle, and falls back to mallocx/dallocx if that fails.  Usable lengths
  * of small requests come from a table filled from nallocx at init.
  */
 #include <kalloc/plugin.h>
@@ -49,9 +49,10 @@
 static char version[96];
 
 static struct {
-	/* jemalloc's own malloc and free, or mallocx/dallocx with no flag */
+	/* jemalloc's own malloc, free and aligned_alloc, or mallocx/dallocx */
 	void *(*malloc)(size_t);
 	void (*free)(void *);
+	void *(*aligned)(size_t align, size_t size);
 	/* a flagless request of max(size, align) bytes serves alignments up
 	 * to this: 16 when every class above 8 bytes is a multiple of 16 */
 	size_t plain_align;
@@ -105,6 +106,12 @@ static void dallocx_plain(void *p)
 	dallocx(p, 0);
 }
 
+/* align a power of two, size <= PTRDIFF_MAX (mallocx: undefined above) */
+static void *mallocx_aligned(size_t align, size_t size)
+{
+	return mallocx(size, MALLOCX_LG_ALIGN(__builtin_ctzl(align)));
+}
+
 /* Fills je's table, and jemalloc's own malloc and free when they are found
  * and really jemalloc's. */
 static void setup_entries(void)
@@ -115,6 +122,7 @@ static void setup_entries(void)
 	/* The library that holds mallocx, asked for its own malloc/free. */
 	je.malloc = mallocx_plain;
 	je.free = dallocx_plain;
+	je.aligned = mallocx_aligned;
 	Dl_info info;
 	void *h = NULL;
 	if (dladdr((void *)mallocx, &info) && info.dli_fname)
@@ -123,12 +131,16 @@ static void setup_entries(void)
 		return;
 	void *(*m)(size_t);
 	void (*f)(void *);
+	void *(*al)(size_t, size_t);
 	*(void **)&m = dlsym(h, "malloc");
 	*(void **)&f = dlsym(h, "free");
+	*(void **)&al = dlsym(h, "aligned_alloc");
 	dlclose(h); /* the plugin's own dependency: stays loaded */
-	Dl_info mi, fi;
-	if (!m || !f || !dladdr((void *)m, &mi) || !dladdr((void *)f, &fi) ||
-	    mi.dli_fbase != info.dli_fbase || fi.dli_fbase != info.dli_fbase)
+	Dl_info mi, fi, ai;
+	if (!m || !f || !al || !dladdr((void *)m, &mi) ||
+	    !dladdr((void *)f, &fi) || !dladdr((void *)al, &ai) ||
+	    mi.dli_fbase != info.dli_fbase || fi.dli_fbase != info.dli_fbase ||
+	    ai.dli_fbase != info.dli_fbase)
 		return;
 	/*
 	 * Valgrind's memcheck replaces malloc and free inside libjemalloc too,
@@ -142,6 +154,7 @@ static void setup_entries(void)
 	if (p == last) {
 		je.malloc = m;
 		je.free = f;
+		je.aligned = al;
 	}
 	f(p);
 }
@@ -325,10 +338,11 @@ static const kalloc_plugin_ops_t ops = {
 };
 
 /*
- * The malloc entries: jemalloc's malloc and free, with requests under 16
- * bytes raised to 16 (its 8-byte class is 8-aligned), when every larger
- * class is a multiple of 16; above PTRDIFF_MAX, ENOMEM here (under
- * valgrind its malloc is the tool's, which leaves errno).
+ * The malloc entries: jemalloc's malloc and free, and mallocx aligned,
+ * with requests under 16 bytes raised to 16 (its 8-byte class is
+ * 8-aligned), when every larger class is a multiple of 16; above
+ * PTRDIFF_MAX, ENOMEM here (under valgrind its malloc is the tool's, which
+ * leaves errno).
  */
 static void *je_malloc16(size_t size)
 {
@@ -343,12 +357,25 @@ static int je_free1(void *ptr)
 	return 1;
 }
 
+/* posix_memalign's block: jemalloc's aligned_alloc (or mallocx), without
+ * the usable length the fast alloc looks up (nallocx).  Its free takes
+ * the block unsized (no size class to trust). */
+static void *je_aligned(size_t align, size_t size)
+{
+	if (size > PTRDIFF_MAX)
+		return kalloc_malloc_too_big();
+	void *p = je.aligned(align, size);
+	if (unlikely(!p))
+		errno = ENOMEM;
+	return p;
+}
+
 static int malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
 	if (je.plain_align < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ je_malloc16, je_free1 };
+	*out = (kalloc_malloc_t){ je_malloc16, je_free1, je_aligned };
 	return KALLOC_OK;
 }
 

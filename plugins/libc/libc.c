@@ -171,7 +171,7 @@ static size_t libc_usable_size(void *state, const void *ptr)
 
 /* The malloc entries: malloc(3) (16-aligned, malloc(0) a unique block,
  * ENOMEM), but above PTRDIFF_MAX ENOMEM here (a memory tool's malloc
- * reports such a size and leaves errno); and free(3). */
+ * reports such a size and leaves errno); free(3); posix_memalign(3). */
 static void *libc_malloc_entry(size_t size)
 {
 	if (size > PTRDIFF_MAX)
@@ -185,12 +185,21 @@ static int libc_free1(void *ptr)
 	return 1;
 }
 
+/* posix_memalign(3) (fresh), ENOMEM where it answers an error. */
+static void *libc_aligned(size_t align, size_t size)
+{
+	void *p = size <= PTRDIFF_MAX ? fresh(size, align) : NULL;
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
 static int malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
 	if (MALLOC_ALIGN < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ libc_malloc_entry, libc_free1 };
+	*out = (kalloc_malloc_t){ libc_malloc_entry, libc_free1, libc_aligned };
 	return KALLOC_OK;
 }
 

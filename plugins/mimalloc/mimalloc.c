@@ -333,9 +333,10 @@ static const kalloc_plugin_ops_t ops = {
 };
 
 /*
- * The malloc entries: mi_malloc and mi_free, with requests under 16 bytes
- * raised to 16 (its 8-byte class is 8-aligned), when every larger class
- * is a multiple of 16 (plain.align); above PTRDIFF_MAX, ENOMEM here.
+ * The malloc entries: mi_malloc, mi_free and mi_malloc_aligned, with
+ * requests under 16 bytes raised to 16 (its 8-byte class is 8-aligned),
+ * when every larger class is a multiple of 16 (plain.align); above
+ * PTRDIFF_MAX, ENOMEM here.
  */
 static void *plug_malloc16(size_t size)
 {
@@ -350,12 +351,23 @@ static int plug_free1(void *ptr)
 	return 1;
 }
 
+/* posix_memalign's block: mi_malloc_aligned of request()'s size (its
+ * shortcut misaligns), without the usable length the fast alloc looks up
+ * (mi_usable_size). */
+static void *plug_aligned(size_t align, size_t size)
+{
+	void *p = mi_malloc_aligned(request(KALLOC_LAYOUT(size, align)), align);
+	if (unlikely(!p))
+		errno = ENOMEM; /* (its errno above PTRDIFF_MAX is not) */
+	return p;
+}
+
 static int malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
 	if (plain.align < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ plug_malloc16, plug_free1 };
+	*out = (kalloc_malloc_t){ plug_malloc16, plug_free1, plug_aligned };
 	return KALLOC_OK;
 }
 

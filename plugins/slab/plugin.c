@@ -632,20 +632,20 @@ static int slab_fast_free(void *state, void *p, kalloc_layout_t old)
 /* The magazine is empty (a call of its own: the path keeps no frame, which
  * fast_take(...).ptr would not allow). */
 static __attribute__((noinline)) void *malloc_slab(struct heap *h, size_t c,
-						   size_t size)
+						   size_t size, size_t align)
 {
-	return fast_alloc_slab(h, c, size, 16).ptr;
+	return fast_alloc_slab(h, c, size, align).ptr;
 }
 
-/* A block of class c for malloc, as fast_take. */
+/* A block of class c for malloc and aligned, as fast_take. */
 static inline __attribute__((always_inline)) void *
-malloc_take(struct heap *h, size_t c, size_t size)
+malloc_take(struct heap *h, size_t c, size_t size, size_t align)
 {
 	struct mag *m = &h->mag[c];
 	size_t k = mag_count(m);
 	if (likely(k))
 		return mag_pop(m, k);
-	return malloc_slab(h, c, size);
+	return malloc_slab(h, c, size, align);
 }
 
 /* Above CLASS_SMALL_MAX: a class by slab_class_big, whose sizes are
@@ -656,7 +656,8 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 	struct heap *h = slab_tl_heap;
 	if (likely(size - 1 < CLASS_MAX &&
 		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
-		return malloc_take(h, slab_class_big[(size + 127) >> 7], size);
+		return malloc_take(h, slab_class_big[(size + 127) >> 7], size,
+				   16);
 	return fast_alloc_other(size ? size : 1, 16).ptr;
 }
 
@@ -667,7 +668,7 @@ static void *slab_malloc(size_t size)
 		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
 		return malloc_take(h,
 				   slab_class_small[((size + 15) >> 3) & ~(size_t)1],
-				   size);
+				   size, 16);
 	return malloc_other(size);
 }
 
@@ -676,10 +677,31 @@ static int slab_free(void *p)
 	return free_fast(p);
 }
 
+/* Above CLASS_SMALL_MAX once rounded to the alignment: fast_alloc_big's
+ * way. */
+static __attribute__((noinline)) void *aligned_other(size_t align,
+						     size_t size)
+{
+	return fast_alloc_big(size, align).ptr;
+}
+
+/* posix_memalign's entry: slab_fast_alloc's small path, in malloc's
+ * shape. */
+static void *slab_aligned(size_t align, size_t size)
+{
+	size_t n = (size + align - 1) & ~(align - 1);
+	struct heap *h = slab_tl_heap;
+	if (likely(n - 1 < CLASS_SMALL_MAX &&
+		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+		return malloc_take(h, slab_class_small[(n + 7) >> 3], size,
+				   align);
+	return aligned_other(align, size);
+}
+
 static int slab_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state; /* one slab allocator per process */
-	*out = (kalloc_malloc_t){ slab_malloc, slab_free };
+	*out = (kalloc_malloc_t){ slab_malloc, slab_free, slab_aligned };
 	return KALLOC_OK;
 }
 

@@ -31,10 +31,11 @@
  * it takes go to its alloc, every free to its free, then to the rest free
  * on a 0 (kv's small sizes are slab's, with nothing of kv in between);
  * a backend without a front has its own entries there, so no branch asks
- * whether there is one.  malloc and free jump to the backend's malloc
- * entries (kalloc_malloc_entries) in the front's place, or to the shim's
- * wrappers of the front when it has none.  Every other call goes to the
- * core; blocks cross freely between the paths.
+ * whether there is one.  malloc, free and the aligned allocations go to
+ * the backend's malloc entries (kalloc_malloc_entries) in the front's
+ * place, or to the shim's wrappers of the front for those it has not.
+ * Every other call goes to the core; blocks cross freely between the
+ * paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
@@ -89,9 +90,10 @@ static kalloc_direct_t direct;
  * with direct, before plain. */
 static kalloc_front_t front;
 static size_t front_malloc_max;
-/* What malloc and free jump to while plain, in the front's place: the
- * backend's malloc entries (kalloc_malloc_entries), or front_malloc and
- * front_free when it has none.  Written with direct, before plain. */
+/* What malloc, free and the aligned allocations call while plain, in the
+ * front's place: the backend's malloc entries (kalloc_malloc_entries), or
+ * front_malloc, front_free and front_aligned for those it has not.
+ * Written with direct, before plain. */
 static kalloc_malloc_t entries;
 static const volatile int never;
 static const volatile int *_Atomic plain = &never;
@@ -114,6 +116,11 @@ static void *front_malloc(size_t size)
 static int front_free(void *p)
 {
 	return front.free(front.state, p, KALLOC_LAYOUT_UNKNOWN);
+}
+
+static void *front_aligned(size_t align, size_t size)
+{
+	return front.alloc(front.state, KALLOC_LAYOUT(size, align)).ptr;
 }
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
@@ -158,7 +165,10 @@ static __attribute__((noinline)) kalloc_t *start(void)
 		front_malloc_max = front.max_align >= SHIM_MALLOC_ALIGN ?
 				   front.max_size : 0;
 		if (kalloc_malloc_entries(a, &entries) != KALLOC_OK)
-			entries = (kalloc_malloc_t){ front_malloc, front_free };
+			entries = (kalloc_malloc_t){ front_malloc, front_free,
+						     front_aligned };
+		if (!entries.aligned)
+			entries.aligned = front_aligned;
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	}
 	backend = a;
@@ -356,15 +366,15 @@ static inline bool front_takes(size_t size, size_t align)
 	       align <= front.max_align;
 }
 
-/* align: a power of two (any size).  The front's alloc when it takes the
- * layout. */
+/* align: a power of two (any size).  The aligned entry when the front
+ * takes the layout. */
 static inline void *alloc_aligned(size_t align, size_t size,
 				  const void *caller)
 {
 	if (align < SHIM_MALLOC_ALIGN)
 		align = SHIM_MALLOC_ALIGN;
 	if (shim_likely(front_takes(size, align)))
-		return front.alloc(front.state, KALLOC_LAYOUT(size, align)).ptr;
+		return entries.aligned(align, size);
 	return alloc_aligned_rest(align, size, caller);
 }
 
@@ -552,8 +562,7 @@ SHIM_API int posix_memalign(void **out, size_t align, size_t size)
 		struct {
 			void **out;
 		} c = { out };
-		void *p = front.alloc(front.state,
-				      KALLOC_LAYOUT(size, align)).ptr;
+		void *p = entries.aligned(align, size);
 		__asm__("" : "+m"(c));
 		if (shim_unlikely(!p))
 			return ENOMEM;

@@ -8,7 +8,8 @@
  * entries within its limits, its free taking its own blocks and leaving
  * every other one, untouched, to the rest; and the malloc entries
  * (kalloc_malloc_entries), when it has them, as the fast entries of
- * malloc's layout in the front's place, on one thread and across two.
+ * malloc's layout (and of posix_memalign's, for the aligned entry) in the
+ * front's place, on one thread and across two.
  *
  * G16: the misuse a backend declares it detects (kalloc_info's detects)
  * is reported and aborts, through kalloc_free and through the fast free,
@@ -310,13 +311,71 @@ START_TEST(g15_malloc_entries_as_fast_entries)
 }
 END_TEST
 
-/* Two threads allocate through malloc, each block checked for alignment
- * and stamped, and each frees the other's: a per-thread cache that
- * misaligns or loses a block only under threads shows here. */
+/* The largest alignment the aligned entry is asked for here: the front's,
+ * up to 2 MiB. */
+static size_t aligned_max(const kalloc_front_t *f)
+{
+	size_t cap = (size_t)1 << 21;
+	return f->max_align < cap ? f->max_align : cap;
+}
+
+/* The aligned entry as the fast alloc of {size, align}: aligned, long
+ * enough, writable, its blocks freed by the malloc free, kalloc_free and
+ * the fast free; ENOMEM on a size no backend has. */
+START_TEST(g15_malloc_aligned_as_fast_alloc)
+{
+	kalloc_direct_t d = fast_entries();
+	kalloc_front_t f;
+	kalloc_malloc_t m;
+	if (!malloc_entries(&m, &f) || !m.aligned)
+		return;
+	unsigned k = 0;
+	for (size_t align = 16; align <= aligned_max(&f); align <<= 1) {
+		for (size_t i = 0; i < N_SIZES; i++, k++) {
+			size_t size = sizes[i];
+			if (size > f.max_size)
+				continue;
+			void *p = m.aligned(align, size);
+			REQUIRE(p && !kalloc_is_sentinel(p),
+				"aligned(%zu, %zu) gave %p", align, size, p);
+			REQUIRE(is_aligned(p, align),
+				"aligned(%zu, %zu) = %p: misaligned", align,
+				size, p);
+			size_t usable = kalloc_usable_size(conform_a, p);
+			REQUIRE(usable >= size, "aligned(%zu, %zu): usable_size "
+				"%zu", align, size, usable);
+			struct blk b = { p, size, size, align, 0 };
+			blk_stamp(&b, k);
+			blk_verify(&b, "aligned block");
+			if (k % 3 == 0)
+				REQUIRE(m.free(p) == 1, "free of aligned(%zu, "
+					"%zu) returned 0", align, size);
+			else if (k % 3 == 1)
+				blk_free(&b, k & 4);
+			else
+				REQUIRE(d.free(d.state, p, KALLOC_LAYOUT_UNKNOWN) == 1,
+					"fast free of aligned(%zu, %zu) returned 0",
+					align, size);
+		}
+	}
+	if (f.max_size == SIZE_MAX) {
+		errno = 0;
+		void *p = m.aligned(64, SIZE_MAX - 4096);
+		REQUIRE(!p && errno == ENOMEM, "aligned(64, SIZE_MAX - 4096) "
+			"gave %p, errno %d", p, errno);
+	}
+}
+END_TEST
+
+/* Two threads allocate through malloc (every third block through the
+ * aligned entry, when there is one, at alignments 16 to 4096), each block
+ * checked for alignment and stamped, and each frees the other's: a
+ * per-thread cache that misaligns or loses a block only under threads
+ * shows here. */
 #define MT_BLOCKS 4000
 struct mt_arg {
 	kalloc_malloc_t m;
-	size_t max;
+	size_t max, max_align;
 	unsigned seed;
 	void *blocks[MT_BLOCKS];
 	size_t sizes[MT_BLOCKS];
@@ -332,12 +391,15 @@ static void *mt_alloc(void *p)
 		size_t n = (i % 64 == 63 ? 40000 : 0) + (x >> 40) % 600;
 		if (n > a->max)
 			n = a->max;
-		void *q = a->m.malloc(n);
+		size_t align = (size_t)16 << (x >> 20) % 9;
+		bool aligned = a->m.aligned && i % 3 == 0 && n &&
+			       align <= a->max_align;
+		void *q = aligned ? a->m.aligned(align, n) : a->m.malloc(n);
 		if (!q) {
 			a->bad = 2;
 			return NULL;
 		}
-		if ((uintptr_t)q & 15)
+		if ((uintptr_t)q & ((aligned ? align : 16) - 1))
 			a->bad = 1;
 		memset(q, (int)(i & 255), n);
 		a->blocks[i] = q;
@@ -371,6 +433,7 @@ START_TEST(g15_malloc_entries_threads)
 	for (int round = 0; round < 3; round++) {
 		for (unsigned k = 0; k < 2; k++) {
 			args[k] = (struct mt_arg){ .m = m, .max = malloc_max(&f),
+						   .max_align = aligned_max(&f),
 						   .seed = round * 2 + k + 1 };
 			REQUIRE(pthread_create(&t[k], NULL, mt_alloc, &args[k]) == 0,
 				"pthread_create");
@@ -404,6 +467,7 @@ TCase *g15_fast(void)
 	tcase_add_test(tc, g15_fast_free_leaves_foreign_alone);
 	tcase_add_test(tc, g15_front_as_fast_entries);
 	tcase_add_test(tc, g15_malloc_entries_as_fast_entries);
+	tcase_add_test(tc, g15_malloc_aligned_as_fast_alloc);
 	tcase_add_test(tc, g15_malloc_entries_threads);
 	return tc;
 }

@@ -313,6 +313,22 @@ START_TEST(invalid_malloc_entries_refused)
 }
 END_TEST
 
+/* The aligned entry is optional: without it the plugin loads, and
+ * kalloc_malloc_entries hands out NULL in its place. */
+START_TEST(malloc_entries_without_aligned_load)
+{
+	kalloc_t *a;
+	ck_assert_msg(kalloc_open(FIXTURE("mallocent"), "malloc=noaligned",
+				  &a) == KALLOC_OK, "%s", kalloc_errmsg());
+	kalloc_malloc_t m = { 0 };
+	memset(&m.aligned, 0x5a, sizeof(m.aligned));
+	ck_assert_int_eq(kalloc_malloc_entries(a, &m), KALLOC_OK);
+	ck_assert(m.malloc && m.free);
+	ck_assert_ptr_null(m.aligned);
+	kalloc_close(a);
+}
+END_TEST
+
 /* The fixture's counts of its malloc entries' calls. */
 struct fixture_malloc {
 	unsigned allocs, frees;
@@ -346,6 +362,14 @@ START_TEST(malloc_entries_reach_kalloc_malloc_entries)
 		      "blocks %p %p not 16-aligned", p0, p1);
 	ck_assert_uint_eq(n->allocs, before.allocs + 2);
 	ck_assert_uint_eq(n->frees, before.frees);
+	ck_assert_ptr_nonnull(m.aligned);
+	void *pa = m.aligned(4096, 10);
+	ck_assert_msg(pa && (uintptr_t)pa % 4096 == 0, "aligned(4096, 10) = %p",
+		      pa);
+	ck_assert_uint_ge(kalloc_usable_size(a, pa), 10);
+	ck_assert_uint_eq(n->allocs, before.allocs + 3);
+	kalloc_free(a, pa, KALLOC_LAYOUT(10, 4096));
+	ck_assert_uint_eq(n->frees, before.frees);
 	size_t len0 = kalloc_usable_size(a, p0), len1 = kalloc_usable_size(a, p1);
 	ck_assert_uint_ge(len0, 1);
 	ck_assert_uint_ge(len1, 100);
@@ -367,7 +391,7 @@ START_TEST(malloc_entries_reach_kalloc_malloc_entries)
 	ck_assert_int_eq(m.free(&not_a_block), 0);
 	ck_assert_int_eq(not_a_block, 0x5a5a);
 	ck_assert_uint_eq(n->frees, before.frees + 2);
-	ck_assert_uint_eq(n->allocs, before.allocs + 2);
+	ck_assert_uint_eq(n->allocs, before.allocs + 3);
 	dlclose(dl);
 	kalloc_close(a);
 }
@@ -981,6 +1005,7 @@ static Suite *loader_suite(void)
 	tc = new_tcase("malloc_entries");
 	tcase_add_test(tc, malloc_entries_without_fast_table_refused);
 	tcase_add_test(tc, invalid_malloc_entries_refused);
+	tcase_add_test(tc, malloc_entries_without_aligned_load);
 	tcase_add_test(tc, malloc_entries_reach_kalloc_malloc_entries);
 	tcase_add_test(tc, declined_malloc_entries_none);
 	tcase_add_test(tc, malloc_entries_past_struct_size_ignored);
