@@ -18,6 +18,10 @@
  *   MOCK_MALLOC_UNDER_16 malloc entries whose blocks under 16 bytes are
  *                       8-aligned (a library's 8-byte class served as
  *                       it is)                                        -> G15
+ *   MOCK_ALIGNED_CONCURRENT malloc entries whose aligned entry serves a
+ *                       block 16 bytes in (16-aligned only) while another
+ *                       thread is inside it too: only two threads show it
+ *                                                                     -> G15
  *
  * The mutation set (tests/README.md, "Mutants"): each one fault in an
  * otherwise correct backend.
@@ -69,6 +73,8 @@
 #define MOCK_NAME "silent_double_free"
 #elif defined(MOCK_MALLOC_UNDER_16)
 #define MOCK_NAME "malloc_under_16"
+#elif defined(MOCK_ALIGNED_CONCURRENT)
+#define MOCK_NAME "aligned_concurrent"
 #elif defined(MOCK_ALIGN_ABOVE_64)
 #define MOCK_NAME "align_above_64"
 #define MOCK_SHIFTED
@@ -432,7 +438,7 @@ static const kalloc_plugin_fast_t fast = {
 };
 #define MOCK_FAST &fast
 #elif defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE) || \
-	defined(MOCK_MALLOC_UNDER_16)
+	defined(MOCK_MALLOC_UNDER_16) || defined(MOCK_ALIGNED_CONCURRENT)
 static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
@@ -497,7 +503,60 @@ static int mock_malloc_free(void *ptr)
 static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
-	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free };
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, NULL };
+	return KALLOC_OK;
+}
+#define MOCK_MALLOC_ENTRIES mock_malloc_entries
+#elif defined(MOCK_ALIGNED_CONCURRENT)
+static atomic_int inside; /* threads inside mock_aligned */
+
+/* A block served 16 bytes in (inside slab's block: owns answers 2) back
+ * to the start of slab's block. */
+static void *unshift(void *ptr)
+{
+	return host->owns(inner, ptr) == 2 ? (char *)ptr - 16 : ptr;
+}
+
+static void *mock_malloc(size_t size)
+{
+	kalloc_buf_t b;
+	if (size > ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, KALLOC_LAYOUT(size ? size : 1, 16),
+			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b.ptr;
+}
+
+/* Blocks of 16 bytes more than asked, handed out at their start, but 16
+ * bytes in (the fault) while another thread is inside too. */
+static void *mock_aligned(size_t align, size_t size)
+{
+	size_t off = atomic_fetch_add(&inside, 1) > 0 ? 16 : 0;
+	if (!off)
+		sched_yield(); /* (only makes overlaps common) */
+	kalloc_buf_t b;
+	int err = size > ((size_t)1 << 40) ||
+		  host->realloc(inner, NULL, KALLOC_LAYOUT(size + 16, align),
+				KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b);
+	atomic_fetch_sub(&inside, 1);
+	if (err) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return (char *)b.ptr + off;
+}
+
+static int mock_malloc_free(void *ptr)
+{
+	return host->free(inner, unshift(ptr), KALLOC_LAYOUT_UNKNOWN);
+}
+
+static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, mock_aligned };
 	return KALLOC_OK;
 }
 #define MOCK_MALLOC_ENTRIES mock_malloc_entries
