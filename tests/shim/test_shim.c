@@ -496,6 +496,30 @@ START_TEST(alignments_up_to_4mib)
 }
 END_TEST
 
+/* Many live blocks whose sizes are multiples of their alignment: a
+ * library's shortcut for such sizes (mimalloc 2.0.9's, from 256 to 1024)
+ * misaligns some of them, and only while they stay live. */
+START_TEST(alignment_multiples_many_live)
+{
+	enum { N = 600 };
+	static void *live[N];
+	for (size_t align = 128; align <= 2048; align *= 2) {
+		for (int i = 0; i < N; i++) {
+			size_t n = align * (size_t)(1 + i % 3);
+			void *p = NULL;
+			if (i % 2)
+				ck_assert_int_eq(posix_memalign(&p, align, n), 0);
+			else
+				p = aligned_alloc(align, n);
+			check_aligned_block(p, align, n);
+			live[i] = p;
+		}
+		for (int i = 0; i < N; i++)
+			free(live[i]);
+	}
+}
+END_TEST
+
 /* Above the backend's own limit the shim maps the block itself. */
 START_TEST(alignment_above_backend_limit)
 {
@@ -761,6 +785,7 @@ static Suite *shim_suite(void)
 	tcase_add_test(tc, posix_memalign_einval_leaves_memptr);
 	tcase_add_test(tc, aligned_alloc_einval);
 	tcase_add_test(tc, alignments_up_to_4mib);
+	tcase_add_test(tc, alignment_multiples_many_live);
 	tcase_add_test(tc, alignment_above_backend_limit);
 	tcase_add_test(tc, foreign_pointer_is_left_alone);
 	tcase_add_test(tc, fork_from_multithreaded_program);
