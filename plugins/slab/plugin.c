@@ -610,7 +610,7 @@ static inline __attribute__((always_inline)) int free_fast(void *p)
 	if (unlikely(!slab_in_chunk(p)))
 		return free_outside_chunks(p);
 	struct slab *s = slab_of(chunk_of(p), p);
-	if (unlikely(slab_block_index(s, p) < 0))
+	if (unlikely(!slab_is_block(s, p)))
 		return report_bad_free(p);
 	return free_in_slab(s, p, false); /* reports a double free */
 }

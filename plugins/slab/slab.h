@@ -506,6 +506,14 @@ static inline int64_t slab_block_index(const struct slab *s, const void *p)
 	return (int64_t)idx;
 }
 
+/* Does p start a block of the slab in use s?  slab_block_index's test
+ * alone: the low word of the product only (one imul). */
+static inline bool slab_is_block(const struct slab *s, const void *p)
+{
+	uint64_t off = (uintptr_t)p + s->neg_base;
+	return off < s->limit && off * s->magic < s->magic;
+}
+
 static inline bool slab_is_live(const struct slab *s, uint64_t idx)
 {
 	return atomic_load_explicit(&s->bits[idx / 64], memory_order_relaxed) &
