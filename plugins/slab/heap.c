@@ -3,8 +3,9 @@
  *
  * A thread reaches its heap through one initial-exec TLS pointer (8 bytes
  * of the static TLS surplus; heaps themselves are carved from mmap'd
- * arenas).  Its states: NULL (no heap yet), a heap, or HEAP_TEARDOWN once
- * the pthread key destructor has given the heap up.  A tearing-down thread
+ * arenas).  Its states: HEAP_NONE (no heap yet), a heap, or HEAP_TEARDOWN
+ * once the pthread key destructor has given the heap up (both placeholders,
+ * slab.h).  A tearing-down thread
  * still frees (as a remote thread: no heap is its own) and allocates from
  * the shared fallback heap under fallback_lock.
  *
@@ -21,7 +22,9 @@
 
 #include <sys/mman.h>
 
-__thread struct heap *slab_tl_heap __attribute__((tls_model("initial-exec")));
+struct heap slab_heap_placeholder[2];
+__thread struct heap *slab_tl_heap
+	__attribute__((tls_model("initial-exec"))) = HEAP_NONE;
 
 static pthread_key_t heap_key;
 static bool heap_key_ok;
@@ -115,7 +118,7 @@ int slab_heap_init(void)
 struct heap *slab_heap_acquire(bool nowait)
 {
 	struct heap *h = slab_tl_heap;
-	if (h)
+	if (h != HEAP_NONE)
 		return h;
 	if (slab_tool) /* the fallback heap only (slab.h) */
 		return HEAP_TEARDOWN;

@@ -169,7 +169,7 @@ alloc_block(size_t size, size_t align, kalloc_flags_t f, size_t kept,
 {
 	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN))
+	if (unlikely(!heap_owned(h)))
 		return alloc_block_slow(slab_class_of(size, align), size, align,
 					f, kept, out);
 	unsigned c;
@@ -224,10 +224,18 @@ static __attribute__((noinline)) void free_large(struct large *l)
 	slab_large_free(l);
 }
 
-/* The magazine is full: its older half goes back to the slabs first. */
-static __attribute__((noinline)) int free_spill(struct heap *h, struct mag *m,
-						void *p, bool nowait)
+static int free_to_slab(struct slab *s, void *p, bool nowait);
+
+/* The magazine is full: its older half goes back to the slabs first.  A
+ * placeholder heap's magazines are always full: no heap of its own. */
+static __attribute__((noinline)) int free_spill(struct heap *h, struct slab *s,
+						struct mag *m, void *p,
+						bool nowait)
 {
+	if (unlikely(!heap_owned(h)))
+		return free_to_slab(s, p, nowait);
+	if (unlikely(!slab_tag_free(p)))
+		slab_double_free(p, s->size);
 	unsigned k = m->cap / 2u;
 	slab_mag_spill(h, m, k, nowait);
 	m->slot[k] = p;
@@ -248,17 +256,19 @@ static __attribute__((noipa, cold)) int report_bad_free(void *p)
 	slab_bad_free(p);
 }
 
-/* Pushes p, a kmalloc block of class c (checked), onto h's magazine. */
+/* Pushes p, a kmalloc block of class c (checked), onto h's magazine.  The
+ * full test comes first: a placeholder heap's free takes free_spill's
+ * path before anything reads the block (a memory tool sees every free). */
 static inline __attribute__((always_inline)) int
 free_to_mag(struct heap *h, struct slab *s, void *p, size_t c, bool nowait)
 {
-	if (unlikely(!slab_tag_free(p)))
-		return report_double_free(s, p);
 	struct mag *m = &h->mag[c];
 	__asm__("" : "+r"(m)); /* (the slot addressed from m, see mag_pop) */
 	size_t k = mag_count(m);
 	if (unlikely(k == m->cap))
-		return free_spill(h, m, p, nowait);
+		return free_spill(h, s, m, p, nowait);
+	if (unlikely(!slab_tag_free(p)))
+		return report_double_free(s, p);
 	m->slot[k] = p;
 	mag_set_count(m, k + 1);
 	return 1;
@@ -276,14 +286,13 @@ static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
 						  bool nowait)
 {
 	struct heap *h = slab_tl_heap;
-	if (!h && s->cls < CLASS_COUNT && !slab_tool &&
-	    (uintptr_t)(h = slab_heap_acquire(nowait)) >
-		    (uintptr_t)HEAP_TEARDOWN)
+	if (h == HEAP_NONE && s->cls < CLASS_COUNT && !slab_tool &&
+	    (h = slab_heap_acquire(nowait)) && heap_owned(h))
 		return free_to_mag(h, s, p, s->cls, nowait);
 	uint64_t idx = slab_index(s, (uintptr_t)p + s->neg_base);
 	if (!slab_tool && !slab_tag_free(p))
 		slab_double_free(p, s->size);
-	if ((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
+	if (h && heap_owned(h) &&
 	    atomic_load_explicit(&s->owner, memory_order_relaxed) == h)
 		slab_free_local(h, s, p, idx, nowait);
 	else
@@ -293,16 +302,16 @@ static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
 
 /*
  * Frees p, a block of s (checked): a thread with a heap keeps a kmalloc
- * block in its magazine, whichever heap's slab it is from.  Returns 1.
- * The slow cases are tail calls, so the path keeps no frame.
+ * block in its magazine, whichever heap's slab it is from; a placeholder
+ * heap's magazine sends it on (free_spill).  Returns 1.  The slow cases
+ * are tail calls, so the path keeps no frame.
  */
 static inline __attribute__((always_inline)) int
 free_in_slab(struct slab *s, void *p, bool nowait)
 {
 	struct heap *h = slab_tl_heap;
 	size_t c = s->cls;
-	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ||
-		     c >= CLASS_COUNT))
+	if (unlikely(c >= CLASS_COUNT))
 		return free_to_slab(s, p, nowait);
 	return free_to_mag(h, s, p, c, nowait);
 }
@@ -531,14 +540,14 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_other(size_t size,
 }
 
 /* The magazine is empty: the current slab's next block, or any other way
- * (fast_alloc_other). */
+ * (fast_alloc_other, which also serves a placeholder heap). */
 static __attribute__((noinline)) kalloc_buf_t fast_alloc_slab(struct heap *h,
 							   size_t c,
 							   size_t size,
 							   size_t align)
 {
-	struct slab *s = h->cur[c];
-	if (likely(s->free))
+	struct slab *s;
+	if (likely(heap_owned(h)) && likely((s = h->cur[c])->free))
 		return (kalloc_buf_t){ slab_pop(s), s->size };
 	return fast_alloc_other(size, align);
 }
@@ -562,8 +571,7 @@ static __attribute__((noinline)) kalloc_buf_t fast_alloc_big(size_t size,
 {
 	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely(n - 1 < CLASS_MAX && align <= CLASS_MAX_ALIGN &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+	if (likely(n - 1 < CLASS_MAX && align <= CLASS_MAX_ALIGN))
 		return fast_take(h, slab_class_big[(n + 127) >> 7], size, align);
 	return fast_alloc_other(size, align);
 }
@@ -580,8 +588,7 @@ static kalloc_buf_t slab_fast_alloc(void *state, kalloc_layout_t l)
 	__asm__("" : "+r"(size), "+r"(align));
 	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely(n - 1 < CLASS_SMALL_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+	if (likely(n - 1 < CLASS_SMALL_MAX))
 		return fast_take(h, slab_class_small[(n + 7) >> 3], size, align);
 	return fast_alloc_big(size, align);
 }
@@ -654,8 +661,7 @@ malloc_take(struct heap *h, size_t c, size_t size, size_t align)
 static __attribute__((noinline)) void *malloc_other(size_t size)
 {
 	struct heap *h = slab_tl_heap;
-	if (likely(size - 1 < CLASS_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+	if (likely(size - 1 < CLASS_MAX))
 		return malloc_take(h, slab_class_big[(size + 127) >> 7], size,
 				   16);
 	return fast_alloc_other(size ? size : 1, 16).ptr;
@@ -664,8 +670,7 @@ static __attribute__((noinline)) void *malloc_other(size_t size)
 static void *slab_malloc(size_t size)
 {
 	struct heap *h = slab_tl_heap;
-	if (likely(size - 1 < CLASS_SMALL_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+	if (likely(size - 1 < CLASS_SMALL_MAX))
 		return malloc_take(h,
 				   slab_class_small[((size + 15) >> 3) & ~(size_t)1],
 				   size, 16);
@@ -691,8 +696,7 @@ static void *slab_aligned(size_t align, size_t size)
 {
 	size_t n = (size + align - 1) & ~(align - 1);
 	struct heap *h = slab_tl_heap;
-	if (likely(n - 1 < CLASS_SMALL_MAX &&
-		   (uintptr_t)h > (uintptr_t)HEAP_TEARDOWN))
+	if (likely(n - 1 < CLASS_SMALL_MAX))
 		return malloc_take(h, slab_class_small[(n + 7) >> 3], size,
 				   align);
 	return aligned_other(align, size);
@@ -737,7 +741,7 @@ cache_alloc_other(struct heap *h, unsigned c, kalloc_flags_t f)
 {
 	kalloc_buf_t b;
 	uint32_t size = slab_classes[c].size;
-	int err = (uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN ?
+	int err = !heap_owned(h) ?
 			  alloc_block_slow((int)c, size, size, f, 0, &b) :
 			  alloc_refill(h, (int)c, f, 0, &b);
 	return err ? (kalloc_buf_t){ NULL, 0 } : b;
@@ -749,7 +753,7 @@ static kalloc_buf_t slab_cache_alloc(void *state, void *cls, kalloc_flags_t f)
 	unsigned c = CLASS_OF(cls);
 	struct heap *h = slab_tl_heap;
 	struct slab *s;
-	if (unlikely((uintptr_t)h <= (uintptr_t)HEAP_TEARDOWN) ||
+	if (unlikely(!heap_owned(h)) ||
 	    unlikely(!(s = h->cur[c])->free))
 		return cache_alloc_other(h, c, f);
 	void *p = slab_pop(s);
@@ -765,7 +769,7 @@ static size_t slab_cache_alloc_bulk(void *state, void *cls, kalloc_flags_t f,
 	unsigned c = CLASS_OF(cls);
 	struct heap *h = slab_tl_heap;
 	size_t i = 0;
-	if (likely((uintptr_t)h > (uintptr_t)HEAP_TEARDOWN &&
+	if (likely(heap_owned(h) &&
 		   !(f & KALLOC_ZERO))) {
 		struct slab *s = h->cur[c];
 		while (i < n && s->free)

@@ -391,9 +391,27 @@ HIDDEN void slab_drain(struct heap *h, bool nowait);
 
 /* ---- heap.c ----------------------------------------------------------- */
 
-#define HEAP_TEARDOWN ((struct heap *)1)
+/*
+ * What a thread without a heap of its own points at: HEAP_NONE before its
+ * first allocation (or under a memory tool), HEAP_TEARDOWN once its heap is
+ * given up.  Both are all zeros: every magazine empty and full at once
+ * (count 0, cap 0), so a fast path pops nothing and pushes nothing and
+ * takes its slow path, which asks heap_owned(), without testing which
+ * heap it has.  Their other fields are never read.
+ */
+HIDDEN extern struct heap slab_heap_placeholder[2];
+#define HEAP_NONE (&slab_heap_placeholder[0])
+#define HEAP_TEARDOWN (&slab_heap_placeholder[1])
 HIDDEN extern __thread struct heap *slab_tl_heap
 	__attribute__((tls_model("initial-exec")));
+
+/* Is h a heap of a thread's own (not a placeholder)? */
+static inline bool heap_owned(const struct heap *h)
+{
+	return (uintptr_t)h - (uintptr_t)slab_heap_placeholder >=
+	       sizeof(slab_heap_placeholder);
+}
+
 HIDDEN int slab_heap_init(void);
 /* This thread's heap, acquiring one if needed; NULL if none can be had
  * (nowait) or the thread is tearing down (HEAP_TEARDOWN returned). */
