@@ -30,8 +30,9 @@
  * and no ZERO, go to jemalloc's own malloc, free and sdallocx(..., 0)
  * (see req_for).  Under the LD_PRELOAD shim "malloc" is the shim: the
  * plugin takes jemalloc's malloc, free and aligned_alloc by dlsym from
- * jemalloc's own handle, and falls back to mallocx/dallocx if that fails.  Usable lengths
- * of small requests come from a table filled from nallocx at init.
+ * jemalloc's own handle, and falls back to mallocx/dallocx if that fails.
+ * Usable lengths of small requests come from a table filled from nallocx
+ * at init.
  */
 #include <kalloc/plugin.h>
 
@@ -338,9 +339,9 @@ static const kalloc_plugin_ops_t ops = {
 };
 
 /*
- * The malloc entries: jemalloc's malloc and free, and mallocx aligned,
- * with requests under 16 bytes raised to 16 (its 8-byte class is
- * 8-aligned), when every larger class is a multiple of 16; above
+ * The malloc entries: jemalloc's malloc, free and aligned_alloc (see
+ * setup_entries), with requests under 16 bytes raised to 16 (its 8-byte
+ * class is 8-aligned), when every larger class is a multiple of 16; above
  * PTRDIFF_MAX, ENOMEM here (under valgrind its malloc is the tool's, which
  * leaves errno).
  */

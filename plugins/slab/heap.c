@@ -4,10 +4,10 @@
  * A thread reaches its heap through one initial-exec TLS pointer (8 bytes
  * of the static TLS surplus; heaps themselves are carved from mmap'd
  * arenas).  Its states: HEAP_NONE (no heap yet), a heap, or HEAP_TEARDOWN
- * once the pthread key destructor has given the heap up (both placeholders,
- * slab.h).  A tearing-down thread
- * still frees (as a remote thread: no heap is its own) and allocates from
- * the shared fallback heap under fallback_lock.
+ * once the pthread key destructor has given the heap up (both
+ * placeholders, slab.h).  A tearing-down thread still frees (as a remote
+ * thread: no heap is its own) and allocates from the shared fallback heap
+ * under fallback_lock.
  *
  * Heaps are never unmapped.  At thread exit a heap is abandoned (its empty
  * slabs go back to the pool) and the next new thread adopts it with its
