@@ -31,7 +31,7 @@
 #define CLASS_COUNT 76          /* the kmalloc classes: slots 0..75 */
 #define CACHE_CLASSES 64        /* object caches' classes (kcache.c) */
 #define CLASS_SLOTS (CLASS_COUNT + CACHE_CLASSES)
-#define CLASS_MAX 32768u        /* largest class; bigger goes to large.c */
+#define CLASS_MAX 32768u        /* largest class; bigger goes to medium.c */
 #define CLASS_MAX_ALIGN 4096u   /* larger alignments go to large.c */
 #define CLASS_SMALL_MAX 1024u   /* classes up to here: lookup by size / 8 */
 #define SLAB_UNIT_SHIFT 15
@@ -39,6 +39,13 @@
 #define SLAB_MAX_SPAN 8                          /* units per span */
 #define SLAB_MAX_BLOCKS 2048                     /* bitmap bits per span */
 #define SLAB_MIN_BLOCKS 8                        /* blocks per span, wanted */
+/* Medium blocks (medium.c): a span of whole units holding one block, for
+ * sizes above CLASS_MAX or alignments above CLASS_MAX_ALIGN, up to
+ * MEDIUM_MAX bytes aligned to at most a unit.  Their slot is CLASS_MEDIUM,
+ * which no class has (no magazine, no heap). */
+#define MEDIUM_MAX_UNITS 8u
+#define MEDIUM_MAX (MEDIUM_MAX_UNITS * 32768u) /* 256 KiB */
+#define CLASS_MEDIUM CLASS_SLOTS
 
 struct class_info {
 	uint32_t size;    /* block size */

@@ -1,8 +1,9 @@
 /*
- * Large blocks: sizes above CLASS_MAX or alignments above CLASS_MAX_ALIGN,
- * each its own anonymous mapping.  The mapping starts on a 4 MiB granule
- * (so the registry and chunk_of() find its header) with one header page,
- * or `align` bytes of header space for larger alignments; the block follows.
+ * Large blocks: what neither a class nor a medium span holds (sizes above
+ * MEDIUM_MAX, alignments above a unit), each its own anonymous mapping.
+ * The mapping starts on a 4 MiB granule (so the registry and chunk_of()
+ * find its header) with one header page, or `align` bytes of header space
+ * for larger alignments; the block follows.
  * Pages never touched stay unbacked, so the header space costs one page.
  *
  * Growth up to WARM_COPY_MAX first looks for a cached mapping to copy into

@@ -11,12 +11,14 @@
  * current slab of the thread's heap; a free of a block whose slab the
  * thread's heap owns pushes it back.  Everything else is out of line.
  *
- * Sizes: classes up to 32 KiB with alignment up to 4096 (class.h); above,
- * page-granular mappings (large.c) up to alignment 2 MiB.
- * realloc: in place when the block is big enough and aligned, unless the
- * new size fits a class at most half the block's size (then it moves, if
- * that allocation succeeds); large blocks shrink by unmapping their tail and
- * grow with mremap.  Otherwise allocate, copy, free.
+ * Sizes: classes up to 32 KiB with alignment up to 4096 (class.h); up to
+ * 256 KiB with alignment up to 32 KiB, a span of whole units per block
+ * (medium.c); above, page-granular mappings (large.c) up to alignment
+ * 2 MiB.  realloc: in place when the block is big enough and aligned,
+ * unless the new size fits a class at most half the block's size (then it
+ * moves, if that allocation succeeds); medium blocks give back or take
+ * units after them, large blocks shrink by unmapping their tail and grow
+ * with mremap.  Otherwise allocate, copy, free.
  */
 #include "slab.h"
 
@@ -84,8 +86,8 @@ static void slab_fini(void *state)
 
 /* ---- allocation --------------------------------------------------------- */
 
-/* c: the class, or -1 for a large block of (size, align); growing: the
- * block replaces a smaller one (realloc). */
+/* c: the class, or -1 for a medium or large block of (size, align);
+ * growing: the block replaces a smaller one (realloc). */
 static int alloc_slow(int c, size_t size, size_t align, kalloc_flags_t f,
 		      bool growing, kalloc_buf_t *out, bool *zeroed)
 {
@@ -94,7 +96,10 @@ static int alloc_slow(int c, size_t size, size_t align, kalloc_flags_t f,
 	void *p;
 	size_t len = 0;
 	*zeroed = false;
-	if (c < 0) {
+	if (c < 0 && slab_medium_fits(size, align)) {
+		p = slab_medium_alloc(size, nowait, atomic, growing, &len,
+				      zeroed);
+	} else if (c < 0) {
 		p = slab_large_alloc(size, align, nowait, growing, &len,
 				     zeroed);
 	} else {
@@ -275,7 +280,8 @@ free_to_mag(struct heap *h, struct slab *s, void *p, size_t c, bool nowait)
 }
 
 /*
- * A free that does not go to a magazine: an object cache's block (the
+ * A free that does not go to a magazine: a medium block (never under
+ * NOWAIT: its span goes back to the pool), an object cache's block (the
  * core keeps its magazines), or a thread without a heap (tearing down, or
  * under a memory tool, which sees every free).  A thread that has not
  * allocated yet gets its heap here, as at its first allocation: a thread
@@ -285,6 +291,10 @@ free_to_mag(struct heap *h, struct slab *s, void *p, size_t c, bool nowait)
 static __attribute__((noinline)) int free_to_slab(struct slab *s, void *p,
 						  bool nowait)
 {
+	if (s->cls == CLASS_MEDIUM) {
+		slab_medium_free(s, p);
+		return 1;
+	}
 	struct heap *h = slab_tl_heap;
 	if (h == HEAP_NONE && s->cls < CLASS_COUNT && !slab_tool &&
 	    (h = slab_heap_acquire(nowait)) && heap_owned(h))
@@ -354,27 +364,43 @@ resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
 	size_t kept = old_size < l.size ? old_size : l.size;
 	bool aligned = ((uintptr_t)ptr & (l.align - 1)) == 0;
 	int c = slab_class_of(l.size, l.align);
+	/* a medium block resizes in place but under a memory tool (a move
+	 * must be an allocation and a free, which the tool is told of), and
+	 * never moves under NOWAIT (its free may madvise) */
+	bool medium = s && s->cls == CLASS_MEDIUM;
+	bool in_place = medium && aligned && !slab_tool;
 
 	if (aligned && l.size <= usable) {
 		/* It fits.  Move only to a much smaller class (slab) or from a
 		 * mapping to a class (never under NOWAIT: that would unmap). */
-		bool smaller = s ? c >= 0 && slab_classes[c].size * 2 <= usable
+		bool smaller = s ? c >= 0 && slab_classes[c].size * 2 <= usable &&
+					   !(medium && nowait)
 				 : c >= 0 && !nowait;
 		if (smaller && move_block(ptr, l, f, kept, nowait, out))
 			return KALLOC_OK;
 		if (!s) /* unmaps the tail pages (not under NOWAIT) */
 			slab_large_resize(lg, l.size, l.align, nowait, false,
 					  &usable);
+		else if (in_place && l.size * 3 <= usable - SLAB_UNIT)
+			/* its tail units go back once it needs a third of
+			 * them or less: a block growing 1.5x at a time, its
+			 * span taken twice as long (medium.c), keeps it */
+			slab_medium_resize(s, l.size, nowait, false, &usable);
 		if (f & KALLOC_ZERO)
 			memset((char *)ptr + kept, 0, usable - kept);
 		*out = (kalloc_buf_t){ ptr, usable };
 		return KALLOC_OK;
 	}
+	size_t len;
+	if (in_place &&
+	    slab_medium_resize(s, l.size, nowait, f & KALLOC_ZERO, &len)) {
+		if (f & KALLOC_ZERO)
+			memset((char *)ptr + kept, 0, usable - kept);
+		*out = (kalloc_buf_t){ ptr, len };
+		return KALLOC_OK;
+	}
 	if (!s && aligned && c < 0 && !slab_tool) {
-		/* grow a mapping by remapping: pages past `usable` are zero
-		 * (not under a memory tool: a move must be an allocation and
-		 * a free, which the tool is told of) */
-		size_t len;
+		/* grow a mapping by remapping: pages past `usable` are zero */
 		void *p = slab_large_resize(lg, l.size, l.align, nowait,
 					    f & KALLOC_ZERO, &len);
 		if (p) {
@@ -384,8 +410,8 @@ resize_other(void *ptr, struct slab *s, struct large *lg, kalloc_layout_t l,
 			return KALLOC_OK;
 		}
 	}
-	if (!s && nowait)
-		return KALLOC_EAGAIN; /* freeing a mapping is a system call */
+	if ((!s || medium) && nowait)
+		return KALLOC_EAGAIN; /* freeing it may be a system call */
 	if (move_block(ptr, l, f, kept, nowait, out))
 		return KALLOC_OK;
 	return nowait ? KALLOC_EAGAIN : KALLOC_ENOMEM;

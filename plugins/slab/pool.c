@@ -9,9 +9,9 @@
  * Decay: a freed span stays resident ("dirty") so that it can be reused
  * cheaply; once it has been free for slab_decay_ms it is madvise'd away, and
  * a chunk whose units are all free and clean is unmapped.  Dirty units are
- * also capped at 1/4 of the units in use (at least 2 MiB): a span freed
- * beyond that is returned at once, so a program's peak RSS carries little
- * freed memory.  Purges run on slow paths (getting or
+ * also capped at 1/4 of the units in use (at least 2 MiB): past half again
+ * that, the oldest chunks' go back at once, down to half the cap, so a
+ * program's peak RSS carries little freed memory.  Purges run on slow paths (getting or
  * returning a span, slab_tick) and never under NOWAIT.
  *
  * The reserve chunk is mapped at start-up and serves only ATOMIC requests
@@ -29,7 +29,7 @@ static long last_purge;       /* ms */
 static size_t units_used;     /* units in spans, all chunks */
 static size_t units_dirty;    /* free units that may be resident */
 
-/* Free units kept resident beyond this are returned at once: the decay
+/* Free units kept resident beyond this are returned soon: the decay
  * delays returning memory, it does not hoard it. */
 #define DIRTY_MIN_UNITS ((size_t)(2 << 20) / SLAB_UNIT)
 
@@ -39,12 +39,13 @@ static size_t dirty_limit(void)
 	return share > DIRTY_MIN_UNITS ? share : DIRTY_MIN_UNITS;
 }
 
-/* Returns units [u, u + n) of c, free and dirty, to the OS. */
+/* Returns free units [u, u + n) of c to the OS (some may be already). */
 static void purge_run(struct chunk *c, unsigned u, unsigned n)
 {
 	madvise((char *)c + (size_t)u * SLAB_UNIT, n * SLAB_UNIT, MADV_DONTNEED);
+	for (unsigned k = u; k < u + n; k++)
+		units_dirty -= us_test(&c->dirty_units, k);
 	us_assign(&c->dirty_units, u, n, false);
-	units_dirty -= n;
 }
 
 /* The units a chunk can give out: all but its metadata units. */
@@ -80,10 +81,12 @@ int slab_pool_init(void)
  * in (pool_lock). */
 static unsigned taken_clean;
 
-static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
+/* Units [u, u + ci->span) of c become a span of blocks of ci's geometry,
+ * slot cls, owned by h (NULL: a medium block's, no heap's). */
+static struct slab *span_take(struct chunk *c, unsigned u,
+			      const struct class_info *ci, unsigned cls,
 			      struct heap *h)
 {
-	const struct class_info *ci = &slab_classes[cls];
 	taken_clean = ci->span;
 	for (unsigned k = 0; k < ci->span; k++) {
 		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
@@ -102,7 +105,7 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	s->size = ci->size;
 	s->limit = ci->nblocks * ci->size;
 	/* the bitmap is clear: a span comes back to the pool empty */
-	s->where = WHERE_CUR;
+	s->where = h ? WHERE_CUR : WHERE_NONE;
 	s->cls = (uint8_t)cls;
 	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
 	atomic_store_explicit(&s->thread_free, 0, memory_order_relaxed);
@@ -113,18 +116,18 @@ static struct slab *span_take(struct chunk *c, unsigned u, unsigned cls,
 	return s;
 }
 
-/* A span for class cls in the chunk list, resident units first (reusing
+/* A span of ci's geometry in the chunk list, resident units first (reusing
  * them costs no page faults and lets the others decay). */
-static struct slab *take_run(struct chunk *list, unsigned cls, struct heap *h)
+static struct slab *take_run(struct chunk *list, const struct class_info *ci,
+			     unsigned cls, struct heap *h)
 {
-	unsigned n = slab_classes[cls].span, align = slab_classes[cls].span_align;
 	for (int pass = 0; pass < 2; pass++)
 		for (struct chunk *c = list; c; c = c->next) {
 			unitset_t m = pass ? c->free_units :
 				      us_and(&c->free_units, &c->dirty_units);
-			int u = us_find_run(&m, n, align);
+			int u = us_find_run(&m, ci->span, ci->span_align);
 			if (u >= 0)
-				return span_take(c, (unsigned)u, cls, h);
+				return span_take(c, (unsigned)u, ci, cls, h);
 		}
 	return NULL;
 }
@@ -163,25 +166,31 @@ static void purge_locked(long now)
 		purge_chunk(reserve, now);
 }
 
-/* Over the dirty cap: return the span just freed ([u, u + n) of c), then
- * other free units, oldest chunks first, until under the cap. */
-static void trim_dirty(struct chunk *c, unsigned u, unsigned n)
+/*
+ * Dirty units past half again the cap: returns them, oldest chunks first,
+ * until half the cap is left.  Each call covers a whole run of free units
+ * (neighbouring spans freed one by one, and units returned already, which
+ * cost nothing to cover again), so a program freeing much at once makes
+ * a few long calls, not one per span.
+ */
+static void trim_dirty(void)
 {
-	purge_run(c, u, n);
-	size_t limit = dirty_limit();
-	for (struct chunk *k = chunks; k && units_dirty > limit; k = k->next) {
+	size_t target = dirty_limit() / 2;
+	for (struct chunk *k = chunks; k && units_dirty > target; k = k->next) {
 		unsigned d = us_next(&k->dirty_units, 0);
-		while (d < CHUNK_UNITS && units_dirty > limit) {
+		while (d < CHUNK_UNITS && units_dirty > target) {
 			unsigned end = d;
-			while (end < CHUNK_UNITS && us_test(&k->dirty_units, end) &&
-			       units_dirty - (end - d) > limit)
-				end++;
-			if (end == d)
+			while (end < CHUNK_UNITS && us_test(&k->free_units, end))
 				end++;
 			purge_run(k, d, end - d);
 			d = us_next(&k->dirty_units, end);
 		}
 	}
+}
+
+static bool over_dirty_limit(void)
+{
+	return units_dirty > dirty_limit() + dirty_limit() / 2;
 }
 
 static void maybe_purge_locked(void)
@@ -192,8 +201,11 @@ static void maybe_purge_locked(void)
 		purge_locked(now);
 }
 
-struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
-			   bool atomic)
+/* A span of ci's geometry (slot cls) for h, as slab_pool_get; *clean:
+ * how many of its units were not resident. */
+static struct slab *pool_get(const struct class_info *ci, unsigned cls,
+			     struct heap *h, bool nowait, bool atomic,
+			     unsigned *clean)
 {
 	if (nowait) {
 		if (pthread_mutex_trylock(&slab_pool_lock))
@@ -202,7 +214,7 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 		pthread_mutex_lock(&slab_pool_lock);
 	}
 	taken_clean = 0;
-	struct slab *s = take_run(chunks, cls, h);
+	struct slab *s = take_run(chunks, ci, cls, h);
 	if (!s && !nowait) {
 		struct chunk *c = chunk_new(false);
 		if (c) {
@@ -210,18 +222,100 @@ struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 			while (*pp)
 				pp = &(*pp)->next;
 			*pp = c; /* oldest first: new spans prefer old chunks */
-			s = take_run(c, cls, h);
+			s = take_run(c, ci, cls, h);
 		}
 	}
 	if (!s && atomic && reserve) /* (never linked: next is NULL) */
-		s = take_run(reserve, cls, h);
-	size_t fresh = s ? (size_t)taken_clean * SLAB_UNIT : 0;
+		s = take_run(reserve, ci, cls, h);
+	*clean = s ? taken_clean : 0;
+	size_t fresh = (size_t)*clean * SLAB_UNIT;
 	if (!nowait)
 		maybe_purge_locked();
 	pthread_mutex_unlock(&slab_pool_lock);
 	if (fresh && !nowait) /* the large cache gives way (lcache.c) */
 		slab_lcache_yield(fresh);
 	return s;
+}
+
+struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
+			   bool atomic)
+{
+	unsigned clean;
+	return pool_get(&slab_classes[cls], cls, h, nowait, atomic, &clean);
+}
+
+/* The geometry of a medium span of n units: one block filling it. */
+static struct class_info medium_geometry(unsigned n)
+{
+	uint32_t size = (uint32_t)(n * SLAB_UNIT);
+	return (struct class_info){ .size = size, .nblocks = 1,
+				    .magic = UINT64_MAX / size + 1,
+				    .span = (uint8_t)n, .span_align = 1,
+				    .batch = 1 };
+}
+
+struct slab *slab_pool_get_medium(unsigned n, bool nowait, bool atomic,
+				  bool *clean)
+{
+	struct class_info ci = medium_geometry(n);
+	unsigned units;
+	struct slab *s = pool_get(&ci, CLASS_MEDIUM, NULL, nowait, atomic,
+				  &units);
+	*clean = units == n;
+	return s;
+}
+
+bool slab_pool_resize_medium(struct slab *s, unsigned n, bool nowait,
+			     bool *clean)
+{
+	if (nowait) {
+		if (pthread_mutex_trylock(&slab_pool_lock))
+			return false;
+	} else {
+		pthread_mutex_lock(&slab_pool_lock);
+	}
+	struct chunk *c = chunk_of(s);
+	unsigned u = (unsigned)(s - c->slabs), had = s->span, fresh = 0;
+	bool ok = true;
+	if (n > had) {
+		for (unsigned k = had; k < n && ok; k++)
+			ok = u + k < CHUNK_UNITS && us_test(&c->free_units, u + k);
+		if (ok) {
+			for (unsigned k = had; k < n; k++) {
+				c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
+				unsigned dirty = us_test(&c->dirty_units, u + k);
+				units_dirty -= dirty;
+				fresh += !dirty;
+			}
+			units_used += n - had;
+			us_assign(&c->free_units, u + had, n - had, false);
+			us_assign(&c->dirty_units, u + had, n - had, false);
+		}
+	} else if (n < had) { /* the tail goes back, resident */
+		uint32_t now = (uint32_t)slab_now_ms();
+		for (unsigned k = n; k < had; k++) {
+			c->slabs[u + k].head_off = 0;
+			c->released_ms[u + k] = now;
+		}
+		us_assign(&c->free_units, u + n, had - n, true);
+		us_assign(&c->dirty_units, u + n, had - n, true);
+		units_used -= had - n;
+		units_dirty += had - n;
+	}
+	if (ok) {
+		struct class_info ci = medium_geometry(n);
+		s->size = ci.size;
+		s->limit = ci.size;
+		s->magic = ci.magic;
+		s->span = ci.span;
+		if (n < had && !nowait && over_dirty_limit())
+			trim_dirty();
+	}
+	pthread_mutex_unlock(&slab_pool_lock);
+	*clean = n <= had || fresh == n - had;
+	if (fresh && !nowait) /* the large cache gives way (lcache.c) */
+		slab_lcache_yield((size_t)fresh * SLAB_UNIT);
+	return ok;
 }
 
 bool slab_pool_put(struct slab *s, bool nowait)
@@ -249,8 +343,8 @@ bool slab_pool_put(struct slab *s, bool nowait)
 	units_used -= n;
 	units_dirty += n;
 	if (!nowait) {
-		if (units_dirty > dirty_limit())
-			trim_dirty(c, u, n);
+		if (over_dirty_limit())
+			trim_dirty();
 		maybe_purge_locked();
 	}
 	pthread_mutex_unlock(&slab_pool_lock);
@@ -272,7 +366,7 @@ void slab_pool_atfork_child(void)
 /* ---- statistics (the /proc/slabinfo analogue) ---------------------------- */
 
 struct pool_count {
-	uint64_t nchunks, used_units, dirty, clean;
+	uint64_t nchunks, used_units, dirty, clean, medium, medium_bytes;
 };
 
 /* Counts every chunk's units and every class's slabs, under the lock.  A
@@ -282,7 +376,7 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 	uint64_t held[CLASS_COUNT];
 	slab_heap_mag_held(held);
 	memset(cc, 0, CLASS_SLOTS * sizeof(*cc));
-	*pc = (struct pool_count){ 0, 0, 0, 0 };
+	*pc = (struct pool_count){ 0, 0, 0, 0, 0, 0 };
 	pthread_mutex_lock(&slab_pool_lock);
 	unitset_t all = all_units();
 	for (int pass = 0; pass < 2; pass++) {
@@ -298,6 +392,11 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 				struct slab *s = &c->slabs[u];
 				if (!s->size || s->head_off)
 					continue;
+				if (s->cls == CLASS_MEDIUM) {
+					pc->medium++;
+					pc->medium_bytes += s->size;
+					continue;
+				}
 				cc[s->cls].slabs++;
 				cc[s->cls].objs += s->nblocks;
 				cc[s->cls].active += slab_in_use(s);
@@ -327,6 +426,8 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 	fn(ctx, "slab", "span_bytes", pc.used_units * SLAB_UNIT);
 	fn(ctx, "slab", "free_resident_bytes", pc.dirty * SLAB_UNIT);
 	fn(ctx, "slab", "free_returned_bytes", pc.clean * SLAB_UNIT);
+	fn(ctx, "slab", "medium_blocks", pc.medium);
+	fn(ctx, "slab", "medium_bytes", pc.medium_bytes);
 	for (unsigned k = 0; k < CLASS_COUNT; k++) {
 		if (!cc[k].slabs)
 			continue;

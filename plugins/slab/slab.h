@@ -11,8 +11,10 @@
  *     chunk = ptr & ~(CHUNK - 1);  unit = (ptr >> 15) & 127;
  *     slab  = &chunk->slabs[unit] - (its `head_off` bytes back);
  *
- * Large blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN) are their
- * own mappings, also 4 MiB aligned, with a header page at the mapping start.
+ * Medium blocks (above CLASS_MAX or aligned above CLASS_MAX_ALIGN, up to
+ * MEDIUM_MAX aligned to a unit at most) are spans of whole units holding
+ * one block each.  Large blocks (beyond) are their own mappings, also
+ * 4 MiB aligned, with a header page at the mapping start.
  * The registry (registry.c) has one bit per 4 MiB granule of the address
  * space that starts a chunk or large mapping of ours, so owns() and the
  * invalid-free check never touch memory that is not ours.
@@ -355,6 +357,16 @@ HIDDEN int slab_pool_init(void);
  * atomic: may use the reserve chunk). */
 HIDDEN struct slab *slab_pool_get(unsigned cls, struct heap *h, bool nowait,
 				  bool atomic);
+/* A medium span of n units, its one block allocated by the caller; *clean:
+ * none of its pages resident (they read zero). */
+HIDDEN struct slab *slab_pool_get_medium(unsigned n, bool nowait, bool atomic,
+					 bool *clean);
+/* Resizes a medium span to n units in place: a shorter one gives its tail
+ * back, a longer one takes the free units after it; false if they are not
+ * free (or nowait and the lock is busy).  *clean: the units gained were not
+ * resident. */
+HIDDEN bool slab_pool_resize_medium(struct slab *s, unsigned n, bool nowait,
+				    bool *clean);
 /* Returns an empty span; false (span kept) if nowait and the lock is busy. */
 HIDDEN bool slab_pool_put(struct slab *s, bool nowait);
 /* Returns to the OS the free units released more than the decay ago. */
@@ -427,6 +439,25 @@ HIDDEN unsigned slab_heap_count(void);
 /* Blocks per kmalloc class waiting in owned heaps' magazines (a snapshot:
  * their threads run on). */
 HIDDEN void slab_heap_mag_held(uint64_t held[CLASS_COUNT]);
+
+/* ---- medium.c --------------------------------------------------------- */
+
+/* Is a request of (size, align), beyond the classes, a medium block? */
+static inline bool slab_medium_fits(size_t size, size_t align)
+{
+	return size <= MEDIUM_MAX && align <= SLAB_UNIT;
+}
+/* A new medium block of size bytes (usable length in *usable); *zeroed: its
+ * pages come from the kernel untouched. */
+HIDDEN void *slab_medium_alloc(size_t size, bool nowait, bool atomic,
+			       bool growing, size_t *usable, bool *zeroed);
+/* Frees p, the block of the medium span s (checked to start it); reports a
+ * second free.  Keeps errno. */
+HIDDEN void slab_medium_free(struct slab *s, void *p);
+/* Resizes p's span in place to hold size bytes; false if it cannot (the
+ * units after it are taken).  zero: bytes gained must read as zero. */
+HIDDEN bool slab_medium_resize(struct slab *s, size_t size, bool nowait,
+			       bool zero, size_t *usable);
 
 /* ---- large.c ---------------------------------------------------------- */
 

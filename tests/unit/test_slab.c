@@ -699,15 +699,21 @@ static int nowait_child(void)
 		if (((char *)b.ptr)[i])
 			return 3;
 	/* a page-mapped block needs mmap: refused */
-	if (kalloc_alloc(A, KALLOC_LAYOUT(100000, 8), NW, &c) != KALLOC_EAGAIN)
+	if (kalloc_alloc(A, KALLOC_LAYOUT(1 << 20, 8), NW, &c) != KALLOC_EAGAIN)
 		return 4;
-	/* growing past the classes needs mmap: refused, block intact */
+	/* growing past the classes takes a medium span of a mapped chunk */
 	memset(b.ptr, 9, 3000);
 	if (kalloc_realloc(A, b.ptr, KALLOC_LAYOUT(50000, 8),
-			   KALLOC_LAYOUT(3000, 8), NW, &c) != KALLOC_EAGAIN)
+			   KALLOC_LAYOUT(3000, 8), NW, &b))
 		return 5;
 	if (((char *)b.ptr)[2999] != 9)
 		return 6;
+	/* ... and a medium block does not move under NOWAIT (its free may
+	 * madvise): past its span and the units after it, refused, intact */
+	if (kalloc_realloc(A, b.ptr, KALLOC_LAYOUT(1 << 20, 8),
+			   KALLOC_LAYOUT(50000, 8), NW, &c) != KALLOC_EAGAIN ||
+	    ((char *)b.ptr)[2999] != 9)
+		return 10;
 	/* eat every chunk already mapped: then NOWAIT fails fast */
 	int n = 0, err;
 	while ((err = kalloc_alloc(A, KALLOC_LAYOUT(32768, 8), NW, &c)) == 0)
@@ -722,7 +728,7 @@ static int nowait_child(void)
 	memset(c.ptr, 1, 32768);
 	/* frees need no system call either */
 	kalloc_free(A, c.ptr, KALLOC_LAYOUT(32768, 8));
-	kalloc_free(A, b.ptr, KALLOC_LAYOUT(3000, 8));
+	kalloc_free(A, b.ptr, KALLOC_LAYOUT(50000, 8));
 	return 0;
 }
 
@@ -741,6 +747,136 @@ START_TEST(nowait_never_maps)
 	ck_assert_msg(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
 	ck_assert_msg(WEXITSTATUS(st) == 0, "NOWAIT step %d failed",
 		      WEXITSTATUS(st));
+	close_slab();
+}
+END_TEST
+
+/* ---- medium blocks ---------------------------------------------------------- */
+
+static void *free_in_other_thread(void *p)
+{
+	release(p);
+	return NULL;
+}
+
+/* A block past the classes takes units that class spans gave back,
+ * resident (no page faults), where a mapping would take fresh pages. */
+START_TEST(medium_takes_freed_class_units)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	enum { N = 64 };
+	void *p[N];
+	for (int i = 0; i < N; i++) { /* 1 MiB of 16 KiB blocks, touched */
+		p[i] = alloc(16384, 8, 0, NULL);
+		memset(p[i], 7, 16384);
+	}
+	for (int i = 0; i < N; i++)
+		release(p[i]);
+	uint64_t resident = stat_of("slab", "free_resident_bytes");
+	ck_assert_uint_ge(resident, 256 << 10);
+	size_t len;
+	char *m = alloc(60000, 8, 0, &len);
+	ck_assert_uint_eq(len, 65536); /* two whole units */
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 1);
+	ck_assert_uint_eq(stat_of("slab", "medium_bytes"), 65536);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 0);
+	ck_assert_uint_eq(stat_of("slab", "free_resident_bytes"), resident - 65536);
+	ck_assert_int_eq(kalloc_owns(A, m), 1);
+	ck_assert_uint_eq(kalloc_usable_size(A, m), 65536);
+	/* ZERO on resident units: zeroed */
+	memset(m, 0x5a, len);
+	release(m);
+	ck_assert_int_eq(kalloc_owns(A, m), 2);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 0);
+	char *z = alloc(60000, 8, KALLOC_ZERO, &len);
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(z[i] == 0, "byte %zu of a ZERO medium block is %d", i, z[i]);
+	/* any thread frees it: a medium span has no heap */
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_other_thread, z);
+	pthread_join(t, NULL);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 0);
+	close_slab();
+}
+END_TEST
+
+/* A growing block takes twice its units and grows into them; a shrink to
+ * a third or less gives the tail back, and growth takes the free units
+ * after the span again, in place, the bytes gained zeroed under ZERO. */
+START_TEST(medium_realloc_in_place)
+{
+	setenv("KALLOC_SLAB_DECAY_MS", "60000", 1);
+	open_slab();
+	size_t len;
+	char *p = alloc(20000, 8, 0, &len);
+	memset(p, 0x21, len);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_realloc(A, p, KALLOC_LAYOUT(100000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), KALLOC_OK);
+	ck_assert_uint_eq(b.len, 8 * 32768); /* 4 units asked, 8 taken */
+	char *m = b.ptr;
+	for (size_t i = 0; i < len; i++)
+		REQUIRE(m[i] == 0x21, "byte %zu not kept: %d", i, m[i]);
+	ck_assert_uint_eq(stat_of("slab", "medium_bytes"), 8 * 32768);
+	/* growth within the span, and a shrink above a third: kept whole */
+	ck_assert_int_eq(kalloc_realloc(A, m, KALLOC_LAYOUT(250000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), KALLOC_OK);
+	ck_assert_ptr_eq(b.ptr, m);
+	ck_assert_int_eq(kalloc_realloc(A, m, KALLOC_LAYOUT(90000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), KALLOC_OK);
+	ck_assert_ptr_eq(b.ptr, m);
+	ck_assert_uint_eq(b.len, 8 * 32768);
+	memset(m, 0x5a, b.len);
+	/* a third or less: 3 units kept, 5 back to the pool, resident */
+	ck_assert_int_eq(kalloc_realloc(A, m, KALLOC_LAYOUT(70000, 8),
+					KALLOC_LAYOUT_UNKNOWN, 0, &b), KALLOC_OK);
+	ck_assert_ptr_eq(b.ptr, m);
+	ck_assert_uint_eq(b.len, 3 * 32768);
+	ck_assert_uint_eq(stat_of("slab", "medium_bytes"), 3 * 32768);
+	/* growing again takes them back, in place; ZERO zeros what it gains
+	 * past the old size, resident units included */
+	ck_assert_int_eq(kalloc_realloc(A, m, KALLOC_LAYOUT(250000, 8),
+					KALLOC_LAYOUT(70000, 8), KALLOC_ZERO, &b),
+			 KALLOC_OK);
+	ck_assert_ptr_eq(b.ptr, m);
+	ck_assert_uint_eq(b.len, 8 * 32768);
+	for (size_t i = 0; i < 70000; i++)
+		REQUIRE(m[i] == 0x5a, "byte %zu not kept: %d", i, m[i]);
+	for (size_t i = 70000; i < b.len; i++)
+		REQUIRE(m[i] == 0, "gained byte %zu is %d, not 0", i, m[i]);
+	/* past the medium sizes: a mapping, content kept */
+	ck_assert_int_eq(kalloc_realloc(A, m, KALLOC_LAYOUT(1 << 20, 8),
+					KALLOC_LAYOUT(250000, 8), 0, &b), KALLOC_OK);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 0);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 1);
+	for (size_t i = 0; i < 70000; i++)
+		REQUIRE(((char *)b.ptr)[i] == 0x5a, "byte %zu lost", i);
+	release(b.ptr);
+	close_slab();
+}
+END_TEST
+
+/* Alignments above the classes' up to a unit are medium blocks of a
+ * unit at least; above a unit, mappings. */
+START_TEST(medium_alignment)
+{
+	open_slab();
+	size_t len;
+	char *a = alloc(100, 8192, 0, &len);
+	ck_assert_uint_eq((uintptr_t)a % 8192, 0);
+	ck_assert_uint_eq(len, 32768);
+	char *b = alloc(40000, 32768, 0, &len);
+	ck_assert_uint_eq((uintptr_t)b % 32768, 0);
+	ck_assert_uint_eq(len, 65536);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 2);
+	char *c = alloc(100, 65536, 0, NULL);
+	ck_assert_uint_eq((uintptr_t)c % 65536, 0);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 2);
+	ck_assert_uint_eq(stat_of("slab", "large_blocks"), 1);
+	release(a);
+	release(b);
+	release(c);
 	close_slab();
 }
 END_TEST
@@ -798,7 +934,7 @@ START_TEST(large_cache_reuses_mappings)
 	release(r);
 
 	/* a much shorter request does not take a long mapping */
-	char *small = alloc(100 << 10, 8, 0, NULL);
+	char *small = alloc(300 << 10, 8, 0, NULL);
 	ck_assert_ptr_ne(small, p);
 	release(small);
 
@@ -1136,7 +1272,9 @@ START_TEST(double_free_detected)
 	expect_abort(free_twice, p, "double free of a 64-byte block");
 	expect_abort(free_here_then_remote, p, "double free of a 64-byte block");
 	expect_abort(remote_free_twice, p, "double free of a 64-byte block");
-	void *big = alloc(200000, 8, 0, NULL);
+	void *medium = alloc(200000, 8, 0, NULL);
+	expect_abort(free_twice, medium, "double free");
+	void *big = alloc(1 << 20, 8, 0, NULL);
 	expect_abort(free_twice, big, "double free of a large block");
 	close_slab();
 }
@@ -1242,7 +1380,10 @@ START_TEST(invalid_free_detected)
 	open_slab();
 	char *p = alloc(64, 8, 0, NULL);
 	expect_abort(free_interior, p + 16, "16 bytes inside a 64-byte block");
-	char *big = alloc(200000, 8, 0, NULL);
+	char *medium = alloc(200000, 8, 0, NULL);
+	expect_abort(free_interior, medium + 64,
+		     "64 bytes inside a 229376-byte block");
+	char *big = alloc(1 << 20, 8, 0, NULL);
 	expect_abort(free_interior, big + 64, "page-mapped block");
 	static char not_ours[64];
 	expect_abort(free_interior, not_ours + 16, "did not allocate");
@@ -1388,6 +1529,12 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, rss_returns_after_decay);
 	tcase_add_test(tc, rss_kept_for_reuse_until_decay);
 	tcase_add_test(tc, rss_returns_from_exited_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("medium");
+	tcase_add_test(tc, medium_takes_freed_class_units);
+	tcase_add_test(tc, medium_realloc_in_place);
+	tcase_add_test(tc, medium_alignment);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("large cache");

@@ -1,0 +1,77 @@
+/*
+ * Medium blocks: sizes above the classes (CLASS_MAX) up to MEDIUM_MAX, and
+ * alignments above CLASS_MAX_ALIGN up to a unit.  Each is a span of whole
+ * units of a slab chunk holding one block, so it shares the chunks'
+ * resident free units with the classes: a program whose blocks outgrow the
+ * classes (vectors growing 1.5x at a time) takes the units its smaller
+ * blocks just freed, where a mapping of its own would fault in fresh pages
+ * and a page table, and make two system calls.
+ *
+ * The span's descriptor is a slab of one block in slot CLASS_MEDIUM, owned
+ * by no heap.  So the fast free's tests hold for it as for any slab (the
+ * registry, the block start), and it finds no magazine for the slot and
+ * comes here.  Bit 0 of the span's bitmap says the block is live: a free
+ * clears it atomically, and a free that finds it clear is a double free;
+ * then the span goes back to the pool as resident free units, for any
+ * class or medium block.  A freed span has no size, so a later free of the
+ * pointer is caught by the block start test.  realloc resizes in place:
+ * a span gives its tail units back, and takes the free units after it.
+ */
+#include "slab.h"
+
+#include <errno.h>
+#include <string.h>
+
+static unsigned units_for(size_t size)
+{
+	return size ? (unsigned)((size + SLAB_UNIT - 1) >> SLAB_UNIT_SHIFT) : 1;
+}
+
+void *slab_medium_alloc(size_t size, bool nowait, bool atomic, bool growing,
+			size_t *usable, bool *zeroed)
+{
+	slab_tick(nowait);
+	unsigned n = units_for(size);
+	unsigned more = growing ? 2 * n : n;
+	if (more > MEDIUM_MAX_UNITS)
+		more = MEDIUM_MAX_UNITS;
+	struct slab *s = slab_pool_get_medium(more, nowait, atomic, zeroed);
+	if (!s && more > n)
+		s = slab_pool_get_medium(n, nowait, atomic, zeroed);
+	if (!s)
+		return NULL;
+	struct block *b = (struct block *)slab_base(s);
+	atomic_store_explicit(&s->bits[0], 1, memory_order_relaxed);
+	/* a class block freed here may have left its tag (none under a
+	 * memory tool, which keeps the memory closed until it is told) */
+	if (!*zeroed && !slab_tool)
+		b->tag = 0;
+	*usable = s->size;
+	return b;
+}
+
+void slab_medium_free(struct slab *s, void *p)
+{
+	if (!(atomic_fetch_and_explicit(&s->bits[0], ~(uint64_t)1,
+					memory_order_relaxed) & 1))
+		slab_double_free(p, s->size);
+	int saved = errno; /* the pool may madvise */
+	if (slab_tool)
+		slab_tool->free(p);
+	slab_pool_put(s, false);
+	errno = saved;
+}
+
+bool slab_medium_resize(struct slab *s, size_t size, bool nowait, bool zero,
+			size_t *usable)
+{
+	size_t had = s->size;
+	bool clean;
+	if (size > MEDIUM_MAX ||
+	    !slab_pool_resize_medium(s, units_for(size), nowait, &clean))
+		return false;
+	if (zero && s->size > had && !clean)
+		memset(slab_base(s) + had, 0, s->size - had);
+	*usable = s->size;
+	return true;
+}
