@@ -27,6 +27,7 @@
 #endif
 
 #define SMALL 64
+#define MEDIUM ((size_t)100 << 10) /* between slab's classes and mappings */
 #define LARGE ((size_t)1 << 20)
 
 static void *victim(void *p)
@@ -122,6 +123,8 @@ int main(int argc, char **argv)
 		"overflow_large_1", "overflow_large_8",
 		"write_after_free_small", "write_after_free_small_reuse",
 		"write_after_free_large",
+		"double_free_medium", "double_free_medium_delayed",
+		"interior_free_medium",
 	};
 	int c = -1;
 	for (int i = 0; argc > 1 && i < (int)(sizeof(names) / sizeof(*names)); i++)
@@ -148,6 +151,9 @@ int main(int argc, char **argv)
 	case 17: write_after_free(SMALL, 0); break;
 	case 18: write_after_free(SMALL, 1); break;
 	case 19: write_after_free(LARGE, 0); break;
+	case 20: double_free(MEDIUM, 0); break;
+	case 21: double_free(MEDIUM, 1); break;
+	case 22: bad_free(MEDIUM, 8192); break;
 	default:
 		fprintf(stderr, "usage: misuse-shim CASE; cases:");
 		for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)

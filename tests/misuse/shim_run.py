@@ -35,6 +35,7 @@ CASES = [
     "free_uninit", "overflow_small_1", "overflow_small_8", "overflow_large_1",
     "overflow_large_8", "write_after_free_small",
     "write_after_free_small_reuse", "write_after_free_large",
+    "double_free_medium", "double_free_medium_delayed", "interior_free_medium",
 ]
 
 LIB = "/usr/lib/x86_64-linux-gnu"
@@ -48,8 +49,11 @@ EXPECT = {
         "double_free_small_delayed": "caught",
         "double_free_large": "caught",
         "double_free_large_delayed": "caught",
+        "double_free_medium": "caught",
+        "double_free_medium_delayed": "caught",
         "interior_free_small": "caught",
         "interior_free_large": "caught",
+        "interior_free_medium": "caught",
         "unaligned_free_small": "caught",
         "unaligned_free_large": "caught",
         "free_own_mapping": "caught",
@@ -73,7 +77,9 @@ EXPECT = {
         **{c: "caught" for c in (
             "double_free_small", "double_free_small_delayed",
             "double_free_large", "double_free_large_delayed",
+            "double_free_medium", "double_free_medium_delayed",
             "interior_free_small", "interior_free_large",
+            "interior_free_medium",
             "unaligned_free_small", "unaligned_free_large", "free_stack",
             "free_own_mapping", "free_foreign_mapping", "realloc_uninit",
             "free_uninit", "overflow_small_1", "overflow_small_8",
@@ -91,9 +97,12 @@ EXPECT = {
         "double_free_small_delayed": "caught",
         "double_free_large": "caught",
         "double_free_large_delayed": "caught",
+        "double_free_medium": "caught",
+        "double_free_medium_delayed": "caught",
         # page's table knows block starts only: anything else is foreign
         "interior_free_small": "reported",
         "interior_free_large": "reported",
+        "interior_free_medium": "reported",
         "unaligned_free_small": "reported",
         "unaligned_free_large": "reported",
         "free_stack": "reported",

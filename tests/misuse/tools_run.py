@@ -67,6 +67,9 @@ SITE = {
     "write_after_free_small": "write_after_free",
     "write_after_free_small_reuse": "write_after_free",
     "write_after_free_large": "write_after_free",
+    "double_free_medium": "double_free",
+    "double_free_medium_delayed": "double_free",
+    "interior_free_medium": "bad_free",
 }
 assert set(SITE) == set(CASES)
 # a compiler's clone of a function (site.constprop.0), should one be made
@@ -97,6 +100,11 @@ EXPECT = {
         **_SLAB_TELLS,
         "interior_free_large": "memcheck: Invalid free; then caught",
         "unaligned_free_large": "memcheck: Invalid free; then caught",
+        # a medium block's span stays in slab's chunk: its second free is
+        # one memcheck sees, as a small block's
+        "double_free_medium": "memcheck: Invalid free; then caught",
+        "double_free_medium_delayed": "memcheck: Invalid free; then caught",
+        "interior_free_medium": "memcheck: Invalid free; then caught",
         # under memcheck slab unmaps a large block at its free (so memcheck
         # sees a use of it): a second free is of a pointer it no longer
         # knows, which the shim reports and leaves alone
@@ -127,6 +135,7 @@ EXPECT = {
         # page's table knows block starts only: the shim leaves the rest
         **{c: "reported" for c in (
             "interior_free_small", "interior_free_large",
+            "interior_free_medium",
             "unaligned_free_small", "unaligned_free_large", "free_stack",
             "free_own_mapping", "free_foreign_mapping", "realloc_uninit",
             "free_uninit")},
@@ -145,8 +154,10 @@ EXPECT = {
         # small blocks on slab, large ones on page
         **_SLAB_TELLS,
         "double_free_large": "caught", "double_free_large_delayed": "caught",
+        "double_free_medium": "caught", "double_free_medium_delayed": "caught",
         **{c: "reported" for c in (
-            "interior_free_large", "unaligned_free_large", "free_stack",
+            "interior_free_large", "interior_free_medium",
+            "unaligned_free_large", "free_stack",
             "free_foreign_mapping", "realloc_uninit", "free_uninit")},
         "overflow_small_1": "memcheck: Invalid write; then abort",
         "overflow_small_8": "memcheck: Invalid write; then caught",
