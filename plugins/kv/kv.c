@@ -6,10 +6,10 @@
  *     (KALLOC_KV_THRESHOLD, default 4096: one page, as the kernel) stay
  *     there, success or failure; larger ones, or alignments the small
  *     backend refuses, fall back to page when it fails (kvmalloc).  Sizes
- *     above `large` (default 32 KiB, slab's largest class) go to page
- *     first, as kmalloc hands them to the page allocator (kmalloc_large):
- *     page caches and mremaps them, where the small backend would map and
- *     unmap each one.
+ *     above `large` (default 256 KiB, slab's largest block in its chunks)
+ *     go to page first, as kmalloc hands them to the page allocator
+ *     (kmalloc_large): page caches and mremaps them, where the small
+ *     backend would map and unmap each one.
  *   - realloc (kvrealloc): a page block stays in page (vrealloc), except that
  *     shrinking to the threshold or below moves it to the small backend; a
  *     small block is resized by the small backend and moves to page when
@@ -51,7 +51,7 @@
 #define NAME "kv"
 #define likely(x) __builtin_expect(!!(x), 1)
 #define DEFAULT_THRESHOLD 4096L
-#define DEFAULT_LARGE 32768L
+#define DEFAULT_LARGE 262144L
 
 struct kv {
 	const kalloc_host_t *host;

@@ -175,6 +175,21 @@ START_TEST(sizes_above_large_go_to_page)
 }
 END_TEST
 
+/* By default `large` is slab's largest block in its chunks (a medium span,
+ * 256 KiB): below, the small backend serves kvmalloc; above, page. */
+START_TEST(default_large_is_slabs_largest_block)
+{
+	kalloc_t *a = open_kv("small=slab");
+	kalloc_buf_t b = alloc_ok(a, 256 * 1024, 16, 0);
+	ck_assert(!in_page(b.ptr));
+	kalloc_buf_t c = alloc_ok(a, 256 * 1024 + 1, 16, 0);
+	ck_assert(in_page(c.ptr));
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(256 * 1024, 16));
+	kalloc_free(a, c.ptr, KALLOC_LAYOUT(256 * 1024 + 1, 16));
+	kalloc_close(a);
+}
+END_TEST
+
 START_TEST(large_sizes_fall_back_to_page)
 {
 	kalloc_t *a = open_limited(NULL);
@@ -422,6 +437,7 @@ int main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, small_sizes_stay_on_the_small_backend);
 	tcase_add_test(tc, sizes_above_large_go_to_page);
+	tcase_add_test(tc, default_large_is_slabs_largest_block);
 	tcase_add_test(tc, large_sizes_fall_back_to_page);
 	tcase_add_test(tc, alignments_the_small_backend_refuses_go_to_page);
 	tcase_add_test(tc, realloc_crosses_the_threshold_both_ways);
