@@ -201,18 +201,23 @@ static void maybe_purge_locked(void)
 		purge_locked(now);
 }
 
+/* Takes pool_lock; false, not taken, if nowait and it is busy. */
+static bool pool_lock(bool nowait)
+{
+	if (nowait)
+		return pthread_mutex_trylock(&slab_pool_lock) == 0;
+	pthread_mutex_lock(&slab_pool_lock);
+	return true;
+}
+
 /* A span of ci's geometry (slot cls) for h, as slab_pool_get; *clean:
  * how many of its units were not resident. */
 static struct slab *pool_get(const struct class_info *ci, unsigned cls,
 			     struct heap *h, bool nowait, bool atomic,
 			     unsigned *clean)
 {
-	if (nowait) {
-		if (pthread_mutex_trylock(&slab_pool_lock))
-			return NULL;
-	} else {
-		pthread_mutex_lock(&slab_pool_lock);
-	}
+	if (!pool_lock(nowait))
+		return NULL;
 	taken_clean = 0;
 	struct slab *s = take_run(chunks, ci, cls, h);
 	if (!s && !nowait) {
@@ -268,12 +273,8 @@ struct slab *slab_pool_get_medium(unsigned n, bool nowait, bool atomic,
 bool slab_pool_resize_medium(struct slab *s, unsigned n, bool nowait,
 			     bool *clean)
 {
-	if (nowait) {
-		if (pthread_mutex_trylock(&slab_pool_lock))
-			return false;
-	} else {
-		pthread_mutex_lock(&slab_pool_lock);
-	}
+	if (!pool_lock(nowait))
+		return false;
 	struct chunk *c = chunk_of(s);
 	unsigned u = (unsigned)(s - c->slabs), had = s->span, fresh = 0;
 	bool ok = true;
@@ -320,12 +321,8 @@ bool slab_pool_resize_medium(struct slab *s, unsigned n, bool nowait,
 
 bool slab_pool_put(struct slab *s, bool nowait)
 {
-	if (nowait) {
-		if (pthread_mutex_trylock(&slab_pool_lock))
-			return false;
-	} else {
-		pthread_mutex_lock(&slab_pool_lock);
-	}
+	if (!pool_lock(nowait))
+		return false;
 	struct chunk *c = chunk_of(s);
 	unsigned u = (unsigned)(s - c->slabs);
 	unsigned n = s->span;
