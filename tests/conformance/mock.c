@@ -6,7 +6,9 @@
  *   MOCK_BROKEN_ZERO    ignores ZERO; fresh and grown bytes read 0xA5  -> G3
  *   MOCK_BROKEN_COPY    every resize moves and forgets the last kept byte -> G4
  *   MOCK_BROKEN_ALIGN   serves alignments above a page with page
- *                       alignment (often, not always, enough)     -> G2
+ *                       alignment only (a block a page into an aligned
+ *                       one: it was the page-aligned block as it came,
+ *                       aligned enough or not by chance)           -> G2
  *   MOCK_BROKEN_NOWAIT  maps a page on every NOWAIT/ATOMIC call        -> G11
  *   MOCK_NOWAIT_OK      the control: declares NOWAIT/ATOMIC and hands
  *                       them to slab, which honors them; it must pass
@@ -63,6 +65,7 @@
 #define MOCK_NAME "broken_copy"
 #elif defined(MOCK_BROKEN_ALIGN)
 #define MOCK_NAME "broken_align"
+#define MOCK_SHIFTED
 #elif defined(MOCK_BROKEN_NOWAIT)
 #define MOCK_NAME "broken_nowait"
 #elif defined(MOCK_NOWAIT_OK)
@@ -196,6 +199,9 @@ static size_t shift(size_t align)
 #if defined(MOCK_ALIGN_ABOVE_64)
 	if (align > 64)
 		off = 64; /* fault: 64-aligned only */
+#elif defined(MOCK_BROKEN_ALIGN)
+	if (align > 4096)
+		off = 4096; /* fault: page-aligned only */
 #elif defined(MOCK_ALIGN_AFTER_N)
 	if (atomic_fetch_add(&n_allocs, 1) >= 20000)
 		off += 16; /* fault: 16-aligned only */
@@ -347,10 +353,6 @@ static int mock_realloc(void *state, void *ptr, kalloc_layout_t l,
 			munmap(m, 4096);
 #endif
 	}
-#ifdef MOCK_BROKEN_ALIGN
-	if (l.align > 4096)
-		l.align = 4096;
-#endif
 #ifdef MOCK_BROKEN_COPY
 	if (ptr && l.size)
 		return move_short(ptr, l, old, down, out);
