@@ -46,6 +46,7 @@
 #define MEDIUM_MAX_UNITS 8u
 #define MEDIUM_MAX (MEDIUM_MAX_UNITS * 32768u) /* 256 KiB */
 #define CLASS_MEDIUM CLASS_SLOTS
+#define MEDIUM_CACHE 4 /* spans a heap keeps for reuse (medium.c) */
 
 struct class_info {
 	uint32_t size;    /* block size */

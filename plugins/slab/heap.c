@@ -49,6 +49,7 @@ static void heap_reset(struct heap *h)
 		h->partial[c] = h->partial_tail[c] = NULL;
 	}
 	atomic_store_explicit(&h->pending, NULL, memory_order_relaxed);
+	h->medium_n = 0;
 }
 
 /* A fresh heap from the arena; heaps_lock held. */
@@ -77,6 +78,7 @@ static struct heap *heap_new(bool nowait)
 static void heap_abandon(struct heap *h)
 {
 	slab_mag_flush(h);
+	slab_medium_flush(h);
 	slab_drain(h, false);
 	slab_heap_drop_current(h);
 	pthread_mutex_lock(&heaps_lock);

@@ -363,7 +363,8 @@ void slab_pool_atfork_child(void)
 /* ---- statistics (the /proc/slabinfo analogue) ---------------------------- */
 
 struct pool_count {
-	uint64_t nchunks, used_units, dirty, clean, medium, medium_bytes;
+	uint64_t nchunks, used_units, dirty, clean, medium, medium_bytes,
+		medium_cached;
 };
 
 /* Counts every chunk's units and every class's slabs, under the lock.  A
@@ -373,7 +374,7 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 	uint64_t held[CLASS_COUNT];
 	slab_heap_mag_held(held);
 	memset(cc, 0, CLASS_SLOTS * sizeof(*cc));
-	*pc = (struct pool_count){ 0, 0, 0, 0, 0, 0 };
+	*pc = (struct pool_count){ 0, 0, 0, 0, 0, 0, 0 };
 	pthread_mutex_lock(&slab_pool_lock);
 	unitset_t all = all_units();
 	for (int pass = 0; pass < 2; pass++) {
@@ -389,6 +390,12 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 				struct slab *s = &c->slabs[u];
 				if (!s->size || s->head_off)
 					continue;
+				if (s->cls == CLASS_MEDIUM &&
+				    __atomic_load_n(&s->where, __ATOMIC_RELAXED) ==
+					    WHERE_CACHED) {
+					pc->medium_cached += s->size;
+					continue;
+				}
 				if (s->cls == CLASS_MEDIUM) {
 					pc->medium++;
 					pc->medium_bytes += s->size;
@@ -425,6 +432,7 @@ int slab_pool_stats(kalloc_stats_fn fn, void *ctx)
 	fn(ctx, "slab", "free_returned_bytes", pc.clean * SLAB_UNIT);
 	fn(ctx, "slab", "medium_blocks", pc.medium);
 	fn(ctx, "slab", "medium_bytes", pc.medium_bytes);
+	fn(ctx, "slab", "medium_cached_bytes", pc.medium_cached);
 	for (unsigned k = 0; k < CLASS_COUNT; k++) {
 		if (!cc[k].slabs)
 			continue;

@@ -58,8 +58,9 @@
  * registry says what a granule holds). */
 enum { KIND_CHUNK = 0x51ab0c4a, KIND_LARGE = 0x51ab1a46 };
 
-/* Where a slab in use sits in its heap. */
-enum { WHERE_NONE, WHERE_CUR, WHERE_PARTIAL, WHERE_FULL };
+/* Where a slab in use sits in its heap; WHERE_CACHED: a medium span whose
+ * block was freed, kept in a heap's medium cache (medium.c). */
+enum { WHERE_NONE, WHERE_CUR, WHERE_PARTIAL, WHERE_FULL, WHERE_CACHED };
 
 /*
  * A free block's first two words (every class is 16 bytes at least): the
@@ -175,6 +176,8 @@ struct heap {
 	struct slab *partial[CLASS_SLOTS]; /* slabs with free blocks, not cur: */
 	struct slab *partial_tail[CLASS_SLOTS]; /* a FIFO (see alloc.c) */
 	_Atomic(struct slab *) pending;    /* slabs with remote frees */
+	struct slab *medium[MEDIUM_CACHE]; /* medium spans freed, oldest first */
+	uint32_t medium_n;
 	struct heap *all_next;             /* every heap (heaps_lock) */
 	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
 	int state;                         /* HEAP_* (heaps_lock) */
@@ -454,6 +457,8 @@ HIDDEN void *slab_medium_alloc(size_t size, bool nowait, bool atomic,
 /* Frees p, the block of the medium span s (checked to start it); reports a
  * second free.  Keeps errno. */
 HIDDEN void slab_medium_free(struct slab *s, void *p);
+/* Gives h's cached medium spans back to the pool (its thread ends). */
+HIDDEN void slab_medium_flush(struct heap *h);
 /* Resizes p's span in place to hold size bytes; false if it cannot (the
  * units after it are taken).  zero: bytes gained must read as zero. */
 HIDDEN bool slab_medium_resize(struct slab *s, size_t size, bool nowait,

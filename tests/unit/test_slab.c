@@ -857,6 +857,55 @@ START_TEST(medium_realloc_in_place)
 }
 END_TEST
 
+static void *medium_churn_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		release(alloc(100000 + i * 40000, 8, 0, NULL));
+	ck_assert_uint_ge(stat_of("slab", "medium_cached_bytes"), 3 * 4 * 32768);
+	return NULL;
+}
+
+/* A thread keeps its last MEDIUM_CACHE freed spans and reuses one that
+ * fits (n..2n units); the oldest goes back to the pool, and the rest when
+ * the thread ends.  A cached span's block is still freed: not owned, and a
+ * second free is a double free (double_free_detected). */
+START_TEST(medium_cache_reuses_spans)
+{
+	open_slab();
+	uint64_t base = stat_of("slab", "medium_cached_bytes");
+	char *p = alloc(100000, 8, 0, NULL); /* 4 units */
+	release(p);
+	ck_assert_int_eq(kalloc_owns(A, p), 2);
+	ck_assert_uint_eq(stat_of("slab", "medium_blocks"), 0);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"), base + 131072);
+	size_t len;
+	char *q = alloc(90000, 8, 0, &len); /* 3 units: the 4 fit */
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(len, 131072);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"), base);
+	/* 2 units needed: a span of 4 is too long, a fresh one is taken */
+	char *r = alloc(40000, 8, 0, &len);
+	ck_assert_uint_eq(len, 65536);
+	release(q);
+	release(r);
+	/* six freed: the cache keeps the last four */
+	char *m[6];
+	for (int i = 0; i < 6; i++)
+		m[i] = alloc(40000, 8, 0, NULL);
+	for (int i = 0; i < 6; i++)
+		release(m[i]);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"), 4 * 65536);
+	/* another thread's cache goes back to the pool when it ends */
+	uint64_t mine = stat_of("slab", "medium_cached_bytes");
+	pthread_t t;
+	pthread_create(&t, NULL, medium_churn_thread, NULL);
+	pthread_join(t, NULL);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"), mine);
+	close_slab();
+}
+END_TEST
+
 /* Alignments above the classes' up to a unit are medium blocks of a
  * unit at least; above a unit, mappings. */
 START_TEST(medium_alignment)
@@ -1535,6 +1584,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, medium_takes_freed_class_units);
 	tcase_add_test(tc, medium_realloc_in_place);
 	tcase_add_test(tc, medium_alignment);
+	tcase_add_test(tc, medium_cache_reuses_spans);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("large cache");
