@@ -35,6 +35,16 @@ static unsigned units_for(size_t size)
 	return size ? (unsigned)((size + SLAB_UNIT - 1) >> SLAB_UNIT_SHIFT) : 1;
 }
 
+/* Takes span i out of h's cache, keeping the others oldest first. */
+static struct slab *cache_remove(struct heap *h, unsigned i)
+{
+	struct slab *s = h->medium[i];
+	for (; i + 1 < h->medium_n; i++)
+		h->medium[i] = h->medium[i + 1];
+	h->medium_n--;
+	return s;
+}
+
 /* The smallest span of h's cache holding n units but no more than 2n,
  * taken out; NULL if none.  Owner only. */
 static struct slab *cache_take(struct heap *h, unsigned n)
@@ -48,10 +58,7 @@ static struct slab *cache_take(struct heap *h, unsigned n)
 	}
 	if (best == h->medium_n)
 		return NULL;
-	struct slab *s = h->medium[best];
-	for (unsigned i = best + 1; i < h->medium_n; i++)
-		h->medium[i - 1] = h->medium[i];
-	h->medium_n--;
+	struct slab *s = cache_remove(h, best);
 	__atomic_store_n(&s->where, WHERE_NONE, __ATOMIC_RELAXED);
 	return s;
 }
@@ -108,12 +115,8 @@ void slab_medium_free(struct slab *s, void *p)
 		errno = saved;
 		return;
 	}
-	if (h->medium_n == MEDIUM_CACHE) { /* the oldest goes */
-		slab_pool_put(h->medium[0], false);
-		for (unsigned i = 1; i < MEDIUM_CACHE; i++)
-			h->medium[i - 1] = h->medium[i];
-		h->medium_n--;
-	}
+	if (h->medium_n == MEDIUM_CACHE) /* the oldest goes */
+		slab_pool_put(cache_remove(h, 0), false);
 	__atomic_store_n(&s->where, WHERE_CACHED, __ATOMIC_RELAXED);
 	h->medium[h->medium_n++] = s;
 	errno = saved;

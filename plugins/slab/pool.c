@@ -11,8 +11,8 @@
  * a chunk whose units are all free and clean is unmapped.  Dirty units are
  * also capped at 1/4 of the units in use (at least 2 MiB): past half again
  * that, the oldest chunks' go back at once, down to half the cap, so a
- * program's peak RSS carries little freed memory.  Purges run on slow paths (getting or
- * returning a span, slab_tick) and never under NOWAIT.
+ * program's peak RSS carries little freed memory.  Purges run on slow
+ * paths (getting or returning a span, slab_tick) and never under NOWAIT.
  *
  * The reserve chunk is mapped at start-up and serves only ATOMIC requests
  * when no other chunk has room; it is never unmapped.
@@ -81,22 +81,45 @@ int slab_pool_init(void)
  * in (pool_lock). */
 static unsigned taken_clean;
 
+/* Free units [u + from, u + to) of c join the span headed at unit u;
+ * returns how many of them were not resident. */
+static unsigned units_take(struct chunk *c, unsigned u, unsigned from,
+			   unsigned to)
+{
+	unsigned clean = 0;
+	for (unsigned k = from; k < to; k++) {
+		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
+		unsigned dirty = us_test(&c->dirty_units, u + k);
+		units_dirty -= dirty;
+		clean += !dirty;
+	}
+	units_used += to - from;
+	us_assign(&c->free_units, u + from, to - from, false);
+	us_assign(&c->dirty_units, u + from, to - from, false);
+	return clean;
+}
+
+/* Units [u, u + n) of c, a span's, go back free and resident. */
+static void units_release(struct chunk *c, unsigned u, unsigned n)
+{
+	uint32_t now = (uint32_t)slab_now_ms();
+	for (unsigned k = u; k < u + n; k++) {
+		c->slabs[k].head_off = 0;
+		c->released_ms[k] = now;
+	}
+	us_assign(&c->free_units, u, n, true);
+	us_assign(&c->dirty_units, u, n, true);
+	units_used -= n;
+	units_dirty += n;
+}
+
 /* Units [u, u + ci->span) of c become a span of blocks of ci's geometry,
  * slot cls, owned by h (NULL: a medium block's, no heap's). */
 static struct slab *span_take(struct chunk *c, unsigned u,
 			      const struct class_info *ci, unsigned cls,
 			      struct heap *h)
 {
-	taken_clean = ci->span;
-	for (unsigned k = 0; k < ci->span; k++) {
-		c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
-		unsigned dirty = us_test(&c->dirty_units, u + k);
-		units_dirty -= dirty;
-		taken_clean -= dirty;
-	}
-	units_used += ci->span;
-	us_assign(&c->free_units, u, ci->span, false);
-	us_assign(&c->dirty_units, u, ci->span, false);
+	taken_clean = units_take(c, u, 0, ci->span);
 	struct slab *s = &c->slabs[u];
 	s->free = NULL;
 	s->neg_base = 0 - ((uintptr_t)c + (size_t)u * SLAB_UNIT);
@@ -281,27 +304,10 @@ bool slab_pool_resize_medium(struct slab *s, unsigned n, bool nowait,
 	if (n > had) {
 		for (unsigned k = had; k < n && ok; k++)
 			ok = u + k < CHUNK_UNITS && us_test(&c->free_units, u + k);
-		if (ok) {
-			for (unsigned k = had; k < n; k++) {
-				c->slabs[u + k].head_off = SLAB_HEAD_OFF(k);
-				unsigned dirty = us_test(&c->dirty_units, u + k);
-				units_dirty -= dirty;
-				fresh += !dirty;
-			}
-			units_used += n - had;
-			us_assign(&c->free_units, u + had, n - had, false);
-			us_assign(&c->dirty_units, u + had, n - had, false);
-		}
+		if (ok)
+			fresh = units_take(c, u, had, n);
 	} else if (n < had) { /* the tail goes back, resident */
-		uint32_t now = (uint32_t)slab_now_ms();
-		for (unsigned k = n; k < had; k++) {
-			c->slabs[u + k].head_off = 0;
-			c->released_ms[u + k] = now;
-		}
-		us_assign(&c->free_units, u + n, had - n, true);
-		us_assign(&c->dirty_units, u + n, had - n, true);
-		units_used -= had - n;
-		units_dirty += had - n;
+		units_release(c, u + n, had - n);
 	}
 	if (ok) {
 		struct class_info ci = medium_geometry(n);
@@ -330,15 +336,7 @@ bool slab_pool_put(struct slab *s, bool nowait)
 	s->limit = 0;
 	s->where = WHERE_NONE;
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-	uint32_t now = (uint32_t)slab_now_ms();
-	for (unsigned k = 0; k < n; k++) {
-		c->slabs[u + k].head_off = 0;
-		c->released_ms[u + k] = now;
-	}
-	us_assign(&c->free_units, u, n, true);
-	us_assign(&c->dirty_units, u, n, true);
-	units_used -= n;
-	units_dirty += n;
+	units_release(c, u, n);
 	if (!nowait) {
 		if (over_dirty_limit())
 			trim_dirty();
@@ -390,15 +388,15 @@ static void count(struct class_count cc[CLASS_SLOTS], struct pool_count *pc)
 				struct slab *s = &c->slabs[u];
 				if (!s->size || s->head_off)
 					continue;
-				if (s->cls == CLASS_MEDIUM &&
-				    __atomic_load_n(&s->where, __ATOMIC_RELAXED) ==
-					    WHERE_CACHED) {
-					pc->medium_cached += s->size;
-					continue;
-				}
 				if (s->cls == CLASS_MEDIUM) {
-					pc->medium++;
-					pc->medium_bytes += s->size;
+					if (__atomic_load_n(&s->where,
+							    __ATOMIC_RELAXED) ==
+					    WHERE_CACHED) {
+						pc->medium_cached += s->size;
+					} else {
+						pc->medium++;
+						pc->medium_bytes += s->size;
+					}
 					continue;
 				}
 				cc[s->cls].slabs++;
