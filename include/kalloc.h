@@ -367,7 +367,11 @@ KALLOC_API int kalloc_front(kalloc_t *a, kalloc_front_t *out);
  *       align a power of two >= 16, is d.alloc(d.state, {size, align}).ptr:
  *       posix_memalign's block, NULL with errno ENOMEM on failure.  A
  *       library that must look up a block's length pays nothing for it
- *       here.
+ *       here;
+ *   free_own(ptr), optional (NULL: none), with ptr a block of the backend
+ *       (not NULL), is free(ptr) without its answer: a backend whose free
+ *       always answers 1 (it cannot tell) offers its library's own free
+ *       here, for a caller that rules out other pointers itself to jump to.
  *
  * They stand in the front's place (kalloc_front, f on the same handle):
  * malloc only for sizes up to f.max_size (when f.max_align >= 16; the
@@ -382,6 +386,7 @@ typedef struct kalloc_malloc {
 	void *(*malloc)(size_t size);
 	int (*free)(void *ptr);
 	void *(*aligned)(size_t align, size_t size);
+	void (*free_own)(void *ptr); /* appended: NULL from older plugins */
 } kalloc_malloc_t;
 
 /*

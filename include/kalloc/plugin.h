@@ -341,8 +341,10 @@ typedef struct kalloc_plugin_front {
  *       kalloc_malloc_t says, for its whole life; KALLOC_ENOTSUP: none.
  *       Any other answer, or malloc or free NULL, refuses the plugin.  A
  *       plugin whose entries would need an instance's state answers
- *       ENOTSUP.  (A plugin built before `aligned` was appended writes
- *       two entries and leaves it NULL.)
+ *       ENOTSUP.  (A plugin built before `aligned` or `free_own` was
+ *       appended leaves them NULL.)  A plugin whose free cannot tell its
+ *       blocks from others sets free_own to its library's free, which
+ *       the shim then jumps to once it has ruled out its own memory.
  *
  * malloc's blocks are 16-aligned whatever the size (malloc(1) too), and
  * free keeps errno, as the fast free does.  With a front they stand for

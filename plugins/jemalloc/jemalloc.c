@@ -376,7 +376,8 @@ static int malloc_entries(void *state, kalloc_malloc_t *out)
 	(void)state;
 	if (je.plain_align < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ je_malloc16, je_free1, je_aligned };
+	*out = (kalloc_malloc_t){ je_malloc16, je_free1, je_aligned,
+				  je.free };
 	return KALLOC_OK;
 }
 

@@ -199,7 +199,8 @@ static int malloc_entries(void *state, kalloc_malloc_t *out)
 	(void)state;
 	if (MALLOC_ALIGN < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ libc_malloc_entry, libc_free1, libc_aligned };
+	*out = (kalloc_malloc_t){ libc_malloc_entry, libc_free1,
+				  libc_aligned, libc.free };
 	return KALLOC_OK;
 }
 

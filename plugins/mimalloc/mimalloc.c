@@ -367,7 +367,8 @@ static int malloc_entries(void *state, kalloc_malloc_t *out)
 	(void)state;
 	if (plain.align < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ plug_malloc16, plug_free1, plug_aligned };
+	*out = (kalloc_malloc_t){ plug_malloc16, plug_free1, plug_aligned,
+				  mi_free };
 	return KALLOC_OK;
 }
 

@@ -731,7 +731,8 @@ static void *slab_aligned(size_t align, size_t size)
 static int slab_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state; /* one slab allocator per process */
-	*out = (kalloc_malloc_t){ slab_malloc, slab_free, slab_aligned };
+	/* no free_own: slab_free tells foreign pointers (answers 0) */
+	*out = (kalloc_malloc_t){ slab_malloc, slab_free, slab_aligned, NULL };
 	return KALLOC_OK;
 }
 

@@ -419,7 +419,8 @@ static int malloc_entries(void *state, kalloc_malloc_t *out)
 	(void)state;
 	if (tc.plain_align < 16)
 		return KALLOC_ENOTSUP;
-	*out = (kalloc_malloc_t){ tc_malloc16, tc_free1, tc_aligned };
+	*out = (kalloc_malloc_t){ tc_malloc16, tc_free1, tc_aligned,
+				  tc.free };
 	return KALLOC_OK;
 }
 

@@ -95,6 +95,16 @@ static size_t front_malloc_max;
  * front_malloc, front_free and front_aligned for those it has not.
  * Written with direct, before plain. */
 static kalloc_malloc_t entries;
+/* What malloc and free jump to while plain, chosen once in start() and
+ * written with direct, before plain: malloc's is the backend's malloc
+ * entry itself when that takes every size (no front with a limit), else
+ * bounded_malloc; free's is free_first when the backend's free tells
+ * foreign pointers, else free_guarded, which rules out the arena and the
+ * mappings before the backend's free (own_free: its free_own, or a
+ * wrapper of its free). */
+static void *(*hot_malloc)(size_t size);
+static void (*hot_free)(void *p);
+static void (*own_free)(void *p);
 static const volatile int never;
 static const volatile int *_Atomic plain = &never;
 
@@ -107,7 +117,8 @@ static inline int direct_free(void *p, kalloc_layout_t old)
 }
 
 /* The front's entries in malloc's shape, for a backend without malloc
- * entries.  size >= 1, within front_malloc_max. */
+ * entries.  size >= 1, within front_malloc_max (bounded_malloc sees to
+ * both). */
 static void *front_malloc(size_t size)
 {
 	return front.alloc(front.state, KALLOC_LAYOUT(size, SHIM_MALLOC_ALIGN)).ptr;
@@ -122,6 +133,12 @@ static void *front_aligned(size_t align, size_t size)
 {
 	return front.alloc(front.state, KALLOC_LAYOUT(size, align)).ptr;
 }
+
+/* The hot entries' choices (below, with malloc and free). */
+static void *bounded_malloc(size_t size);
+static void free_int(void *p);
+static void free_first(void *p);
+static void free_guarded(void *p);
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
 static atomic_bool constructed;
@@ -164,11 +181,17 @@ static __attribute__((noinline)) kalloc_t *start(void)
 	if (has_direct) {
 		front_malloc_max = front.max_align >= SHIM_MALLOC_ALIGN ?
 				   front.max_size : 0;
-		if (kalloc_malloc_entries(a, &entries) != KALLOC_OK)
+		bool own = kalloc_malloc_entries(a, &entries) == KALLOC_OK;
+		if (!own)
 			entries = (kalloc_malloc_t){ front_malloc, front_free,
-						     front_aligned };
+						     front_aligned, NULL };
 		if (!entries.aligned)
 			entries.aligned = front_aligned;
+		hot_malloc = own && front_malloc_max == SIZE_MAX ?
+				     entries.malloc : bounded_malloc;
+		own_free = entries.free_own ? entries.free_own : free_int;
+		hot_free = info.detects & KALLOC_DETECT_FOREIGN_FREE ?
+				   free_first : free_guarded;
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	}
 	backend = a;
@@ -431,19 +454,24 @@ static __attribute__((noinline)) void *malloc_rest(size_t size)
 			    KALLOC_LAYOUT(size ? size : 1, SHIM_MALLOC_ALIGN)).ptr;
 }
 
-/* malloc and free test the plain word, then go to the backend's front or
- * fast entries: they are most of a program's calls.  Otherwise they test
- * one word (fast) before going to the core.  Every other case takes alloc
- * and release.  The fast allocs set errno themselves. */
+/* A size up to the front's limit (kv's) to its malloc entry (0 wraps and
+ * goes the other way, as 1: malloc(0) is a real block); the others to the
+ * fast alloc. */
+static void *bounded_malloc(size_t size)
+{
+	if (shim_likely(size - 1 < front_malloc_max))
+		return entries.malloc(size);
+	return malloc_rest(size);
+}
+
+/* malloc and free test the plain word, then jump to what start() chose:
+ * they are most of a program's calls.  Otherwise they go to the core (or
+ * the shim's own memory).  The fast allocs set errno themselves; the fast
+ * frees keep it (plugin.h). */
 SHIM_API void *malloc(size_t size)
 {
-	if (shim_likely(direct_now())) {
-		/* 1 <= size <= front_malloc_max in one compare: size 0 wraps
-		 * and goes the other way, as 1 (malloc(0) is a real block) */
-		if (shim_likely(size - 1 < front_malloc_max))
-			return entries.malloc(size);
-		return malloc_rest(size);
-	}
+	if (shim_likely(direct_now()))
+		return hot_malloc(size);
 	return malloc_core(size ? size : 1, CALLER);
 }
 
@@ -490,25 +518,37 @@ static __attribute__((noinline)) void free_unowned(void *p)
 	foreign("free", p);
 }
 
+/* free's jumps while plain (the caller is the program's call site: free
+ * jumps here).  The backend's free first, when a 0 from it says "not
+ * mine"; the arena and the mappings only then. */
+static void free_first(void *p)
+{
+	if (shim_unlikely((uintptr_t)p <= 4095))
+		return free_core(p, CALLER);
+	if (shim_unlikely(!entries.free(p)))
+		free_unowned(p);
+}
+
+/* A backend that cannot tell takes every pointer (its free answers 1):
+ * the arena's and the mappings' are ruled out first. */
+static void free_guarded(void *p)
+{
+	if (shim_likely((uintptr_t)p > 4095 && !shim_map_maybe(p) &&
+			!shim_boot_owns(p)))
+		return own_free(p);
+	free_core(p, CALLER);
+}
+
+/* own_free for a backend without free_own. */
+static void free_int(void *p)
+{
+	(void)entries.free(p);
+}
+
 SHIM_API void free(void *p)
 {
-	uintptr_t u = (uintptr_t)p;
-	/* the fast free keeps errno (plugin.h) */
-	if (shim_likely(direct_now() && u > 4095)) {
-		/* the backend's free first when a 0 from it says "not mine" */
-		if (backend_free_first) {
-			if (shim_unlikely(!entries.free(p)))
-				free_unowned(p);
-			return;
-		}
-		/* otherwise once the arena and the mappings are ruled out; a
-		 * backend that cannot tell takes every pointer (answers 1):
-		 * a tail call */
-		if (shim_likely(!shim_map_maybe(p) && !shim_boot_owns(p))) {
-			entries.free(p);
-			return;
-		}
-	}
+	if (shim_likely(direct_now()))
+		return hot_free(p);
 	free_core(p, CALLER);
 }
 
