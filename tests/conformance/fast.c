@@ -367,6 +367,68 @@ START_TEST(g15_malloc_aligned_as_fast_alloc)
 }
 END_TEST
 
+/* free_own, when there is one, as free without its answer: it takes the
+ * blocks of malloc, aligned, the fast alloc and kalloc_alloc, and they
+ * come back: of 64 blocks freed by it, some are handed out again by the
+ * next 64 mallocs of the same size (a free_own that frees nothing never
+ * sees an address again, since each block stays held; not asked under a
+ * memory tool). */
+START_TEST(g15_malloc_free_own_as_free)
+{
+	kalloc_direct_t d = fast_entries();
+	kalloc_front_t f;
+	kalloc_malloc_t m;
+	if (!malloc_entries(&m, &f) || !m.free_own)
+		return;
+	size_t max = malloc_max(&f);
+	for (size_t i = 0; i < N_SIZES; i++) {
+		if (sizes[i] > max)
+			continue;
+		struct blk b = malloc_blk(&m, sizes[i]);
+		blk_stamp(&b, i);
+		blk_verify(&b, "malloc block");
+		m.free_own(b.p);
+		if (m.aligned && sizes[i] <= f.max_size) {
+			void *p = m.aligned(64, sizes[i]);
+			REQUIRE(p, "aligned(64, %zu) failed", sizes[i]);
+			m.free_own(p);
+		}
+		b = fast_alloc(&d, sizes[i], 16);
+		blk_stamp(&b, i);
+		m.free_own(b.p);
+		kalloc_buf_t q;
+		REQUIRE(kalloc_alloc(conform_a, KALLOC_LAYOUT(sizes[i], 16), 0,
+				     &q) == KALLOC_OK, "kalloc_alloc(%zu) failed",
+			sizes[i]);
+		m.free_own(q.ptr);
+	}
+	if (conform_tool)
+		return; /* its quarantine holds the blocks back */
+	enum { N = 64, ROUNDS = 4 };
+	void *seen[N], *again[N];
+	unsigned recurred = 0;
+	for (int r = 0; r < ROUNDS && !recurred; r++) {
+		for (int i = 0; i < N; i++) {
+			seen[i] = m.malloc(48);
+			REQUIRE(seen[i], "malloc(48) failed");
+		}
+		for (int i = 0; i < N; i++)
+			m.free_own(seen[i]);
+		for (int i = 0; i < N; i++) {
+			again[i] = m.malloc(48);
+			REQUIRE(again[i], "malloc(48) failed");
+			for (int k = 0; k < N; k++)
+				recurred += again[i] == seen[k];
+		}
+		for (int i = 0; i < N; i++)
+			REQUIRE(m.free(again[i]) == 1, "free of malloc(48) "
+				"returned 0");
+	}
+	REQUIRE(recurred, "%d rounds of %d blocks freed by free_own: none "
+		"handed out again (does free_own free?)", ROUNDS, N);
+}
+END_TEST
+
 /* Two threads allocate through malloc (every third block through the
  * aligned entry, when there is one, at alignments 16 to 4096), each block
  * checked for alignment and stamped, and each frees the other's: a
@@ -468,6 +530,7 @@ TCase *g15_fast(void)
 	tcase_add_test(tc, g15_front_as_fast_entries);
 	tcase_add_test(tc, g15_malloc_entries_as_fast_entries);
 	tcase_add_test(tc, g15_malloc_aligned_as_fast_alloc);
+	tcase_add_test(tc, g15_malloc_free_own_as_free);
 	tcase_add_test(tc, g15_malloc_entries_threads);
 	return tc;
 }

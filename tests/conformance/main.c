@@ -43,6 +43,7 @@
 kalloc_t *conform_a;
 kalloc_info_t conform_info;
 int conform_slow;
+int conform_tool;
 
 static const struct guarantee guarantees[] = {
 	{ "G1", "usable-buffer", g1_usable },
@@ -190,6 +191,7 @@ int main(int argc, char **argv)
 	}
 	kalloc_info(conform_a, &conform_info);
 	conform_slow = RUNNING_ON_VALGRIND;
+	conform_tool = RUNNING_ON_VALGRIND;
 	print_header();
 
 	Suite *s = suite_create("conformance");

@@ -24,6 +24,7 @@
  *                       block 16 bytes in (16-aligned only) while another
  *                       thread is inside it too: only two threads show it
  *                                                                     -> G15
+ *   MOCK_FREE_OWN_LEAKS malloc entries whose free_own frees nothing  -> G15
  *
  * The mutation set (tests/README.md, "Mutants"): each one fault in an
  * otherwise correct backend.
@@ -97,6 +98,8 @@
 #define MOCK_NAME "lost_remote_free"
 #elif defined(MOCK_NOWAIT_LOCK)
 #define MOCK_NAME "nowait_lock"
+#elif defined(MOCK_FREE_OWN_LEAKS)
+#define MOCK_NAME "free_own_leaks"
 #else
 #error "define one MOCK_* mode"
 #endif
@@ -440,7 +443,8 @@ static const kalloc_plugin_fast_t fast = {
 };
 #define MOCK_FAST &fast
 #elif defined(MOCK_BROKEN_FAST) || defined(MOCK_SILENT_DOUBLE_FREE) || \
-	defined(MOCK_MALLOC_UNDER_16) || defined(MOCK_ALIGNED_CONCURRENT)
+	defined(MOCK_MALLOC_UNDER_16) || defined(MOCK_ALIGNED_CONCURRENT) || \
+	defined(MOCK_FREE_OWN_LEAKS)
 static kalloc_buf_t mock_fast_alloc(void *state, kalloc_layout_t l)
 {
 	(void)state;
@@ -505,7 +509,7 @@ static int mock_malloc_free(void *ptr)
 static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
-	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, NULL };
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, NULL, NULL };
 	return KALLOC_OK;
 }
 #define MOCK_MALLOC_ENTRIES mock_malloc_entries
@@ -558,7 +562,39 @@ static int mock_malloc_free(void *ptr)
 static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state;
-	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, mock_aligned };
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, mock_aligned,
+				  NULL };
+	return KALLOC_OK;
+}
+#define MOCK_MALLOC_ENTRIES mock_malloc_entries
+#elif defined(MOCK_FREE_OWN_LEAKS)
+static void *mock_malloc(size_t size)
+{
+	kalloc_buf_t b;
+	if (size > ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, KALLOC_LAYOUT(size ? size : 1, 16),
+			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b.ptr;
+}
+
+static int mock_malloc_free(void *ptr)
+{
+	return host->free(inner, ptr, KALLOC_LAYOUT_UNKNOWN);
+}
+
+static void mock_free_own(void *ptr)
+{
+	(void)ptr; /* the fault: the block stays held */
+}
+
+static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
+{
+	(void)state;
+	*out = (kalloc_malloc_t){ mock_malloc, mock_malloc_free, NULL,
+				  mock_free_own };
 	return KALLOC_OK;
 }
 #define MOCK_MALLOC_ENTRIES mock_malloc_entries
