@@ -368,10 +368,14 @@ KALLOC_API int kalloc_front(kalloc_t *a, kalloc_front_t *out);
  *       posix_memalign's block, NULL with errno ENOMEM on failure.  A
  *       library that must look up a block's length pays nothing for it
  *       here;
- *   free_own(ptr), optional (NULL: none), with ptr a block of the backend
- *       (not NULL), is free(ptr) without its answer: a backend whose free
- *       always answers 1 (it cannot tell) offers its library's own free
- *       here, for a caller that rules out other pointers itself to jump to.
+ *   free_own(ptr), optional (NULL: none), is free(ptr) without its
+ *       answer, for a caller to jump to.  On a backend that cannot tell
+ *       its blocks from others (free always answers 1), ptr is one of its
+ *       blocks (the caller rules out the rest): its library's own free.
+ *       On a backend that can (KALLOC_DETECT_FOREIGN_FREE), ptr is any
+ *       pointer, NULL and the addresses below 4096 too: one that is not
+ *       its block goes, untouched, to the foreign-free handler
+ *       (kalloc_set_foreign_free) in free's 0's place.
  *
  * They stand in the front's place (kalloc_front, f on the same handle):
  * malloc only for sizes up to f.max_size (when f.max_align >= 16; the
@@ -395,6 +399,17 @@ typedef struct kalloc_malloc {
  * kalloc_front), or KALLOC_EINVAL when a or out is NULL.
  */
 KALLOC_API int kalloc_malloc_entries(kalloc_t *a, kalloc_malloc_t *out);
+
+/*
+ * Where the free_own of a backend that tells foreign pointers sends one
+ * that is not its block: fn(ptr), for a malloc replacement whose own
+ * memory (a bootstrap arena) and whose callers' mistakes reach free too.
+ * Process-wide, set before the entries are used; fn must not allocate
+ * through the backend that called it.  NULL restores the default: NULL
+ * and kalloc's sentinels are ignored, any other pointer is reported once
+ * on stderr and left alone.
+ */
+KALLOC_API void kalloc_set_foreign_free(void (*fn)(void *ptr));
 
 /* ---- statistics (KALLOC_STATS=1, or the open option "stats=1") -------- */
 

@@ -174,6 +174,10 @@ typedef struct kalloc_host {
 	 * malloc entries (kalloc_malloc_entries); KALLOC_ENOTSUP when it has
 	 * none. */
 	int (*malloc_entries)(kalloc_t *a, kalloc_malloc_t *out);
+	/* Appended after malloc_entries, read the same way.  A pointer the
+	 * plugin's free_own found is not its block: the handler of
+	 * kalloc_set_foreign_free.  Returns. */
+	void (*foreign_free)(void *ptr);
 } kalloc_host_t;
 
 /* The required table.  Entries marked optional may be NULL. */
@@ -344,7 +348,10 @@ typedef struct kalloc_plugin_front {
  *       ENOTSUP.  (A plugin built before `aligned` or `free_own` was
  *       appended leaves them NULL.)  A plugin whose free cannot tell its
  *       blocks from others sets free_own to its library's free, which
- *       the shim then jumps to once it has ruled out its own memory.
+ *       the shim then jumps to once it has ruled out its own memory; a
+ *       plugin whose free can sets it to a free that hands what is not
+ *       its block to host->foreign_free (when struct_size covers it), so
+ *       that the shim jumps to it first, with nothing of its own before.
  *
  * malloc's blocks are 16-aligned whatever the size (malloc(1) too), and
  * free keeps errno, as the fast free does.  With a front they stand for

@@ -708,6 +708,26 @@ static int slab_free(void *p)
 	return free_fast(p);
 }
 
+/* A pointer outside slab's chunks for free_own: a large block, or none of
+ * slab's (NULL and the sentinels below 4096 too, which nothing of slab's
+ * may look up), which goes to the host's foreign-free handler. */
+static __attribute__((noinline)) void free_own_outside(void *p)
+{
+	if ((uintptr_t)p <= 4095 || !free_outside_chunks(p))
+		slab_host->foreign_free(p);
+}
+
+/* free_fast without its answer: every path ends in a jump. */
+static void slab_free_own(void *p)
+{
+	if (unlikely(!slab_in_chunk(p)))
+		return free_own_outside(p);
+	struct slab *s = slab_of(chunk_of(p), p);
+	if (unlikely(!slab_is_block(s, p)))
+		return (void)report_bad_free(p);
+	(void)free_in_slab(s, p, false);
+}
+
 /* Above CLASS_SMALL_MAX once rounded to the alignment: fast_alloc_big's
  * way. */
 static __attribute__((noinline)) void *aligned_other(size_t align,
@@ -731,8 +751,13 @@ static void *slab_aligned(size_t align, size_t size)
 static int slab_malloc_entries(void *state, kalloc_malloc_t *out)
 {
 	(void)state; /* one slab allocator per process */
-	/* no free_own: slab_free tells foreign pointers (answers 0) */
-	*out = (kalloc_malloc_t){ slab_malloc, slab_free, slab_aligned, NULL };
+	/* free_own hands foreign pointers to the host: a host too old to
+	 * take them gets none */
+	bool foreign = slab_host->struct_size >=
+		       offsetof(kalloc_host_t, foreign_free) +
+			       sizeof(slab_host->foreign_free);
+	*out = (kalloc_malloc_t){ slab_malloc, slab_free, slab_aligned,
+				  foreign ? slab_free_own : NULL };
 	return KALLOC_OK;
 }
 

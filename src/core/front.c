@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 /* Why an entry's answer other than KALLOC_OK and KALLOC_ENOTSUP refuses
@@ -122,4 +123,31 @@ int kalloc_malloc_entries(kalloc_t *a, kalloc_malloc_t *out)
 				     "kalloc_front", a->p->name);
 	*out = a->malloc;
 	return KALLOC_OK;
+}
+
+/* ---- the foreign-free handler (kalloc_set_foreign_free) ---------------- */
+
+static atomic_bool foreign_reported;
+
+/* The default: a pointer no backend allocated, reported once, left alone.
+ * Allocates nothing (it runs inside a free). */
+static void foreign_default(void *ptr)
+{
+	if (!ptr || kalloc_is_sentinel(ptr) ||
+	    atomic_exchange(&foreign_reported, true))
+		return;
+	kalloc__log("core", "free(%p): not a block of the backend; left "
+		    "alone (reported once)", ptr);
+}
+
+static void (*_Atomic foreign_fn)(void *ptr) = foreign_default;
+
+void kalloc_set_foreign_free(void (*fn)(void *ptr))
+{
+	atomic_store(&foreign_fn, fn ? fn : foreign_default);
+}
+
+void kalloc__foreign_free(void *ptr)
+{
+	atomic_load_explicit(&foreign_fn, memory_order_acquire)(ptr);
 }

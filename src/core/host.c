@@ -97,4 +97,5 @@ const kalloc_host_t kalloc__host = {
 	.corruption = host_corruption,
 	.error = host_error,
 	.malloc_entries = kalloc_malloc_entries,
+	.foreign_free = kalloc__foreign_free,
 };

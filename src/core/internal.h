@@ -182,6 +182,8 @@ HIDDEN int kalloc__load(const char *backend, const char *options,
 			kalloc_t **out);
 HIDDEN void kalloc__unload(kalloc_t *a);
 HIDDEN extern const kalloc_host_t kalloc__host;
+/* host->foreign_free: the handler of kalloc_set_foreign_free (front.c). */
+HIDDEN void kalloc__foreign_free(void *ptr);
 
 /* registry.c */
 HIDDEN void kalloc__foreach_handle(void (*fn)(kalloc_t *, void *), void *ctx);

@@ -98,10 +98,11 @@ static kalloc_malloc_t entries;
 /* What malloc and free jump to while plain, chosen once in start() and
  * written with direct, before plain: malloc's is the backend's malloc
  * entry itself when that takes every size (no front with a limit), else
- * bounded_malloc; free's is free_first when the backend's free tells
- * foreign pointers, else free_guarded, which rules out the arena and the
- * mappings before the backend's free (own_free: its free_own, or a
- * wrapper of its free). */
+ * bounded_malloc.  free's, when the backend's free tells foreign
+ * pointers, is its free_own, which hands them to free_foreign (through
+ * kalloc_set_foreign_free), or free_first without one; else free_guarded,
+ * which rules out the arena and the mappings before the backend's free
+ * (own_free: its free_own, or a wrapper of its free). */
 static void *(*hot_malloc)(size_t size);
 static void (*hot_free)(void *p);
 static void (*own_free)(void *p);
@@ -139,6 +140,7 @@ static void *bounded_malloc(size_t size);
 static void free_int(void *p);
 static void free_first(void *p);
 static void free_guarded(void *p);
+static void free_foreign(void *p);
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
 static atomic_bool constructed;
@@ -190,8 +192,14 @@ static __attribute__((noinline)) kalloc_t *start(void)
 		hot_malloc = own && front_malloc_max == SIZE_MAX ?
 				     entries.malloc : bounded_malloc;
 		own_free = entries.free_own ? entries.free_own : free_int;
-		hot_free = info.detects & KALLOC_DETECT_FOREIGN_FREE ?
-				   free_first : free_guarded;
+		if (!backend_free_first)
+			hot_free = free_guarded;
+		else if (entries.free_own) {
+			kalloc_set_foreign_free(free_foreign);
+			hot_free = entries.free_own;
+		} else {
+			hot_free = free_first;
+		}
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	}
 	backend = a;
@@ -527,6 +535,16 @@ static void free_first(void *p)
 		return free_core(p, CALLER);
 	if (shim_unlikely(!entries.free(p)))
 		free_unowned(p);
+}
+
+/* The foreign-free handler while the backend's free_own is free's jump:
+ * what free_first does on a 0 (the caller is not the program's here; the
+ * reports of the plain path name none). */
+static void free_foreign(void *p)
+{
+	if (shim_unlikely((uintptr_t)p <= 4095))
+		return free_core(p, NULL);
+	free_unowned(p);
 }
 
 /* A backend that cannot tell takes every pointer (its free answers 1):

@@ -22,10 +22,10 @@ extern kalloc_t *conform_a;
 extern kalloc_info_t conform_info;
 /* Non-zero under valgrind: loops that only add repetitions run shorter. */
 extern int conform_slow;
-/* Non-zero under valgrind, whose memcheck holds the blocks a replaced
- * free(3) takes back: no test may expect them handed out again.  (ASan
- * replaces only the program's malloc; the plugins reach their libraries'
- * own.) */
+/* Non-zero under a memory tool kalloc describes its blocks to: valgrind
+ * (whose memcheck also holds back what a replaced free(3) takes), or ASan
+ * without KALLOC_TOOLS=0.  Freed blocks are held back there, so no test
+ * may expect one handed out again. */
 extern int conform_tool;
 
 /* One guarantee: its id ("G3"), a short name, and its Check test case. */

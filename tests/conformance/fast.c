@@ -367,6 +367,42 @@ START_TEST(g15_malloc_aligned_as_fast_alloc)
 }
 END_TEST
 
+/* What the foreign-free handler was handed, in order. */
+static void *foreign_seen[4];
+static unsigned foreign_n;
+
+static void foreign_record(void *ptr)
+{
+	if (foreign_n < 4)
+		foreign_seen[foreign_n] = ptr;
+	foreign_n++;
+}
+
+/* A backend that tells foreign pointers: its free_own hands them (NULL and
+ * a sentinel too) to the handler, touching nothing, and frees its own
+ * blocks without calling it. */
+static void free_own_foreign(const kalloc_malloc_t *m)
+{
+	static unsigned char buf[512] __attribute__((aligned(4096)));
+	memset(buf, 0x5a, sizeof(buf));
+	foreign_n = 0;
+	kalloc_set_foreign_free(foreign_record);
+	void *own = m->malloc(100);
+	m->free_own(buf + 64);
+	m->free_own(NULL);
+	m->free_own((void *)16);
+	m->free_own(own);
+	kalloc_set_foreign_free(NULL);
+	REQUIRE(foreign_n == 3 && foreign_seen[0] == buf + 64 &&
+		!foreign_seen[1] && foreign_seen[2] == (void *)16,
+		"free_own of a static buffer, NULL and 16, then of its own "
+		"block: the handler saw %u pointers (%p, %p, %p), not the "
+		"first three", foreign_n, foreign_seen[0], foreign_seen[1],
+		foreign_seen[2]);
+	for (size_t k = 0; k < sizeof(buf); k++)
+		REQUIRE(buf[k] == 0x5a, "foreign buffer written at %zu", k);
+}
+
 /* free_own, when there is one, as free without its answer: it takes the
  * blocks of malloc, aligned, the fast alloc and kalloc_alloc, and they
  * come back: of 64 blocks freed by it, some are handed out again by the
@@ -402,6 +438,8 @@ START_TEST(g15_malloc_free_own_as_free)
 			sizes[i]);
 		m.free_own(q.ptr);
 	}
+	if (conform_info.detects & KALLOC_DETECT_FOREIGN_FREE)
+		free_own_foreign(&m);
 	if (conform_tool)
 		return; /* its quarantine holds the blocks back */
 	enum { N = 64, ROUNDS = 4 };

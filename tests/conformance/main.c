@@ -191,7 +191,13 @@ int main(int argc, char **argv)
 	}
 	kalloc_info(conform_a, &conform_info);
 	conform_slow = RUNNING_ON_VALGRIND;
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan is the tool unless KALLOC_TOOLS=0 (the asan setup) */
+	const char *tools = getenv("KALLOC_TOOLS");
+	conform_tool = !tools || strcmp(tools, "0") != 0;
+#else
 	conform_tool = RUNNING_ON_VALGRIND;
+#endif
 	print_header();
 
 	Suite *s = suite_create("conformance");

@@ -43,6 +43,7 @@
 #endif
 
 #include "../../plugins/slab/class.c"
+#include "fixtures/child.h"
 
 static kalloc_t *A;
 
@@ -1442,6 +1443,39 @@ START_TEST(invalid_free_detected)
 }
 END_TEST
 
+/* slab's free_own with no foreign-free handler set: the core's default
+ * reports a pointer slab did not allocate once, leaves it alone, and
+ * says nothing of NULL or a sentinel; slab's own blocks are freed. */
+START_TEST(free_own_foreign_default)
+{
+	open_slab();
+	kalloc_malloc_t m;
+	ck_assert_int_eq(kalloc_malloc_entries(A, &m), KALLOC_OK);
+	ck_assert_ptr_nonnull(m.free_own);
+	static unsigned char not_ours[256];
+	memset(not_ours, 0x5a, sizeof(not_ours));
+	void *own = m.malloc(64);
+	struct capture c;
+	capture_start(&c);
+	m.free_own(NULL);
+	m.free_own((void *)16);
+	m.free_own(not_ours + 32);
+	m.free_own(not_ours + 64);
+	m.free_own(own);
+	char out[1024];
+	capture_stop(&c, out, sizeof(out));
+	char want[64];
+	snprintf(want, sizeof(want), "free(%p): not a block", (void *)(not_ours + 32));
+	ck_assert_msg(count_lines(out) == 1 && strstr(out, want),
+		      "expected one line with \"%s\", got: %s", want, out);
+	for (size_t k = 0; k < sizeof(not_ours); k++)
+		ck_assert_int_eq(not_ours[k], 0x5a);
+	if (!RUNNING_ON_VALGRIND) /* (memcheck: no magazines) */
+		ck_assert_ptr_eq(m.malloc(64), own); /* the magazine's newest */
+	close_slab();
+}
+END_TEST
+
 /* ---- fork ----------------------------------------------------------------- */
 
 static _Atomic int stop_churn;
@@ -1606,6 +1640,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, double_free_detected);
 	tcase_add_test(tc, invalid_free_detected);
+	tcase_add_test(tc, free_own_foreign_default);
 	tcase_add_test(tc, magazine_misuse_detected);
 	tcase_add_test(tc, magazine_reuse_and_return);
 	suite_add_tcase(s, tc);
