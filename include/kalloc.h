@@ -309,6 +309,22 @@ typedef struct kalloc_direct {
 KALLOC_API int kalloc_direct(kalloc_t *a, kalloc_direct_t *out);
 
 /*
+ * Calls fn(ctx, plain) at once with the handle's plain word (*d.plain of
+ * kalloc_direct), then again whenever the word is stored (a feature is
+ * turned on, fault injection armed or disarmed, the handle closed: 0),
+ * so that a caller can switch what it calls instead of reading the word
+ * at every call.  Every call is made under a lock, in the order of the
+ * stores: fn must only store (no allocation, no kalloc call, no lock).
+ * By the time the call that changed the word returns, fn has run.  One
+ * watcher per handle: a second replaces the first; fn NULL removes it.
+ * KALLOC_EINVAL when a is NULL, KALLOC_ENOTSUP when the backend has no
+ * fast entries (no plain word).
+ */
+KALLOC_API int kalloc_direct_watch(kalloc_t *a,
+				   void (*fn)(void *ctx, int plain),
+				   void *ctx);
+
+/*
  * A backend's front (<kalloc/plugin.h>, kalloc_plugin_front_t): entries
  * that may stand for its direct ones on a range of requests, with nothing
  * of the backend in between (kv's small sizes are slab's own entries).

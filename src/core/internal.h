@@ -78,6 +78,8 @@ struct kalloc {
 				    * (kalloc__plain_add_features) */
 	int plain;             /* !features && !kalloc__fail_armed (direct.c) */
 	struct kalloc *plain_next; /* direct.c's list, under its lock */
+	void (*plain_watch)(void *ctx, int plain); /* under direct.c's lock */
+	void *plain_watch_ctx;
 	struct kalloc_counters stats;
 	struct kalloc *next;   /* registry of open handles (fork hooks) */
 };

@@ -95,16 +95,27 @@ static size_t front_malloc_max;
  * front_malloc, front_free and front_aligned for those it has not.
  * Written with direct, before plain. */
 static kalloc_malloc_t entries;
-/* What malloc and free jump to while plain, chosen once in start() and
- * written with direct, before plain: malloc's is the backend's malloc
- * entry itself when that takes every size (no front with a limit), else
- * bounded_malloc.  free's, when the backend's free tells foreign
- * pointers, is its free_own, which hands them to free_foreign (through
- * kalloc_set_foreign_free), or free_first without one; else free_guarded,
- * which rules out the arena and the mappings before the backend's free
- * (own_free: its free_own, or a wrapper of its free). */
-static void *(*hot_malloc)(size_t size);
-static void (*hot_free)(void *p);
+/*
+ * What malloc and free jump to, with nothing before: while the handle is
+ * plain, plain_malloc and plain_free; otherwise (and before the backend is
+ * up) malloc_slow and free_slow_entry, the core's way.  The core's watcher
+ * of the plain word (kalloc_direct_watch, plain_changed) switches them, so
+ * neither reads the word.
+ */
+static void *malloc_slow(size_t size);
+static void free_slow_entry(void *p);
+static void *(*_Atomic hot_malloc)(size_t size) = malloc_slow;
+static void (*_Atomic hot_free)(void *p) = free_slow_entry;
+/* Chosen once in start(), before the watcher is set: plain_malloc is the
+ * backend's malloc entry itself when that takes every size (no front with
+ * a limit), else bounded_malloc.  plain_free, when the backend's free
+ * tells foreign pointers, is its free_own, which hands them to
+ * free_foreign (through kalloc_set_foreign_free), or free_first without
+ * one; else free_guarded, which rules out the arena and the mappings
+ * before the backend's free (own_free: its free_own, or a wrapper of its
+ * free). */
+static void *(*plain_malloc)(size_t size);
+static void (*plain_free)(void *p);
 static void (*own_free)(void *p);
 static const volatile int never;
 static const volatile int *_Atomic plain = &never;
@@ -141,6 +152,17 @@ static void free_int(void *p);
 static void free_first(void *p);
 static void free_guarded(void *p);
 static void free_foreign(void *p);
+
+/* The core's watcher of the plain word: it runs under the core's lock,
+ * and only stores. */
+static void plain_changed(void *ctx, int plain)
+{
+	(void)ctx;
+	atomic_store_explicit(&hot_malloc, plain ? plain_malloc : malloc_slow,
+			      memory_order_release);
+	atomic_store_explicit(&hot_free, plain ? plain_free : free_slow_entry,
+			      memory_order_release);
+}
 
 /* Set by the shim's constructor: libc is initialised, environ is final. */
 static atomic_bool constructed;
@@ -189,16 +211,16 @@ static __attribute__((noinline)) kalloc_t *start(void)
 						     front_aligned, NULL };
 		if (!entries.aligned)
 			entries.aligned = front_aligned;
-		hot_malloc = own && front_malloc_max == SIZE_MAX ?
-				     entries.malloc : bounded_malloc;
+		plain_malloc = own && front_malloc_max == SIZE_MAX ?
+				       entries.malloc : bounded_malloc;
 		own_free = entries.free_own ? entries.free_own : free_int;
 		if (!backend_free_first)
-			hot_free = free_guarded;
+			plain_free = free_guarded;
 		else if (entries.free_own) {
 			kalloc_set_foreign_free(free_foreign);
-			hot_free = entries.free_own;
+			plain_free = entries.free_own;
 		} else {
-			hot_free = free_first;
+			plain_free = free_first;
 		}
 		atomic_store_explicit(&plain, direct.plain, memory_order_release);
 	}
@@ -208,6 +230,8 @@ static __attribute__((noinline)) kalloc_t *start(void)
 			      (backend_max_align >= SHIM_MALLOC_ALIGN ? FAST_MALLOC : 0) |
 			      (backend_tells ? 0 : FAST_FREE),
 			      memory_order_release);
+	if (has_direct)
+		kalloc_direct_watch(a, plain_changed, NULL);
 	return a;
 }
 
@@ -472,14 +496,19 @@ static void *bounded_malloc(size_t size)
 	return malloc_rest(size);
 }
 
-/* malloc and free test the plain word, then jump to what start() chose:
- * they are most of a program's calls.  Otherwise they go to the core (or
- * the shim's own memory).  The fast allocs set errno themselves; the fast
- * frees keep it (plugin.h). */
+/* malloc and free jump to hot_malloc and hot_free: they are most of a
+ * program's calls.  The fast allocs set errno themselves; the fast frees
+ * keep it (plugin.h).  What they jump to sees the program's call site as
+ * its own caller. */
 SHIM_API void *malloc(size_t size)
 {
-	if (shim_likely(direct_now()))
-		return hot_malloc(size);
+	return atomic_load_explicit(&hot_malloc, memory_order_acquire)(size);
+}
+
+/* malloc while the handle is not plain, or before the backend is up: the
+ * core, or the shim's own memory. */
+static void *malloc_slow(size_t size)
+{
 	return malloc_core(size ? size : 1, CALLER);
 }
 
@@ -565,8 +594,12 @@ static void free_int(void *p)
 
 SHIM_API void free(void *p)
 {
-	if (shim_likely(direct_now()))
-		return hot_free(p);
+	atomic_load_explicit(&hot_free, memory_order_acquire)(p);
+}
+
+/* free while the handle is not plain, or before the backend is up. */
+static void free_slow_entry(void *p)
+{
 	free_core(p, CALLER);
 }
 

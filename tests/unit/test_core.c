@@ -420,6 +420,57 @@ START_TEST(strerror_texts)
 }
 END_TEST
 
+/* ---- kalloc_direct_watch ------------------------------------------------ */
+
+static int watch_last = -1;
+
+static void watch(void *ctx, int plain)
+{
+	(*(int *)ctx)++;
+	watch_last = plain;
+}
+
+/* The watcher sees the plain word at once, and each store of it after:
+ * fault injection armed and disarmed, a feature turned on (an accounted
+ * allocation), the handle closed; none once removed. */
+START_TEST(direct_watch_follows_the_plain_word)
+{
+	kalloc_t *a;
+	ck_assert_int_eq(kalloc_open("libc", NULL, &a), KALLOC_OK);
+	kalloc_direct_t d;
+	ck_assert_int_eq(kalloc_direct(a, &d), KALLOC_OK);
+	int n = 0;
+	ck_assert_int_eq(kalloc_direct_watch(a, watch, &n), KALLOC_OK);
+	ck_assert(n == 1 && watch_last == 1 && *d.plain);
+	kalloc_fail_nth(1);
+	ck_assert(n == 2 && watch_last == 0 && !*d.plain);
+	kalloc_fail_nth(0);
+	ck_assert(n == 3 && watch_last == 1 && *d.plain);
+
+	kalloc_domain_t *dom = kalloc_domain_create("watched", 0);
+	ck_assert_ptr_nonnull(dom);
+	kalloc_domain_t *was = kalloc_domain_enter(dom);
+	kalloc_buf_t b;
+	ck_assert_int_eq(kalloc_alloc(a, KALLOC_LAYOUT(64, 16), KALLOC_ACCOUNT,
+				      &b), KALLOC_OK);
+	ck_assert(n == 4 && watch_last == 0 && !*d.plain);
+	kalloc_free(a, b.ptr, KALLOC_LAYOUT(64, 16));
+	kalloc_domain_enter(was);
+	ck_assert_int_eq(kalloc_domain_destroy(dom), KALLOC_OK);
+
+	ck_assert_int_eq(kalloc_direct_watch(a, NULL, NULL), KALLOC_OK);
+	kalloc_fail_nth(1);
+	kalloc_fail_nth(0);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(kalloc_direct_watch(a, watch, &n), KALLOC_OK);
+	ck_assert(n == 5 && watch_last == 0);
+	watch_last = -1;
+	kalloc_close(a);
+	ck_assert(n == 6 && watch_last == 0);
+	ck_assert_int_eq(kalloc_direct_watch(NULL, watch, &n), KALLOC_EINVAL);
+}
+END_TEST
+
 /* ---- kalloc_fail_nth (G5) ----------------------------------------------- */
 
 START_TEST(fail_nth_next_call)
@@ -899,6 +950,10 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, errmsg_one_line_per_thread);
 	tcase_add_test(tc, failure_prints_one_line);
 	tcase_add_test(tc, warnings_rate_limited);
+	suite_add_tcase(s, tc);
+
+	tc = new_tcase("direct_watch");
+	tcase_add_test(tc, direct_watch_follows_the_plain_word);
 	suite_add_tcase(s, tc);
 
 	tc = new_tcase("lean_entries");
