@@ -50,6 +50,7 @@ static void heap_reset(struct heap *h)
 	}
 	atomic_store_explicit(&h->pending, NULL, memory_order_relaxed);
 	h->medium_n = 0;
+	h->medium_units = 0;
 }
 
 /* A fresh heap from the arena; heaps_lock held. */

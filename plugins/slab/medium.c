@@ -18,7 +18,7 @@
  * a span gives its tail units back, and takes the free units after it.
  *
  * The medium cache: a thread's heap keeps the last MEDIUM_CACHE spans its
- * thread freed, whole (WHERE_CACHED, bit 0 clear: a free of the block is
+ * thread freed (MEDIUM_CACHE_UNITS units at most), whole (WHERE_CACHED, bit 0 clear: a free of the block is
  * still a double free), and its next medium block takes one that fits
  * without the pool's lock, its pages resident.  Two threads churning
  * blocks of 40-200 KiB otherwise meet at the pool's lock at every call.
@@ -42,6 +42,7 @@ static struct slab *cache_remove(struct heap *h, unsigned i)
 	for (; i + 1 < h->medium_n; i++)
 		h->medium[i] = h->medium[i + 1];
 	h->medium_n--;
+	h->medium_units -= s->span;
 	return s;
 }
 
@@ -115,10 +116,13 @@ void slab_medium_free(struct slab *s, void *p)
 		errno = saved;
 		return;
 	}
-	if (h->medium_n == MEDIUM_CACHE) /* the oldest goes */
+	/* the oldest go, to make room (a span is at most MEDIUM_MAX_UNITS) */
+	while (h->medium_n == MEDIUM_CACHE ||
+	       h->medium_units + s->span > MEDIUM_CACHE_UNITS)
 		slab_pool_put(cache_remove(h, 0), false);
 	__atomic_store_n(&s->where, WHERE_CACHED, __ATOMIC_RELAXED);
 	h->medium[h->medium_n++] = s;
+	h->medium_units += s->span;
 	errno = saved;
 }
 
@@ -127,6 +131,7 @@ void slab_medium_flush(struct heap *h)
 	for (unsigned i = 0; i < h->medium_n; i++)
 		slab_pool_put(h->medium[i], false);
 	h->medium_n = 0;
+	h->medium_units = 0;
 }
 
 bool slab_medium_resize(struct slab *s, size_t size, bool nowait, bool zero,

@@ -178,6 +178,7 @@ struct heap {
 	_Atomic(struct slab *) pending;    /* slabs with remote frees */
 	struct slab *medium[MEDIUM_CACHE]; /* medium spans freed, oldest first */
 	uint32_t medium_n;
+	uint32_t medium_units;             /* their units in all */
 	struct heap *all_next;             /* every heap (heaps_lock) */
 	struct heap *pool_next;            /* abandoned heaps (heaps_lock) */
 	int state;                         /* HEAP_* (heaps_lock) */

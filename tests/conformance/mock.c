@@ -484,6 +484,21 @@ static const kalloc_plugin_fast_t fast = {
 #define MOCK_FAST NULL
 #endif
 
+#if defined(MOCK_ALIGNED_CONCURRENT) || defined(MOCK_FREE_OWN_LEAKS)
+/* malloc's block: the inner backend's {size ? size : 1, 16}, as it is. */
+static void *mock_malloc(size_t size)
+{
+	kalloc_buf_t b;
+	if (size > ((size_t)1 << 40) ||
+	    host->realloc(inner, NULL, KALLOC_LAYOUT(size ? size : 1, 16),
+			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return b.ptr;
+}
+#endif
+
 #ifdef MOCK_MALLOC_UNDER_16
 /* Blocks of 16 bytes more than asked; under 16 bytes the pointer handed
  * out is 8 bytes in (the fault), and free takes it back from there. */
@@ -523,18 +538,6 @@ static void *unshift(void *ptr)
 	return host->owns(inner, ptr) == 2 ? (char *)ptr - 16 : ptr;
 }
 
-static void *mock_malloc(size_t size)
-{
-	kalloc_buf_t b;
-	if (size > ((size_t)1 << 40) ||
-	    host->realloc(inner, NULL, KALLOC_LAYOUT(size ? size : 1, 16),
-			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b.ptr;
-}
-
 /* Blocks of 16 bytes more than asked, handed out at their start, but 16
  * bytes in (the fault) while another thread is inside too. */
 static void *mock_aligned(size_t align, size_t size)
@@ -568,18 +571,6 @@ static int mock_malloc_entries(void *state, kalloc_malloc_t *out)
 }
 #define MOCK_MALLOC_ENTRIES mock_malloc_entries
 #elif defined(MOCK_FREE_OWN_LEAKS)
-static void *mock_malloc(size_t size)
-{
-	kalloc_buf_t b;
-	if (size > ((size_t)1 << 40) ||
-	    host->realloc(inner, NULL, KALLOC_LAYOUT(size ? size : 1, 16),
-			  KALLOC_LAYOUT_UNKNOWN, KALLOC_NOWARN, &b)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return b.ptr;
-}
-
 static int mock_malloc_free(void *ptr)
 {
 	return host->free(inner, ptr, KALLOC_LAYOUT_UNKNOWN);

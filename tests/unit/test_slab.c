@@ -867,8 +867,9 @@ static void *medium_churn_thread(void *arg)
 	return NULL;
 }
 
-/* A thread keeps its last MEDIUM_CACHE freed spans and reuses one that
- * fits (n..2n units); the oldest goes back to the pool, and the rest when
+/* A thread keeps its last MEDIUM_CACHE freed spans (MEDIUM_CACHE_UNITS
+ * units at most) and reuses one that fits (n..2n units); the oldest go
+ * back to the pool, and the rest when
  * the thread ends.  A cached span's block is still freed: not owned, and a
  * second free is a double free (double_free_detected). */
 START_TEST(medium_cache_reuses_spans)
@@ -890,13 +891,23 @@ START_TEST(medium_cache_reuses_spans)
 	ck_assert_uint_eq(len, 65536);
 	release(q);
 	release(r);
-	/* six freed: the cache keeps the last four */
-	char *m[6];
-	for (int i = 0; i < 6; i++)
+	/* more freed than it keeps: the last MEDIUM_CACHE */
+	char *m[MEDIUM_CACHE + 2];
+	for (int i = 0; i < MEDIUM_CACHE + 2; i++)
 		m[i] = alloc(40000, 8, 0, NULL);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < MEDIUM_CACHE + 2; i++)
 		release(m[i]);
-	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"), 4 * 65536);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"),
+			  MEDIUM_CACHE * 65536);
+	/* and MEDIUM_CACHE_UNITS units at most: spans of 8 units push the
+	 * 2-unit ones out, then each other */
+	char *big[MEDIUM_CACHE];
+	for (int i = 0; i < MEDIUM_CACHE; i++)
+		big[i] = alloc(250000, 8, 0, NULL);
+	for (int i = 0; i < MEDIUM_CACHE; i++)
+		release(big[i]);
+	ck_assert_uint_eq(stat_of("slab", "medium_cached_bytes"),
+			  MEDIUM_CACHE_UNITS / 8 * 262144);
 	/* another thread's cache goes back to the pool when it ends */
 	uint64_t mine = stat_of("slab", "medium_cached_bytes");
 	pthread_t t;
