@@ -17,8 +17,10 @@
  *   3. the backend, unless it says the pointer is not its block: then the
  *      pointer is foreign, reported once on stderr and left alone.  While
  *      the handle is plain, free asks the backend's fast free, which
- *      answers and frees in one lookup (0: foreign) and reports the misuse
- *      the backend detects (a double free of its own block aborts);
+ *      answers and frees in one lookup (0: foreign; a free_own hands such
+ *      a pointer to the shim's foreign-free handler instead, and the
+ *      arena and the mappings are looked at only then) and reports the
+ *      misuse the backend detects (a double free of its own block aborts);
  *      otherwise, and for realloc and malloc_usable_size, kalloc_owns()
  *      answers (0: foreign).
  *
@@ -34,8 +36,10 @@
  * whether there is one.  malloc, free and the aligned allocations go to
  * the backend's malloc entries (kalloc_malloc_entries) in the front's
  * place, or to the shim's wrappers of the front for those it has not.
- * Every other call goes to the core; blocks cross freely between the
- * paths.
+ * malloc and free do not read the plain word: each jumps through a
+ * pointer that the core's watcher of the word (kalloc_direct_watch)
+ * switches between those entries and the core's way.  Every other call
+ * goes to the core; blocks cross freely between the paths.
  *
  * Start-up: the first allocation opens the backend with kalloc_default(),
  * which itself allocates (getenv, opendir, dlopen...).  A state word goes
