@@ -27,6 +27,7 @@ static const struct option options[] = {
 	{ "KALLOC_PAGE_HUGE", "page backend: blocks of this many bytes or more get transparent huge pages (default 8 MiB, 0 = never)" },
 	{ "KALLOC_KV_THRESHOLD", "kv backend: largest size tried on the small backend only" },
 	{ "KALLOC_KV_SMALL", "kv backend: the small backend's name (default slab, else libc)" },
+	{ "KALLOC_KV_LARGE", "kv backend: sizes above it go to page first (default 0: none, page serves what the small backend fails)" },
 	{ "KALLOC_SLAB_DECAY_MS", "slab backend: delay before empty slabs return to the OS" },
 	{ "KALLOC_TOOLS", "0: slab and page do not describe their blocks to valgrind's memcheck or ASan (default: they do when the program runs under one)" },
 };

@@ -95,41 +95,56 @@ _SLAB_TELLS = {
         "interior_free_small", "unaligned_free_small")},
     # a pointer past the block, in slab's chunk: memcheck knows no block
     "free_own_mapping": "memcheck: Invalid free, no site; then caught"}
+_SLAB_VALGRIND = {
+    **_SLAB_TELLS,
+    "interior_free_large": "memcheck: Invalid free; then caught",
+    "unaligned_free_large": "memcheck: Invalid free; then caught",
+    # a medium block's span stays in slab's chunk: its second free is
+    # one memcheck sees, as a small block's
+    "double_free_medium": "memcheck: Invalid free; then caught",
+    "double_free_medium_delayed": "memcheck: Invalid free; then caught",
+    "interior_free_medium": "memcheck: Invalid free; then caught",
+    # under memcheck slab unmaps a large block at its free (so memcheck
+    # sees a use of it): a second free is of a pointer it no longer
+    # knows, which the shim reports and leaves alone
+    "double_free_large": "reported",
+    "double_free_large_delayed": "reported",
+    # foreign pointers: the shim leaves them alone, memcheck never
+    # sees a free
+    "free_stack": "reported", "free_foreign_mapping": "reported",
+    "realloc_uninit": "reported", "free_uninit": "reported",
+    # memcheck reports the write; slab's free-list check then aborts
+    # when the overwritten link is used: 8 bytes reach the next block's
+    # link, and the report names the block before it, the victim; one
+    # byte spoils the link without naming the victim
+    "overflow_small_1": "memcheck: Invalid write; then abort",
+    "overflow_small_8": "memcheck: Invalid write; then caught",
+    # no later allocation of the class reaches the spoiled block (a C
+    # program under the shim loads no libstdc++, whose exit-time frees
+    # used to): memcheck's report is the catch
+    "write_after_free_small": "memcheck: Invalid write",
+    "write_after_free_small_reuse": "memcheck: Invalid write",
+    # the block ends its mapping (or is unmapped): the write then faults
+    "overflow_large_1": "memcheck: Invalid write; then SIGSEGV",
+    "overflow_large_8": "memcheck: Invalid write; then SIGSEGV",
+    "write_after_free_large": "memcheck: Invalid write; then SIGSEGV",
+}
+# Under ASan no free reaches ASan's runtime: kfree is the backend's,
+# whose checks abort as through the API (tests/README.md, "misuse")
+_SLAB_ASAN = {
+    **{c: "caught" for c in CASES
+       if not c.startswith(("overflow", "write_after_free"))},
+    "overflow_small_1": "asan: use-after-poison",
+    "overflow_small_8": "asan: use-after-poison",
+    "write_after_free_small": "asan: use-after-poison",
+    "write_after_free_small_reuse": "asan: use-after-poison",
+    # the block ends its mapping, or is unmapped at its free
+    "overflow_large_1": "asan: SEGV, no site",
+    "overflow_large_8": "asan: SEGV, no site",
+    "write_after_free_large": "asan: SEGV, no site",
+}
 EXPECT = {
-    "valgrind:slab": {
-        **_SLAB_TELLS,
-        "interior_free_large": "memcheck: Invalid free; then caught",
-        "unaligned_free_large": "memcheck: Invalid free; then caught",
-        # a medium block's span stays in slab's chunk: its second free is
-        # one memcheck sees, as a small block's
-        "double_free_medium": "memcheck: Invalid free; then caught",
-        "double_free_medium_delayed": "memcheck: Invalid free; then caught",
-        "interior_free_medium": "memcheck: Invalid free; then caught",
-        # under memcheck slab unmaps a large block at its free (so memcheck
-        # sees a use of it): a second free is of a pointer it no longer
-        # knows, which the shim reports and leaves alone
-        "double_free_large": "reported",
-        "double_free_large_delayed": "reported",
-        # foreign pointers: the shim leaves them alone, memcheck never
-        # sees a free
-        "free_stack": "reported", "free_foreign_mapping": "reported",
-        "realloc_uninit": "reported", "free_uninit": "reported",
-        # memcheck reports the write; slab's free-list check then aborts
-        # when the overwritten link is used: 8 bytes reach the next block's
-        # link, and the report names the block before it, the victim; one
-        # byte spoils the link without naming the victim
-        "overflow_small_1": "memcheck: Invalid write; then abort",
-        "overflow_small_8": "memcheck: Invalid write; then caught",
-        # no later allocation of the class reaches the spoiled block (a C
-        # program under the shim loads no libstdc++, whose exit-time frees
-        # used to): memcheck's report is the catch
-        "write_after_free_small": "memcheck: Invalid write",
-        "write_after_free_small_reuse": "memcheck: Invalid write",
-        # the block ends its mapping (or is unmapped): the write then faults
-        "overflow_large_1": "memcheck: Invalid write; then SIGSEGV",
-        "overflow_large_8": "memcheck: Invalid write; then SIGSEGV",
-        "write_after_free_large": "memcheck: Invalid write; then SIGSEGV",
-    },
+    "valgrind:slab": _SLAB_VALGRIND,
     "valgrind:page": {
         **{c: "caught" for c in CASES if c.startswith("double_free")},
         # page's table knows block starts only: the shim leaves the rest
@@ -150,28 +165,9 @@ EXPECT = {
         "write_after_free_small_reuse": "memcheck: Invalid write",
         "write_after_free_large": "memcheck: Invalid write",
     },
-    "valgrind:kv": {
-        # small blocks on slab, large ones on page
-        **_SLAB_TELLS,
-        "double_free_large": "caught", "double_free_large_delayed": "caught",
-        # medium blocks (up to 256 KiB) on slab, as slab alone
-        "double_free_medium": "memcheck: Invalid free; then caught",
-        "double_free_medium_delayed": "memcheck: Invalid free; then caught",
-        "interior_free_medium": "memcheck: Invalid free; then caught",
-        **{c: "reported" for c in (
-            "interior_free_large", "unaligned_free_large", "free_stack",
-            "free_foreign_mapping", "realloc_uninit", "free_uninit")},
-        "overflow_small_1": "memcheck: Invalid write; then abort",
-        "overflow_small_8": "memcheck: Invalid write; then caught",
-        # whether the write past the mapping faults depends on what the
-        # process maps after it (it did while the shim loaded libstdc++):
-        # memcheck's report is the catch
-        "overflow_large_1": "memcheck: Invalid write",
-        "overflow_large_8": "memcheck: Invalid write",
-        "write_after_free_small": "memcheck: Invalid write",
-        "write_after_free_small_reuse": "memcheck: Invalid write",
-        "write_after_free_large": "memcheck: Invalid write",
-    },
+    # kv serves every size on slab first (page only when slab fails):
+    # the outcomes are slab's
+    "valgrind:kv": _SLAB_VALGRIND,
     # memcheck's own malloc serves the libc backend: it sees every free
     "valgrind:libc": {
         **{c: "memcheck: Invalid free" for c in CASES
@@ -186,20 +182,7 @@ EXPECT = {
         **{c: "memcheck: Invalid write" for c in CASES
            if c.startswith(("overflow", "write_after_free"))},
     },
-    # Under ASan no free reaches ASan's runtime: kfree is the backend's,
-    # whose checks abort as through the API (tests/README.md, "misuse")
-    "asan:slab": {
-        **{c: "caught" for c in CASES
-           if not c.startswith(("overflow", "write_after_free"))},
-        "overflow_small_1": "asan: use-after-poison",
-        "overflow_small_8": "asan: use-after-poison",
-        "write_after_free_small": "asan: use-after-poison",
-        "write_after_free_small_reuse": "asan: use-after-poison",
-        # the block ends its mapping, or is unmapped at its free
-        "overflow_large_1": "asan: SEGV, no site",
-        "overflow_large_8": "asan: SEGV, no site",
-        "write_after_free_large": "asan: SEGV, no site",
-    },
+    "asan:slab": _SLAB_ASAN,
     "asan:page": {
         **{c: "caught" for c in CASES
            if not c.startswith(("overflow", "write_after_free"))},
@@ -213,19 +196,7 @@ EXPECT = {
         "write_after_free_small_reuse": "asan: use-after-poison",
         "write_after_free_large": "asan: use-after-poison",
     },
-    "asan:kv": {
-        **{c: "caught" for c in CASES
-           if not c.startswith(("overflow", "write_after_free"))},
-        "overflow_small_1": "asan: use-after-poison",
-        "overflow_small_8": "asan: use-after-poison",
-        "overflow_large_1": LARGE_OVERFLOW,
-        # now and then (1 run in 30) the 8 bytes past the 1 MiB block land
-        # in kv's own state, which the next kmalloc reads: kv faults
-        "overflow_large_8": LARGE_OVERFLOW + ("asan: SEGV in kv.c",),
-        "write_after_free_small": "asan: use-after-poison",
-        "write_after_free_small_reuse": "asan: use-after-poison",
-        "write_after_free_large": "asan: use-after-poison",
-    },
+    "asan:kv": _SLAB_ASAN,
 }
 assert all(set(EXPECT[s]) == set(CASES) for s in SUBJECTS), \
     [(s, set(CASES) ^ set(EXPECT[s])) for s in SUBJECTS]

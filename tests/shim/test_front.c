@@ -67,6 +67,7 @@ static void on_fixture(const char *path)
 	dlclose(dl);
 }
 
+/* Run with KALLOC_KV_LARGE=262144: a 1 MiB block is page's. */
 static void on_kv(void)
 {
 	kalloc_t *slab = kalloc_get("slab"), *page = kalloc_get("page");

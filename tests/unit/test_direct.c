@@ -375,8 +375,9 @@ END_TEST
 /* A page block: the front's free says 0 and leaves it, the rest frees it. */
 START_TEST(kv_front_free_leaves_page_block_to_rest)
 {
-	kalloc_t *kv = kalloc_get("kv"), *page = kalloc_get("page");
-	ck_assert(kv && page);
+	kalloc_t *kv, *page = kalloc_get("page");
+	ck_assert_int_eq(kalloc_open("kv", "large=262144", &kv), KALLOC_OK);
+	ck_assert(page);
 	kalloc_direct_t d;
 	kalloc_front_t f;
 	front_of(kv, &d, &f);
@@ -390,6 +391,7 @@ START_TEST(kv_front_free_leaves_page_block_to_rest)
 	ck_assert_uint_eq(l[((size_t)1 << 20) - 1], 0x66);
 	ck_assert_int_eq(RFREE(f, l), 1);
 	ck_assert_int_ne(kalloc_owns(page, l), 1);
+	kalloc_close(kv);
 }
 END_TEST
 

@@ -175,18 +175,28 @@ START_TEST(sizes_above_large_go_to_page)
 }
 END_TEST
 
-/* By default `large` is slab's largest block in its chunks (a medium span,
- * 256 KiB): below, the small backend serves kvmalloc; above, page. */
-START_TEST(default_large_is_slabs_largest_block)
+/* By default no size goes to page first: slab serves kvmalloc at every
+ * size it can, a medium span (256 KiB) and a large mapping (64 MiB) too,
+ * and grows them there; large=0 says the same. */
+START_TEST(default_large_is_none)
 {
-	kalloc_t *a = open_kv("small=slab");
-	kalloc_buf_t b = alloc_ok(a, 256 * 1024, 16, 0);
-	ck_assert(!in_page(b.ptr));
-	kalloc_buf_t c = alloc_ok(a, 256 * 1024 + 1, 16, 0);
-	ck_assert(in_page(c.ptr));
-	kalloc_free(a, b.ptr, KALLOC_LAYOUT(256 * 1024, 16));
-	kalloc_free(a, c.ptr, KALLOC_LAYOUT(256 * 1024 + 1, 16));
-	kalloc_close(a);
+	const char *opts[] = { "small=slab", "small=slab,large=0" };
+	for (int i = 0; i < 2; i++) {
+		kalloc_t *a = open_kv(opts[i]);
+		kalloc_buf_t b = alloc_ok(a, 256 * 1024 + 1, 16, 0);
+		ck_assert(!in_page(b.ptr));
+		kalloc_buf_t c = alloc_ok(a, (size_t)64 << 20, 16, 0);
+		ck_assert(!in_page(c.ptr));
+		kalloc_buf_t g;
+		ck_assert_int_eq(kalloc_realloc(a, b.ptr,
+						KALLOC_LAYOUT((size_t)8 << 20, 16),
+						KALLOC_LAYOUT(256 * 1024 + 1, 16),
+						0, &g), KALLOC_OK);
+		ck_assert(!in_page(g.ptr));
+		kalloc_free(a, g.ptr, KALLOC_LAYOUT((size_t)8 << 20, 16));
+		kalloc_free(a, c.ptr, KALLOC_LAYOUT((size_t)64 << 20, 16));
+		kalloc_close(a);
+	}
 }
 END_TEST
 
@@ -437,7 +447,7 @@ int main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, small_sizes_stay_on_the_small_backend);
 	tcase_add_test(tc, sizes_above_large_go_to_page);
-	tcase_add_test(tc, default_large_is_slabs_largest_block);
+	tcase_add_test(tc, default_large_is_none);
 	tcase_add_test(tc, large_sizes_fall_back_to_page);
 	tcase_add_test(tc, alignments_the_small_backend_refuses_go_to_page);
 	tcase_add_test(tc, realloc_crosses_the_threshold_both_ways);
