@@ -46,8 +46,8 @@
 #define MEDIUM_MAX_UNITS 8u
 #define MEDIUM_MAX (MEDIUM_MAX_UNITS * 32768u) /* 256 KiB */
 #define CLASS_MEDIUM CLASS_SLOTS
-#define MEDIUM_CACHE 8 /* spans a heap keeps for reuse (medium.c), */
-#define MEDIUM_CACHE_UNITS 48u /* holding at most 1.5 MiB in all */
+#define MEDIUM_CACHE 8          /* spans a heap keeps for reuse (medium.c) */
+#define MEDIUM_CACHE_UNITS 48u  /* and their units in all (1.5 MiB) */
 
 struct class_info {
 	uint32_t size;    /* block size */

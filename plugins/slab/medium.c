@@ -18,9 +18,10 @@
  * a span gives its tail units back, and takes the free units after it.
  *
  * The medium cache: a thread's heap keeps the last MEDIUM_CACHE spans its
- * thread freed (MEDIUM_CACHE_UNITS units at most), whole (WHERE_CACHED, bit 0 clear: a free of the block is
- * still a double free), and its next medium block takes one that fits
- * without the pool's lock, its pages resident.  Two threads churning
+ * thread freed (MEDIUM_CACHE_UNITS units at most), whole (WHERE_CACHED,
+ * bit 0 clear: a free of the block is still a double free), and its next
+ * medium block takes one that fits without the pool's lock, its pages
+ * resident.  Two threads churning
  * blocks of 40-200 KiB otherwise meet at the pool's lock at every call.
  * The cache goes back to the pool when its thread ends; a thread without a
  * heap of its own (under a memory tool) frees to the pool.

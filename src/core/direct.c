@@ -7,15 +7,15 @@
  * a->features == 0 and kalloc__fail_armed == 0.  Both inputs change only
  * through this file, under plain_lock, and the words they affect are stored
  * (and their watchers told, in the same order) before the lock is
- * released.  So no store of a stale value can follow a
- * fresher one, and a thread that arms fault injection finds every word 0
- * once its call returns.  (Inputs that can only grow, a handle's features,
- * would be safe without the lock; arming goes both ways, from any thread.)
+ * released.  So no store of a stale value can follow a fresher one, and a
+ * thread that arms fault injection finds every word 0 once its call
+ * returns.  (Inputs that can only grow, a handle's features, would be safe
+ * without the lock; arming goes both ways, from any thread.)
  *
  * plain_lock is a leaf: nothing under it takes another lock, allocates or
- * calls a plugin (a watcher only stores).  Taken by the registry's fork hooks (after the registry's
- * lock) and released in parent and child, so a child never inherits it
- * held.
+ * calls a plugin (a watcher only stores).  Taken by the registry's fork
+ * hooks (after the registry's lock) and released in parent and child, so
+ * a child never inherits it held.
  */
 #include "internal.h"
 

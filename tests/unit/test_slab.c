@@ -869,9 +869,9 @@ static void *medium_churn_thread(void *arg)
 
 /* A thread keeps its last MEDIUM_CACHE freed spans (MEDIUM_CACHE_UNITS
  * units at most) and reuses one that fits (n..2n units); the oldest go
- * back to the pool, and the rest when
- * the thread ends.  A cached span's block is still freed: not owned, and a
- * second free is a double free (double_free_detected). */
+ * back to the pool, and the rest when the thread ends.  A cached span's
+ * block is still freed: not owned, and a second free is a double free
+ * (double_free_detected). */
 START_TEST(medium_cache_reuses_spans)
 {
 	open_slab();
